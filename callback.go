@@ -1,0 +1,332 @@
+package dojob
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Callback receives a job's notifications (IBackgroundCopyCallback).
+//
+// Per job, callbacks run one at a time, in the order the events happened, on
+// a goroutine the Manager owns and waits for in Close, never while dojob holds
+// a lock: a callback may call any method of the job or the Manager, and
+// calling Complete from JobTransferred is the canonical pattern. Callbacks of
+// different jobs may run concurrently.
+//
+// JobTransferred is called when the job enters TRANSFERRED, and JobError when
+// it enters ERROR (never for transient errors). If either returns a non-nil
+// error or panics (the panic is recovered and logged), it is called again
+// after the job's minimum retry delay for as long as the job stays in that
+// state: delivery is at least once. JobModification is called on state
+// changes, property changes, added files and progress; its result is
+// ignored. Which methods are called is chosen by the job's NotifyFlags.
+type Callback interface {
+	JobTransferred(j *Job) error
+	JobError(j *Job, e *JobError) error
+	JobModification(j *Job) error
+}
+
+// FileCallback is an optional extension of Callback: a Callback that also
+// implements it is told when each file of a job finishes transferring, if
+// the job's flags include NotifyFileTransferred (IBackgroundCopyCallback2).
+type FileCallback interface {
+	FileTransferred(j *Job, f FileInfo) error
+}
+
+// CallbackFuncs implements Callback (and FileCallback) with optional
+// functions; a nil field is a no-op that returns nil. The zero value ignores
+// every notification.
+type CallbackFuncs struct {
+	Transferred  func(j *Job) error
+	Error        func(j *Job, e *JobError) error
+	Modification func(j *Job) error
+	File         func(j *Job, f FileInfo) error // called by FileTransferred
+}
+
+// JobTransferred calls Transferred if it is set.
+func (c CallbackFuncs) JobTransferred(j *Job) error {
+	if c.Transferred == nil {
+		return nil
+	}
+	return c.Transferred(j)
+}
+
+// JobError calls Error if it is set.
+func (c CallbackFuncs) JobError(j *Job, e *JobError) error {
+	if c.Error == nil {
+		return nil
+	}
+	return c.Error(j, e)
+}
+
+// JobModification calls Modification if it is set.
+func (c CallbackFuncs) JobModification(j *Job) error {
+	if c.Modification == nil {
+		return nil
+	}
+	return c.Modification(j)
+}
+
+// FileTransferred calls File if it is set.
+func (c CallbackFuncs) FileTransferred(j *Job, f FileInfo) error {
+	if c.File == nil {
+		return nil
+	}
+	return c.File(j, f)
+}
+
+// NotifyFlags selects the notifications a job delivers (BG_NOTIFY_*).
+type NotifyFlags uint32
+
+// The notification flags, with their BITS values. A new job has
+// NotifyJobTransferred|NotifyJobError.
+const (
+	NotifyJobTransferred  NotifyFlags = 0x1  // JobTransferred
+	NotifyJobError        NotifyFlags = 0x2  // JobError
+	NotifyDisable         NotifyFlags = 0x4  // no notification at all, whatever else is set
+	NotifyJobModification NotifyFlags = 0x8  // JobModification
+	NotifyFileTransferred NotifyFlags = 0x10 // FileCallback.FileTransferred
+	notifyAll                         = NotifyJobTransferred | NotifyJobError | NotifyDisable | NotifyJobModification | NotifyFileTransferred
+
+	// DefaultNotifyFlags are the flags of a new job.
+	DefaultNotifyFlags = NotifyJobTransferred | NotifyJobError
+)
+
+// String lists the set flags, e.g. "JOB_TRANSFERRED|JOB_ERROR".
+func (f NotifyFlags) String() string {
+	if f == 0 {
+		return "0"
+	}
+	var parts []string
+	for _, n := range []struct {
+		f    NotifyFlags
+		name string
+	}{
+		{NotifyJobTransferred, "JOB_TRANSFERRED"},
+		{NotifyJobError, "JOB_ERROR"},
+		{NotifyDisable, "DISABLE"},
+		{NotifyJobModification, "JOB_MODIFICATION"},
+		{NotifyFileTransferred, "FILE_TRANSFERRED"},
+	} {
+		if f&n.f != 0 {
+			parts = append(parts, n.name)
+		}
+	}
+	if rest := f &^ notifyAll; rest != 0 {
+		parts = append(parts, fmt.Sprintf("0x%x", uint32(rest)))
+	}
+	return strings.Join(parts, "|")
+}
+
+// SetNotifyFlags chooses which notifications the job delivers. Unknown bits
+// return ErrInvalidArg. Enabling JobTransferred or JobError on a job already
+// in TRANSFERRED or ERROR delivers the notification it owes.
+func (j *Job) SetNotifyFlags(f NotifyFlags) error {
+	if f&^notifyAll != 0 {
+		return errorf(ErrInvalidArg, "unknown notify flags %#x", uint32(f&^notifyAll))
+	}
+	return j.update(func() error {
+		j.flags = f
+		j.queueFinalLocked()
+		j.armTickLocked()
+		return nil
+	})
+}
+
+// NotifyFlags returns the job's notification flags.
+func (j *Job) NotifyFlags() NotifyFlags {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.flags
+}
+
+// SetNotifyInterface registers cb for the job's notifications, replacing any
+// earlier one; nil clears it. Registering on a job that is already
+// TRANSFERRED or ERROR delivers that notification (BITS: at least once).
+// Callbacks are not persisted: after a restart, register again.
+func (j *Job) SetNotifyInterface(cb Callback) error {
+	return j.update(func() error {
+		j.cb = cb
+		j.queueFinalLocked()
+		j.armTickLocked()
+		return nil
+	})
+}
+
+// NotifyInterface returns the registered callback, or nil.
+func (j *Job) NotifyInterface() Callback {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.cb
+}
+
+type noteKind uint8
+
+const (
+	noteModification noteKind = iota
+	noteTransferred
+	noteError
+	noteFile
+)
+
+// note is one queued notification.
+type note struct {
+	kind    noteKind
+	episode uint64    // for noteTransferred/noteError: the entry it belongs to
+	file    *FileInfo // for noteFile
+}
+
+// wantsLocked reports whether a notification of kind k would be delivered.
+func (j *Job) wantsLocked(k noteKind) bool {
+	if j.cb == nil || j.flags&NotifyDisable != 0 {
+		return false
+	}
+	switch k {
+	case noteTransferred:
+		return j.flags&NotifyJobTransferred != 0
+	case noteError:
+		return j.flags&NotifyJobError != 0
+	case noteFile:
+		_, ok := j.cb.(FileCallback)
+		return ok && j.flags&NotifyFileTransferred != 0
+	default:
+		return j.flags&NotifyJobModification != 0
+	}
+}
+
+// queueModificationLocked queues a JobModification. Modifications carry no
+// payload, so one that is already waiting at the end of the queue absorbs
+// the new one: the queue never holds two in a row, and a blocked callback
+// cannot make it grow without bound.
+func (j *Job) queueModificationLocked() {
+	if !j.wantsLocked(noteModification) {
+		return
+	}
+	if n := len(j.notes); n > 0 && j.notes[n-1].kind == noteModification {
+		return
+	}
+	j.notedBytes = j.bytesLocked()
+	j.pushLocked(note{kind: noteModification})
+}
+
+// queueFinalLocked queues the JobTransferred or JobError the job owes for
+// its current stay in TRANSFERRED or ERROR, unless it is already queued or
+// cannot be delivered yet (no callback, or flags off).
+func (j *Job) queueFinalLocked() {
+	if !j.pendingFinal || j.queuedEp == j.episode {
+		return
+	}
+	k := noteTransferred
+	if j.state == StateError {
+		k = noteError
+	}
+	if !j.wantsLocked(k) {
+		return
+	}
+	j.queuedEp = j.episode
+	j.m.clock.stop(&j.redeliverDL)
+	j.pushLocked(note{kind: k, episode: j.episode})
+}
+
+// queueFileLocked queues FileTransferred for f.
+func (j *Job) queueFileLocked(f *file) {
+	if !j.wantsLocked(noteFile) {
+		return
+	}
+	fi := f.infoLocked()
+	j.pushLocked(note{kind: noteFile, file: &fi})
+}
+
+// pushLocked appends n to the queue and makes sure a drain goroutine runs.
+func (j *Job) pushLocked(n note) {
+	j.notes = append(j.notes, n)
+	if !j.draining && j.m.spawn(j.drain) {
+		j.draining = true
+	}
+}
+
+// drain delivers the job's queued notifications one at a time, outside the
+// lock, and exits when the queue is empty or the Manager is closing.
+func (j *Job) drain() {
+	for {
+		j.mu.Lock()
+		if len(j.notes) == 0 || j.m.closing.Load() {
+			j.draining = false
+			j.mu.Unlock()
+			return
+		}
+		n := j.notes[0]
+		j.notes[0] = note{}
+		j.notes = j.notes[1:]
+		if len(j.notes) == 0 {
+			j.notes = nil // let the backing array go
+		}
+		cb := j.cb
+		deliver := j.wantsLocked(n.kind)
+		var jerr *JobError
+		switch n.kind {
+		case noteTransferred, noteError:
+			// Delivered only while the job is still in the state it owes
+			// the notification for.
+			if n.episode != j.episode || !j.pendingFinal {
+				deliver = false
+			}
+			if !deliver && j.queuedEp == n.episode {
+				j.queuedEp = 0 // may be queued again, e.g. when the flags allow it
+			}
+			jerr = j.jerr
+		}
+		j.mu.Unlock()
+		if !deliver {
+			continue
+		}
+
+		err := j.call(cb, n, jerr)
+
+		if n.kind != noteTransferred && n.kind != noteError {
+			continue
+		}
+		j.mu.Lock()
+		if j.queuedEp == n.episode {
+			j.queuedEp = 0
+		}
+		if n.episode == j.episode && j.pendingFinal {
+			if err == nil {
+				j.pendingFinal = false
+			} else {
+				j.m.log.Warn("dojob: callback failed; it will be called again", "job", j.id.String(), "err", err)
+				j.m.clock.set(&j.redeliverDL, j.m.now()+j.retryDelay)
+			}
+		}
+		j.mu.Unlock()
+	}
+}
+
+// call runs one callback method, turning a panic into an error.
+func (j *Job) call(cb Callback, n note, jerr *JobError) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("dojob: callback panicked: %v", r)
+			j.m.log.Error("dojob: callback panicked", "job", j.id.String(), "panic", fmt.Sprint(r))
+		}
+	}()
+	switch n.kind {
+	case noteTransferred:
+		return cb.JobTransferred(j)
+	case noteError:
+		return cb.JobError(j, jerr)
+	case noteFile:
+		return cb.(FileCallback).FileTransferred(j, *n.file)
+	default:
+		return cb.JobModification(j)
+	}
+}
+
+// onRedeliver re-queues a JobTransferred or JobError whose callback failed,
+// if the job still owes it.
+func (j *Job) onRedeliver(time.Duration) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.queueFinalLocked()
+}

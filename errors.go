@@ -1,0 +1,409 @@
+package dojob
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+)
+
+// HRESULT is a Windows result code as DO and BITS report it. It implements
+// error, so the sentinel codes below can be compared with errors.Is and
+// extracted with errors.As:
+//
+//	var hr dojob.HRESULT
+//	if errors.As(err, &hr) { log.Printf("code %#x", uint32(hr)) }
+//
+// The zero value is S_OK, which is not an error code; dojob never returns it
+// as an error. HRESULT values are immutable and safe for concurrent use.
+type HRESULT uint32
+
+// The codes dojob returns. Names and values follow the DO and BITS headers
+// (see the project's reference notes); the DO code is used where DO and BITS
+// both define one.
+const (
+	// ErrNoService (DO_E_NO_SERVICE): the Manager is closed, so it can no
+	// longer provide the service.
+	ErrNoService HRESULT = 0x80D01001
+	// ErrNoProgress (DO_E_DOWNLOAD_NO_PROGRESS): the job made no progress
+	// within its no-progress timeout.
+	ErrNoProgress HRESULT = 0x80D02002
+	// ErrJobNotFound (DO_E_JOB_NOT_FOUND): no such job in the Manager.
+	ErrJobNotFound HRESULT = 0x80D02003
+	// ErrJobEmpty (DO_E_JOB_EMPTY): Resume on a job that holds no file.
+	ErrJobEmpty HRESULT = 0x80D02004
+	// ErrFileNotAvailable (DO_E_FILE_NOT_AVAILABLE): the error is not tied
+	// to a file.
+	ErrFileNotAvailable HRESULT = 0x80D02010
+	// ErrInvalidState (DO_E_INVALID_STATE): the call is not allowed in the
+	// job's state (ACKNOWLEDGED or CANCELLED).
+	ErrInvalidState HRESULT = 0x80D02013
+	// ErrErrorInformationUnavailable (DO_E_ERROR_INFORMATION_UNAVAILABLE):
+	// the job is in neither ERROR nor TRANSIENT_ERROR.
+	ErrErrorInformationUnavailable HRESULT = 0x80D02014
+	// ErrBlockSizeMismatch (DO_E_HTTP_BLOCKSIZE_MISMATCH): the server sent
+	// more or other bytes than it announced.
+	ErrBlockSizeMismatch HRESULT = 0x80D05001
+	// ErrCertValidation (DO_E_HTTP_CERT_VALIDATION): the server's TLS
+	// certificate did not verify.
+	ErrCertValidation HRESULT = 0x80D05002
+	// ErrInvalidRange (DO_E_INVALID_RANGE): a byte range is malformed or
+	// lies outside the remote file.
+	ErrInvalidRange HRESULT = 0x80D05010
+	// ErrInsufficientRangeSupport (DO_E_INSUFFICIENT_RANGE_SUPPORT): the
+	// server does not serve byte ranges, which a file added with ranges needs.
+	ErrInsufficientRangeSupport HRESULT = 0x80D05011
+	// ErrOverlappingRanges (DO_E_OVERLAPPING_RANGES): ranges of one file
+	// overlap or repeat.
+	ErrOverlappingRanges HRESULT = 0x80D05012
+	// ErrUnexpectedStatus2xx (DO_E_UNEXPECTED_HTTP_STATUS_2XX): a success
+	// status that carries no file (204, for example). Transient, as in DO.
+	ErrUnexpectedStatus2xx HRESULT = 0x80D0380D
+	// ErrStringTooLong (BG_E_STRING_TOO_LONG): a display name over 256 or a
+	// description over 1,024 characters.
+	ErrStringTooLong HRESULT = 0x80200021
+	// ErrFail (E_FAIL): an error with no better code.
+	ErrFail HRESULT = 0x80004005
+	// ErrAccessDenied (E_ACCESSDENIED): permission denied on a local file.
+	ErrAccessDenied HRESULT = 0x80070005
+	// ErrPathNotFound (ERROR_PATH_NOT_FOUND as an HRESULT): a local directory
+	// does not exist.
+	ErrPathNotFound HRESULT = 0x80070003
+	// ErrWriteProtect (ERROR_WRITE_PROTECT as an HRESULT): the destination
+	// is on a read-only file system.
+	ErrWriteProtect HRESULT = 0x80070013
+	// ErrSharingViolation (ERROR_SHARING_VIOLATION as an HRESULT): the state
+	// directory is in use by another Manager.
+	ErrSharingViolation HRESULT = 0x80070020
+	// ErrInvalidArg (E_INVALIDARG): an argument is invalid.
+	ErrInvalidArg HRESULT = 0x80070057
+	// ErrDiskFull (ERROR_DISK_FULL as an HRESULT): no space left on the
+	// destination's device.
+	ErrDiskFull HRESULT = 0x80070070
+	// ErrTimeout (ERROR_WINHTTP_TIMEOUT): a stalled connection — no response
+	// headers, or no body bytes, for Config.StallTimeout.
+	ErrTimeout HRESULT = 0x80072EE2
+	// ErrNameNotResolved (ERROR_WINHTTP_NAME_NOT_RESOLVED): the host name
+	// did not resolve.
+	ErrNameNotResolved HRESULT = 0x80072EE7
+	// ErrCannotConnect (ERROR_WINHTTP_CANNOT_CONNECT): the connection was
+	// refused or could not be made.
+	ErrCannotConnect HRESULT = 0x80072EFD
+	// ErrConnectionError (ERROR_WINHTTP_CONNECTION_ERROR): the connection was
+	// reset or closed before the response was complete.
+	ErrConnectionError HRESULT = 0x80072EFE
+	// ErrRedirectFailed (ERROR_WINHTTP_REDIRECT_FAILED): a redirect was
+	// refused — https to http, or more than 10 of them.
+	ErrRedirectFailed HRESULT = 0x80072F7C
+)
+
+// httpStatusBase is BG_E_HTTP_ERROR_000: BG_E_HTTP_ERROR_nnn is this plus nnn.
+const httpStatusBase HRESULT = 0x80190000
+
+// HTTPStatus returns the BITS code for an HTTP status, BG_E_HTTP_ERROR_nnn =
+// 0x80190000 + code; HTTPStatus(404) is 0x80190194. Codes outside 100–999
+// give ErrFail.
+func HTTPStatus(code int) HRESULT {
+	if code < 100 || code > 999 {
+		return ErrFail
+	}
+	return httpStatusBase + HRESULT(code)
+}
+
+// HTTPStatus reports the HTTP status code h stands for, if h is a
+// BG_E_HTTP_ERROR_nnn code.
+func (h HRESULT) HTTPStatus() (code int, ok bool) {
+	if h >= httpStatusBase+100 && h <= httpStatusBase+999 {
+		return int(h - httpStatusBase), true
+	}
+	return 0, false
+}
+
+var hresultNames = map[HRESULT]string{
+	ErrNoService:                   "DO_E_NO_SERVICE",
+	ErrNoProgress:                  "DO_E_DOWNLOAD_NO_PROGRESS",
+	ErrJobNotFound:                 "DO_E_JOB_NOT_FOUND",
+	ErrJobEmpty:                    "DO_E_JOB_EMPTY",
+	ErrFileNotAvailable:            "DO_E_FILE_NOT_AVAILABLE",
+	ErrInvalidState:                "DO_E_INVALID_STATE",
+	ErrErrorInformationUnavailable: "DO_E_ERROR_INFORMATION_UNAVAILABLE",
+	ErrBlockSizeMismatch:           "DO_E_HTTP_BLOCKSIZE_MISMATCH",
+	ErrCertValidation:              "DO_E_HTTP_CERT_VALIDATION",
+	ErrInvalidRange:                "DO_E_INVALID_RANGE",
+	ErrInsufficientRangeSupport:    "DO_E_INSUFFICIENT_RANGE_SUPPORT",
+	ErrOverlappingRanges:           "DO_E_OVERLAPPING_RANGES",
+	ErrUnexpectedStatus2xx:         "DO_E_UNEXPECTED_HTTP_STATUS_2XX",
+	ErrStringTooLong:               "BG_E_STRING_TOO_LONG",
+	ErrFail:                        "E_FAIL",
+	ErrAccessDenied:                "E_ACCESSDENIED",
+	ErrPathNotFound:                "ERROR_PATH_NOT_FOUND",
+	ErrWriteProtect:                "ERROR_WRITE_PROTECT",
+	ErrSharingViolation:            "ERROR_SHARING_VIOLATION",
+	ErrInvalidArg:                  "E_INVALIDARG",
+	ErrDiskFull:                    "ERROR_DISK_FULL",
+	ErrTimeout:                     "ERROR_WINHTTP_TIMEOUT",
+	ErrNameNotResolved:             "ERROR_WINHTTP_NAME_NOT_RESOLVED",
+	ErrCannotConnect:               "ERROR_WINHTTP_CANNOT_CONNECT",
+	ErrConnectionError:             "ERROR_WINHTTP_CONNECTION_ERROR",
+	ErrRedirectFailed:              "ERROR_WINHTTP_REDIRECT_FAILED",
+}
+
+// Name returns the symbolic name of the code, such as "DO_E_INVALID_STATE"
+// or "BG_E_HTTP_ERROR_404", or "" for a code dojob does not know.
+func (h HRESULT) Name() string {
+	if n, ok := hresultNames[h]; ok {
+		return n
+	}
+	if code, ok := h.HTTPStatus(); ok {
+		return fmt.Sprintf("BG_E_HTTP_ERROR_%d", code)
+	}
+	return ""
+}
+
+// Error names the code and gives its value, e.g.
+// "DO_E_INVALID_STATE (0x80D02013)".
+func (h HRESULT) Error() string {
+	if n := h.Name(); n != "" {
+		return fmt.Sprintf("%s (0x%08X)", n, uint32(h))
+	}
+	return fmt.Sprintf("HRESULT 0x%08X", uint32(h))
+}
+
+// ErrorContext says where an error happened, in BG_ERROR_CONTEXT order.
+type ErrorContext int
+
+// The error contexts, numbered as BG_ERROR_CONTEXT.
+const (
+	ErrorContextNone                      ErrorContext = iota // no context (argument, protocol or timeout errors)
+	ErrorContextUnknown                                       // context unknown
+	ErrorContextGeneralQueueManager                           // the job engine itself
+	ErrorContextQueueManagerNotification                      // delivering a notification
+	ErrorContextLocalFile                                     // local file I/O
+	ErrorContextRemoteFile                                    // an HTTP status from the server
+	ErrorContextGeneralTransport                              // network and TLS errors
+	ErrorContextRemoteApplication                             // the server application (uploads; unused)
+	ErrorContextServerCertificateCallback                     // a certificate callback (unused)
+)
+
+var contextNames = [...]string{
+	"NONE", "UNKNOWN", "GENERAL_QUEUE_MANAGER", "QUEUE_MANAGER_NOTIFICATION",
+	"LOCAL_FILE", "REMOTE_FILE", "GENERAL_TRANSPORT", "REMOTE_APPLICATION",
+	"SERVER_CERTIFICATE_CALLBACK",
+}
+
+// String returns the context name without its BG_ERROR_CONTEXT_ prefix,
+// e.g. "REMOTE_FILE".
+func (c ErrorContext) String() string {
+	if c >= 0 && int(c) < len(contextNames) {
+		return contextNames[c]
+	}
+	return fmt.Sprintf("ErrorContext(%d)", int(c))
+}
+
+// JobError is the error object of a job in ERROR or TRANSIENT_ERROR (the
+// IBackgroundCopyError of BITS). errors.Is(e, e.Code) holds, and errors.Is
+// and errors.As reach Err as well, so a no-progress timeout (Code
+// ErrNoProgress) still matches the transient error it wraps:
+//
+//	errors.Is(e, dojob.ErrNoProgress)      // true
+//	errors.Is(e, dojob.HTTPStatus(503))    // true if 503 was the last transient error
+//
+// A JobError handed out by dojob is a snapshot: it is never modified after
+// it is returned, so it is safe to read from any goroutine.
+type JobError struct {
+	Context ErrorContext // where it happened
+	Code    HRESULT      // the documented code, e.g. 0x80D02002 or 0x80190194
+	File    *FileInfo    // the file it concerns; nil when it is not tied to a file
+	Err     error        // the underlying cause; may be nil
+
+	transient  bool
+	retryAfter int64 // a server's Retry-After, in nanoseconds; 0 when none
+}
+
+// Error describes the error with a "dojob:" prefix. URLs in it never show
+// embedded credentials.
+func (e *JobError) Error() string {
+	var b strings.Builder
+	b.WriteString("dojob: ")
+	b.WriteString(e.Code.Error())
+	if e.Context != ErrorContextNone {
+		b.WriteString(" [")
+		b.WriteString(e.Context.String())
+		b.WriteString("]")
+	}
+	if e.File != nil {
+		b.WriteString(": ")
+		b.WriteString(redactURL(e.File.RemoteURL))
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(redactText(e.Err.Error()))
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying cause.
+func (e *JobError) Unwrap() error { return e.Err }
+
+// Is reports whether target is the HRESULT e.Code.
+func (e *JobError) Is(target error) bool {
+	hr, ok := target.(HRESULT)
+	return ok && hr == e.Code
+}
+
+// As sets *target to e.Code when target is a *HRESULT, so errors.As gives
+// the job's own code before any code deeper in the chain.
+func (e *JobError) As(target any) bool {
+	if p, ok := target.(*HRESULT); ok {
+		*p = e.Code
+		return true
+	}
+	return false
+}
+
+// Transient reports whether the error is one the job retries (it put the job
+// in TRANSIENT_ERROR) rather than a fatal one.
+func (e *JobError) Transient() bool { return e.transient }
+
+// errorf returns an error that wraps code with a message, for the
+// method-level errors (argument and state checks).
+func errorf(code HRESULT, format string, args ...any) error {
+	return &codeError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// codeError is a method-level error: a message and the HRESULT it matches.
+type codeError struct {
+	code HRESULT
+	msg  string
+}
+
+func (e *codeError) Error() string { return "dojob: " + e.msg + ": " + e.code.Error() }
+func (e *codeError) Unwrap() error { return e.code }
+
+// redactURL returns u with any password in its userinfo replaced, so
+// messages never print credentials embedded in URLs.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	return p.Redacted()
+}
+
+// redactText removes credentials from URLs quoted inside an error message
+// (net/http quotes the request URL in *url.Error).
+func redactText(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '"' })
+	for _, f := range fields {
+		if strings.Contains(f, "://") && strings.Contains(f, "@") {
+			if r := redactURL(f); r != f {
+				s = strings.ReplaceAll(s, f, r)
+			}
+		}
+	}
+	return s
+}
+
+// Causes of a stopped transfer, given to context.CancelCauseFunc so the
+// transfer knows why it stopped.
+var (
+	errStalled   = errors.New("no response headers or body bytes within the stall timeout")
+	errStopped   = errors.New("transfer stopped")
+	errInsecure  = errors.New("redirect from https to http refused")
+	errRedirects = errors.New("stopped after 10 redirects")
+)
+
+// classify turns the error of an HTTP attempt into a JobError: its code,
+// context and whether it is transient (DESIGN.md §3, Errors).
+func classify(err error) *JobError {
+	var je *JobError
+	if errors.As(err, &je) {
+		return je
+	}
+	e := &JobError{Err: err, Context: ErrorContextGeneralTransport, transient: true}
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalidCert x509.CertificateInvalidError
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	switch {
+	case errors.Is(err, errStalled):
+		e.Code = ErrTimeout
+	case errors.Is(err, errInsecure), errors.Is(err, errRedirects):
+		e.Code, e.transient = ErrRedirectFailed, false
+	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalidCert):
+		e.Code, e.transient = ErrCertValidation, false
+	case errors.As(err, &dnsErr):
+		e.Code = ErrNameNotResolved
+	case errors.Is(err, syscall.ECONNREFUSED):
+		e.Code = ErrCannotConnect
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		e.Code = ErrCannotConnect
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		e.Code = ErrTimeout
+	default:
+		// Resets, EOF before the announced length, broken pipes and every
+		// other network failure.
+		e.Code = ErrConnectionError
+	}
+	return e
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// statusError is the JobError for an HTTP status the transfer cannot use.
+// Transient: 408, 425, 429 and 5xx except 501 and 505; everything else is
+// fatal (DESIGN.md §3).
+func statusError(code int, retryAfter int64) *JobError {
+	e := &JobError{
+		Context:    ErrorContextRemoteFile,
+		Code:       HTTPStatus(code),
+		Err:        fmt.Errorf("server answered %d %s", code, http.StatusText(code)),
+		retryAfter: retryAfter,
+	}
+	switch {
+	case code == 408, code == 425, code == 429:
+		e.transient = true
+	case code >= 500 && code <= 599 && code != 501 && code != 505:
+		e.transient = true
+	}
+	return e
+}
+
+// localError is the JobError for a failed local file operation. Local
+// errors are fatal: retrying does not free disk space or grant permission.
+func localError(err error) *JobError {
+	e := &JobError{Context: ErrorContextLocalFile, Err: err}
+	switch {
+	case isDiskFull(err):
+		e.Code = ErrDiskFull
+	case errors.Is(err, fs.ErrPermission):
+		e.Code = ErrAccessDenied
+	case errors.Is(err, syscall.EROFS):
+		e.Code = ErrWriteProtect
+	case errors.Is(err, fs.ErrNotExist):
+		e.Code = ErrPathNotFound
+	default:
+		e.Code = ErrFail
+	}
+	return e
+}
+
+// protocolError is a fatal error about what the server sent.
+func protocolError(code HRESULT, format string, args ...any) *JobError {
+	return &JobError{Context: ErrorContextRemoteFile, Code: code, Err: fmt.Errorf(format, args...)}
+}

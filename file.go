@@ -1,0 +1,296 @@
+package dojob
+
+import (
+	"errors"
+	"io/fs"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// LengthToEOF as a FileRange.Length means "to the end of the remote file"
+// (BG_LENGTH_TO_EOF).
+const LengthToEOF int64 = -1
+
+// maxURLLength is the longest remote URL a job accepts, in characters (BITS).
+const maxURLLength = 2200
+
+// FileRange is a byte range of a remote file (BG_FILE_RANGE): Length bytes
+// from the zero-based Offset, or everything from Offset when Length is
+// LengthToEOF.
+type FileRange struct {
+	Offset int64
+	Length int64
+}
+
+// FileInfo is a snapshot of one file of a job (BG_FILE_INFO with
+// BG_FILE_PROGRESS and the ranges of IBackgroundCopyFile2).
+type FileInfo struct {
+	RemoteURL        string      // as given to AddFile; print it with String, which hides credentials
+	LocalPath        string      // the destination, where the file appears at Complete
+	Ranges           []FileRange // nil for a whole file
+	BytesTotal       int64       // bytes the file will have locally; SizeUnknown until known
+	BytesTransferred int64       // bytes in its temporary file
+	Transferred      bool        // every byte is in the temporary file, fsynced
+	Completed        bool        // Complete renamed it to LocalPath
+}
+
+// String describes the file with any password in its URL hidden.
+func (f FileInfo) String() string {
+	return redactURL(f.RemoteURL) + " -> " + f.LocalPath
+}
+
+// file is a job's file. remote, local, ranges and temp never change after
+// AddFile; done is the hot-path counter, written by the transfer goroutine
+// alone; the other fields are guarded by the job's mu.
+type file struct {
+	remote string
+	local  string
+	ranges []FileRange
+	temp   string // the hidden temporary file next to local
+
+	done atomic.Int64 // bytes in the temporary file
+
+	size        int64  // bytes the local file will have; SizeUnknown until known
+	remoteSize  int64  // size of the remote resource, SizeUnknown until known
+	durable     int64  // bytes known to be on disk (fsynced at a checkpoint)
+	etag        string // strong ETag of the content being downloaded, for If-Range
+	lastMod     string // Last-Modified, the If-Range fallback without an ETag
+	transferred bool   // every byte is in temp, fsynced
+	completed   bool   // renamed to local by Complete
+}
+
+func (f *file) infoLocked() FileInfo {
+	fi := FileInfo{
+		RemoteURL:        f.remote,
+		LocalPath:        f.local,
+		BytesTotal:       f.size,
+		BytesTransferred: f.done.Load(),
+		Transferred:      f.transferred,
+		Completed:        f.completed,
+	}
+	if f.ranges != nil {
+		fi.Ranges = append([]FileRange(nil), f.ranges...)
+	}
+	return fi
+}
+
+// AddFile adds a file to the end of the job: remoteURL (http or https, at
+// most 2,200 characters) is downloaded to localPath (absolute and clean, not
+// a directory, not already in the job), which appears only at Complete.
+// Until then the data lives in a hidden temporary file in localPath's
+// directory. Files transfer one after another in the order added. Adding to
+// a running job is allowed; the file is transferred after the others.
+// Invalid arguments return ErrInvalidArg; a job in a final state returns
+// ErrInvalidState.
+func (j *Job) AddFile(remoteURL, localPath string) error {
+	return j.addFile(remoteURL, localPath, nil)
+}
+
+// AddFileWithRanges adds a file of which only the given byte ranges are
+// downloaded, written one after another to localPath in the order given
+// (BITS): ranges 100–199, 900–999 and 400–499 give a 300-byte file. Ranges
+// must be non-empty, must not overlap or repeat (ErrOverlappingRanges), and
+// each must have a non-negative offset and a positive length or LengthToEOF
+// (ErrInvalidRange); an empty list is ErrInvalidArg. The server must support
+// ranges: if it does not, the job goes to ERROR with
+// ErrInsufficientRangeSupport; a range beyond the end of the remote file
+// ends in ERROR with ErrInvalidRange.
+func (j *Job) AddFileWithRanges(remoteURL, localPath string, ranges []FileRange) error {
+	if len(ranges) == 0 {
+		return errorf(ErrInvalidArg, "no range given")
+	}
+	if err := checkRanges(ranges); err != nil {
+		return err
+	}
+	return j.addFile(remoteURL, localPath, append([]FileRange(nil), ranges...))
+}
+
+func (j *Job) addFile(remoteURL, localPath string, ranges []FileRange) error {
+	if err := checkRemoteURL(remoteURL); err != nil {
+		return err
+	}
+	if err := checkLocalPath(localPath); err != nil {
+		return err
+	}
+	f := &file{remote: remoteURL, local: localPath, ranges: ranges, size: SizeUnknown, remoteSize: SizeUnknown}
+	if ranges != nil {
+		f.size = rangesSize(ranges, SizeUnknown)
+	}
+	return j.update(func() error {
+		for _, g := range j.files {
+			if g.local == localPath {
+				return errorf(ErrInvalidArg, "local path %s is already in the job", localPath)
+			}
+		}
+		f.temp = filepath.Join(filepath.Dir(localPath), ".dojob-"+j.id.hex32()+"-"+strconv.Itoa(len(j.files))+".tmp")
+		j.files = append(j.files, f)
+		return nil
+	})
+}
+
+// Files returns a snapshot of the job's files in the order they were added.
+func (j *Job) Files() []FileInfo {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]FileInfo, len(j.files))
+	for i, f := range j.files {
+		out[i] = f.infoLocked()
+	}
+	return out
+}
+
+// nextFileLocked returns the first file not yet transferred, or nil.
+func (j *Job) nextFileLocked() *file {
+	for _, f := range j.files {
+		if !f.transferred {
+			return f
+		}
+	}
+	return nil
+}
+
+func checkRemoteURL(s string) error {
+	if utf8.RuneCountInString(s) > maxURLLength {
+		return errorf(ErrInvalidArg, "remote URL longer than %d characters", maxURLLength)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return errorf(ErrInvalidArg, "remote URL does not parse")
+	}
+	if scheme := strings.ToLower(u.Scheme); scheme != "http" && scheme != "https" {
+		return errorf(ErrInvalidArg, "remote URL %s is not http or https", redactURL(s))
+	}
+	if u.Host == "" {
+		return errorf(ErrInvalidArg, "remote URL %s has no host", redactURL(s))
+	}
+	return nil
+}
+
+func checkLocalPath(p string) error {
+	switch {
+	case p == "" || strings.IndexByte(p, 0) >= 0:
+		return errorf(ErrInvalidArg, "local path %q is not a path", p)
+	case !filepath.IsAbs(p):
+		return errorf(ErrInvalidArg, "local path %s is not absolute", p)
+	case filepath.Clean(p) != p:
+		return errorf(ErrInvalidArg, "local path %s is not clean (want %s)", p, filepath.Clean(p))
+	case filepath.Dir(p) == p:
+		return errorf(ErrInvalidArg, "local path %s is a root directory", p)
+	}
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		return errorf(ErrInvalidArg, "local path %s is a directory", p)
+	}
+	return nil
+}
+
+// checkRanges validates ranges as AddFileWithRanges documents.
+func checkRanges(ranges []FileRange) error {
+	for _, r := range ranges {
+		switch {
+		case r.Offset < 0:
+			return errorf(ErrInvalidRange, "range offset %d is negative", r.Offset)
+		case r.Length == 0:
+			return errorf(ErrInvalidRange, "range at offset %d is empty", r.Offset)
+		case r.Length < LengthToEOF:
+			return errorf(ErrInvalidRange, "range length %d is negative", r.Length)
+		case r.Length > 0 && r.Offset > math.MaxInt64-r.Length:
+			return errorf(ErrInvalidRange, "range %d+%d overflows", r.Offset, r.Length)
+		}
+	}
+	sorted := append([]FileRange(nil), ranges...)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a].Offset < sorted[b].Offset })
+	for i := 1; i < len(sorted); i++ {
+		prev := sorted[i-1]
+		if prev.Length == LengthToEOF || prev.Offset+prev.Length > sorted[i].Offset {
+			return errorf(ErrOverlappingRanges, "ranges at offsets %d and %d overlap", prev.Offset, sorted[i].Offset)
+		}
+	}
+	return nil
+}
+
+// rangesSize is the local size of a ranged file: the sum of the range
+// lengths, with LengthToEOF ranges measured against remoteSize. It is
+// SizeUnknown while a LengthToEOF range meets an unknown remote size.
+func rangesSize(ranges []FileRange, remoteSize int64) int64 {
+	var n int64
+	for _, r := range ranges {
+		l := r.Length
+		if l == LengthToEOF {
+			if remoteSize == SizeUnknown {
+				return SizeUnknown
+			}
+			l = max(remoteSize-r.Offset, 0)
+		}
+		n += l
+	}
+	return n
+}
+
+// removeIfExists deletes a file; a file that is already gone is no error.
+func removeIfExists(p string) error {
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// promote renames every transferred, not yet completed file of j over its
+// destination and syncs the directories, for Complete. No transfer goroutine
+// is running. Files renamed before a failure stay renamed and are marked
+// Completed; the failure is returned as a LOCAL_FILE *JobError.
+func (m *Manager) promote(j *Job, files []*file) error {
+	dirs := map[string]bool{}
+	defer func() {
+		for d := range dirs {
+			if err := syncDir(d); err != nil {
+				m.log.Warn("dojob: syncing directory", "dir", d, "err", err)
+			}
+		}
+	}()
+	for _, f := range files {
+		j.mu.Lock()
+		ready := f.transferred && !f.completed
+		j.mu.Unlock()
+		if !ready {
+			continue
+		}
+		if err := m.fs.rename(f.temp, f.local); err != nil {
+			e := localError(err)
+			j.mu.Lock()
+			fi := f.infoLocked()
+			j.mu.Unlock()
+			e.File = &fi
+			return e
+		}
+		dirs[filepath.Dir(f.local)] = true
+		j.mu.Lock()
+		f.completed = true
+		j.modified = time.Now()
+		j.version++
+		j.mu.Unlock()
+	}
+	return nil
+}
+
+// discardPartials deletes the temporary files Complete does not keep.
+func (m *Manager) discardPartials(j *Job, files []*file) {
+	for _, f := range files {
+		j.mu.Lock()
+		keep := f.completed
+		j.mu.Unlock()
+		if keep {
+			continue
+		}
+		if err := removeIfExists(f.temp); err != nil {
+			m.log.Error("dojob: deleting temporary file", "job", j.id.String(), "file", f.temp, "err", err)
+		}
+	}
+}

@@ -1,0 +1,626 @@
+package dojob
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// JobID identifies a job: a random GUID. String gives the Windows GUID form
+// {XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}; ParseJobID reads it back. The zero
+// value is the null GUID, which no job has.
+type JobID [16]byte
+
+// newJobID returns a random (version 4) GUID.
+func newJobID() JobID {
+	var id JobID
+	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails (Go 1.24+)
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	return id
+}
+
+// String returns the GUID form, upper case in braces as Windows prints it.
+func (id JobID) String() string {
+	var b [38]byte
+	b[0] = '{'
+	hex.Encode(b[1:9], id[0:4])
+	b[9] = '-'
+	hex.Encode(b[10:14], id[4:6])
+	b[14] = '-'
+	hex.Encode(b[15:19], id[6:8])
+	b[19] = '-'
+	hex.Encode(b[20:24], id[8:10])
+	b[24] = '-'
+	hex.Encode(b[25:37], id[10:16])
+	b[37] = '}'
+	return strings.ToUpper(string(b[:]))
+}
+
+// hex32 returns the ID as 32 lower-case hex digits, for file names.
+func (id JobID) hex32() string { return hex.EncodeToString(id[:]) }
+
+// ParseJobID parses a GUID with or without braces, in either case, such as
+// "{5CE34C0D-0DC9-4C1F-897C-DAA1B78CEE7C}". A malformed string gives an error
+// matching ErrInvalidArg.
+func ParseJobID(s string) (JobID, error) {
+	var id JobID
+	t := strings.TrimSuffix(strings.TrimPrefix(s, "{"), "}")
+	if len(t) != 36 || len(s)-len(t) == 1 || t[8] != '-' || t[13] != '-' || t[18] != '-' || t[23] != '-' {
+		return id, errorf(ErrInvalidArg, "malformed job ID %q", s)
+	}
+	h := t[0:8] + t[9:13] + t[14:18] + t[19:23] + t[24:36]
+	if _, err := hex.Decode(id[:], []byte(h)); err != nil {
+		return JobID{}, errorf(ErrInvalidArg, "malformed job ID %q", s)
+	}
+	return id, nil
+}
+
+// MarshalText encodes the ID in its GUID form.
+func (id JobID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText decodes a GUID form written by MarshalText.
+func (id *JobID) UnmarshalText(b []byte) error {
+	v, err := ParseJobID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
+// Priority is a job's priority, numbered as BG_JOB_PRIORITY. FOREGROUND jobs
+// run concurrently up to Config.MaxForegroundJobs; the three background
+// levels share Config.MaxBackgroundJobs, HIGH before NORMAL before LOW.
+type Priority int
+
+// The priorities, numbered as BG_JOB_PRIORITY. A new job is NORMAL.
+const (
+	PriorityForeground Priority = iota
+	PriorityHigh
+	PriorityNormal
+	PriorityLow
+)
+
+// String returns the priority's name, e.g. "FOREGROUND".
+func (p Priority) String() string {
+	switch p {
+	case PriorityForeground:
+		return "FOREGROUND"
+	case PriorityHigh:
+		return "HIGH"
+	case PriorityNormal:
+		return "NORMAL"
+	case PriorityLow:
+		return "LOW"
+	}
+	return fmt.Sprintf("Priority(%d)", int(p))
+}
+
+func (p Priority) valid() bool { return p >= PriorityForeground && p <= PriorityLow }
+
+// SizeUnknown is the BytesTotal of a file, or of a job, whose size is not
+// known yet (BG_SIZE_UNKNOWN).
+const SizeUnknown int64 = -1
+
+// Progress is a snapshot of a job's progress (BG_JOB_PROGRESS).
+type Progress struct {
+	BytesTotal       int64 // SizeUnknown until the size of every file is known; with ranges, only the requested bytes
+	BytesTransferred int64 // bytes in the job's temporary files
+	FilesTotal       int   // files in the job
+	FilesTransferred int   // files whose every byte is transferred
+}
+
+// Times is a snapshot of a job's times (BG_JOB_TIMES), in wall-clock time.
+type Times struct {
+	Creation           time.Time // CreateJob
+	Modification       time.Time // the last state change, property change, added file or transferred byte
+	TransferCompletion time.Time // the last entry into TRANSFERRED; zero before
+}
+
+// Limits on strings, in characters (BITS).
+const (
+	maxDisplayName = 256
+	maxDescription = 1024
+)
+
+// Default no-progress timeouts (DO): a FOREGROUND job gives up after an hour
+// without progress, every other priority after a day (DO treats all
+// non-foreground priorities alike).
+const (
+	DefaultForegroundNoProgressTimeout = 3600 * time.Second
+	DefaultBackgroundNoProgressTimeout = 86400 * time.Second
+	// DefaultMinimumRetryDelay is the first wait after a transient error.
+	DefaultMinimumRetryDelay = 2 * time.Second
+)
+
+// Job is a download job: an ordered list of files, a state, settings and an
+// error object (the IBackgroundCopyJob of BITS/DO). A Job is created by
+// Manager.CreateJob and is safe for concurrent use by any number of
+// goroutines; its methods may also be called from inside its callbacks.
+// A *Job stays valid after the job reaches a final state: its getters keep
+// working and its state-changing methods and setters return ErrInvalidState.
+// After Manager.Close they return ErrNoService.
+type Job struct {
+	m       *Manager
+	id      JobID
+	seq     uint64 // creation order within the Manager
+	created time.Time
+
+	// opMu serialises the operations that wait for the transfer goroutine
+	// or touch files — Resume, Suspend, Cancel, Complete — so no two of them
+	// interleave. It is taken before mu, never while holding mu, and never by
+	// a Manager goroutine other than a callback.
+	opMu sync.Mutex
+
+	// mu guards every field below unless a comment says otherwise. It is
+	// never held across I/O, a callback or a wait.
+	mu          sync.Mutex
+	state       State
+	changed     chan struct{} // closed and replaced on every state change (Wait)
+	name        string
+	desc        string
+	prio        Priority
+	timeout     time.Duration // no-progress timeout, when timeoutSet
+	timeoutSet  bool
+	retryDelay  time.Duration // MinimumRetryDelay
+	flags       NotifyFlags
+	cb          Callback
+	files       []*file
+	jerr        *JobError // the error object: non-nil only in ERROR and TRANSIENT_ERROR
+	errCount    int
+	modified    time.Time
+	completedAt time.Time
+	completing  bool   // Complete is promoting files; nothing may start a transfer
+	version     uint64 // bumped on every change persistence must record
+
+	// Retries and the no-progress window (timeout.go).
+	streak        int           // consecutive failed attempts that moved no byte
+	windowOpen    bool          // the no-progress window is open
+	windowStart   time.Duration // when it opened, on the Manager's monotonic clock
+	lastTransient *JobError     // the transient error ErrNoProgress will wrap
+	retryAt       time.Duration // when a TRANSIENT_ERROR job is queued again
+
+	// Deadlines in the Manager's clock; their heap positions are guarded by
+	// the clock's own lock.
+	retryDL, windowDL, tickDL, redeliverDL deadline
+
+	// The running transfer (transfer.go), nil when none; last is the most
+	// recent one, whose goroutine may still be exiting.
+	xfer, last *transfer
+
+	// Notifications (callback.go).
+	notes        []note
+	draining     bool   // a drain goroutine is running for this job
+	episode      uint64 // entries into TRANSFERRED or ERROR so far
+	pendingFinal bool   // JobTransferred / JobError owed for the current episode
+	queuedEp     uint64 // the episode whose JobTransferred/JobError is queued or being delivered; 0 when none
+	notedBytes   int64  // BytesTransferred at the last progress JobModification
+
+	// Scheduler bookkeeping, guarded by m.sched.mu.
+	qidx       int      // index in the scheduler's queue; -1 when not queued
+	qseq       uint64   // queue order within a priority (first come, first served)
+	qprio      Priority // the priority the scheduler sorts by
+	slot       slotKind // the concurrency slot the job holds
+	requeueSeq uint64   // a pre-empted job's place in line, restored by enqueue (set under mu)
+
+	// Persistence (store.go), guarded by persistMu.
+	persistMu sync.Mutex
+	saved     uint64 // the version last written
+}
+
+// ID returns the job's identifier.
+func (j *Job) ID() JobID { return j.id }
+
+// State returns the job's current state.
+func (j *Job) State() State {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.state
+}
+
+// mutableLocked returns the error for a state-changing call or a setter on a
+// job that can no longer change: ErrNoService after Manager.Close,
+// ErrInvalidState in ACKNOWLEDGED and CANCELLED.
+func (j *Job) mutableLocked() error {
+	if j.m.closed.Load() {
+		return errorf(ErrNoService, "the manager is closed")
+	}
+	if j.state.Final() {
+		return errorf(ErrInvalidState, "job %s is %s", j.id, j.state)
+	}
+	return nil
+}
+
+// update applies a change to a settable property: it checks the job can
+// change, runs fn under the lock, stamps the modification time, queues
+// JobModification and writes the change to disk before returning.
+func (j *Job) update(fn func() error) error {
+	j.mu.Lock()
+	if err := j.mutableLocked(); err != nil {
+		j.mu.Unlock()
+		return err
+	}
+	if err := fn(); err != nil {
+		j.mu.Unlock()
+		return err
+	}
+	j.modified = time.Now()
+	j.version++
+	j.queueModificationLocked()
+	j.mu.Unlock()
+	return j.m.persist(j)
+}
+
+// Resume queues the job for transfer: SUSPENDED, ERROR and TRANSIENT_ERROR
+// move to QUEUED (closing any no-progress window and starting the retry
+// back-off afresh); QUEUED, CONNECTING and TRANSFERRING are left as they are;
+// a TRANSFERRED job moves to QUEUED only if files were added since. A job
+// with no file returns ErrJobEmpty and stays SUSPENDED.
+func (j *Job) Resume() error {
+	j.opMu.Lock()
+	defer j.opMu.Unlock()
+	j.mu.Lock()
+	if err := j.mutableLocked(); err != nil {
+		j.mu.Unlock()
+		return err
+	}
+	if len(j.files) == 0 {
+		j.mu.Unlock()
+		return errorf(ErrJobEmpty, "job %s has no file", j.id)
+	}
+	switch j.state {
+	case StateSuspended, StateError, StateTransientError:
+		j.closeWindowLocked()
+		j.streak = 0
+		_ = j.setStateLocked(StateQueued)
+	case StateTransferred:
+		if j.nextFileLocked() != nil {
+			_ = j.setStateLocked(StateQueued)
+		}
+	}
+	j.mu.Unlock()
+	return j.m.persist(j)
+}
+
+// Suspend stops the job's transfer and moves it to SUSPENDED, where it stays
+// until Resume, Complete or Cancel. The temporary files are kept, so Resume
+// continues where the transfer stopped. Suspending a SUSPENDED job does
+// nothing; a TRANSFERRED job stays TRANSFERRED (there is nothing to stop).
+func (j *Job) Suspend() error {
+	j.opMu.Lock()
+	defer j.opMu.Unlock()
+	j.mu.Lock()
+	if err := j.mutableLocked(); err != nil {
+		j.mu.Unlock()
+		return err
+	}
+	if j.state != StateSuspended && j.state != StateTransferred {
+		j.stopTransferLocked()
+		_ = j.setStateLocked(StateSuspended)
+	}
+	j.mu.Unlock()
+	return j.m.persist(j)
+}
+
+// Cancel ends the job in CANCELLED: it stops the transfer and deletes every
+// temporary file; nothing appears at any destination. It works in every
+// non-final state and returns once the files are gone. A temporary file that
+// cannot be deleted is logged, not returned (BITS returns a success code).
+func (j *Job) Cancel() error {
+	j.opMu.Lock()
+	defer j.opMu.Unlock()
+	j.mu.Lock()
+	if err := j.mutableLocked(); err != nil {
+		j.mu.Unlock()
+		return err
+	}
+	last := j.last
+	j.stopTransferLocked()
+	_ = j.setStateLocked(StateCancelled)
+	temps := make([]string, len(j.files))
+	for i, f := range j.files {
+		temps[i] = f.temp
+	}
+	j.mu.Unlock()
+
+	// Record the intent first: a crash from here on still ends in CANCELLED.
+	if err := j.m.persist(j); err != nil {
+		j.m.log.Error("dojob: recording cancel", "job", j.id.String(), "err", err)
+	}
+	if last != nil {
+		<-last.done
+	}
+	for _, p := range temps {
+		if err := removeIfExists(p); err != nil {
+			j.m.log.Error("dojob: deleting temporary file", "job", j.id.String(), "file", p, "err", err)
+		}
+	}
+	j.m.unpersist(j)
+	return nil
+}
+
+// Complete ends the job in ACKNOWLEDGED and makes its finished files appear
+// at their destinations: each fully transferred file (already fsynced) is
+// renamed atomically over its destination path, and the temporary files of
+// unfinished ones are deleted — a job on file 3 of 5 keeps files 1 and 2.
+// It works in every non-final state; a running transfer is stopped first.
+//
+// If a rename fails, Complete returns that error (a *JobError with context
+// LOCAL_FILE) and the job stays in its state, with the files renamed before
+// the failure already in place and marked Completed; a job that was trying
+// to transfer is queued again. Calling Complete from JobTransferred is the
+// canonical way to finish a job.
+func (j *Job) Complete() error {
+	j.opMu.Lock()
+	defer j.opMu.Unlock()
+	j.mu.Lock()
+	if err := j.mutableLocked(); err != nil {
+		j.mu.Unlock()
+		return err
+	}
+	last := j.last
+	j.stopTransferLocked()
+	j.completing = true
+	j.version++
+	j.m.sched.remove(j)
+	files := make([]*file, len(j.files))
+	copy(files, j.files)
+	j.mu.Unlock()
+
+	// Record the intent: after a crash the reload finishes the promotion.
+	if err := j.m.persist(j); err != nil {
+		j.mu.Lock()
+		j.completing = false
+		j.reactivateLocked()
+		j.mu.Unlock()
+		return err
+	}
+	if last != nil {
+		<-last.done // no goroutine touches the files from here on
+	}
+
+	perr := j.m.promote(j, files)
+
+	j.mu.Lock()
+	j.completing = false
+	if perr != nil {
+		j.version++
+		j.reactivateLocked()
+		j.mu.Unlock()
+		_ = j.m.persist(j)
+		return perr
+	}
+	_ = j.setStateLocked(StateAcknowledged)
+	j.mu.Unlock()
+	j.m.discardPartials(j, files)
+	j.m.unpersist(j)
+	return nil
+}
+
+// reactivateLocked puts a job whose transfer Complete stopped back to work
+// after Complete failed: an active job is queued again.
+func (j *Job) reactivateLocked() {
+	switch j.state {
+	case StateQueued:
+		j.m.sched.enqueue(j)
+		j.m.kick()
+	case StateConnecting, StateTransferring, StateTransientError:
+		_ = j.setStateLocked(StateQueued)
+	}
+}
+
+// Wait blocks until the job is TRANSFERRED, ERROR, ACKNOWLEDGED or
+// CANCELLED, and returns that state. If ctx ends first it returns the
+// current state and ctx's error; if the Manager is closed first, the current
+// state and ErrNoService. Wait does not poll: it sleeps on a channel that is
+// closed at every state change.
+func (j *Job) Wait(ctx context.Context) (State, error) {
+	for {
+		j.mu.Lock()
+		s, ch := j.state, j.changed
+		j.mu.Unlock()
+		switch s {
+		case StateTransferred, StateError, StateAcknowledged, StateCancelled:
+			return s, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return s, context.Cause(ctx)
+		case <-j.m.done:
+			return s, errorf(ErrNoService, "the manager is closed")
+		}
+	}
+}
+
+// Progress returns a snapshot of the job's progress.
+func (j *Job) Progress() Progress {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.progressLocked()
+}
+
+func (j *Job) progressLocked() Progress {
+	p := Progress{FilesTotal: len(j.files)}
+	for _, f := range j.files {
+		p.BytesTransferred += f.done.Load()
+		if f.size == SizeUnknown {
+			p.BytesTotal = SizeUnknown
+		} else if p.BytesTotal != SizeUnknown {
+			p.BytesTotal += f.size
+		}
+		if f.transferred {
+			p.FilesTransferred++
+		}
+	}
+	return p
+}
+
+// Times returns the job's creation, modification and transfer-completion
+// times.
+func (j *Job) Times() Times {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return Times{Creation: j.created, Modification: j.modified, TransferCompletion: j.completedAt}
+}
+
+// Error returns the job's error object. It exists only in ERROR and
+// TRANSIENT_ERROR; in any other state Error returns
+// ErrErrorInformationUnavailable. The *JobError is a snapshot that is never
+// modified.
+func (j *Job) Error() (*JobError, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if (j.state == StateError || j.state == StateTransientError) && j.jerr != nil {
+		return j.jerr, nil
+	}
+	return nil, errorf(ErrErrorInformationUnavailable, "job %s is %s", j.id, j.state)
+}
+
+// ErrorCount returns how many times the job entered TRANSIENT_ERROR or
+// ERROR. It never resets.
+func (j *Job) ErrorCount() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.errCount
+}
+
+// SetNoProgressTimeout sets how long the job keeps retrying without moving a
+// byte before it gives up in ERROR with ErrNoProgress. The no-progress window
+// opens at the first transient error and closes on any byte of progress (and
+// on Resume, Suspend, Complete and Cancel); a new value applies to an open
+// window at once, so a window already older than d ends it now. Zero sends
+// every transient error straight to ERROR (BITS). A negative d returns
+// ErrInvalidArg. Until it is set the timeout follows the priority: 1 hour for
+// FOREGROUND, 24 hours for the others.
+func (j *Job) SetNoProgressTimeout(d time.Duration) error {
+	if d < 0 {
+		return errorf(ErrInvalidArg, "negative no-progress timeout %v", d)
+	}
+	return j.update(func() error {
+		j.timeout, j.timeoutSet = d, true
+		j.rearmWindowLocked()
+		return nil
+	})
+}
+
+// NoProgressTimeout returns the no-progress timeout in force: the value set,
+// or the default for the job's priority.
+func (j *Job) NoProgressTimeout() time.Duration {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.timeoutLocked()
+}
+
+// SetMinimumRetryDelay sets the wait after a transient error before the job
+// is queued again (default 2 s). The wait doubles after every consecutive
+// attempt that moved no byte, up to max(60 s, d), and is never shorter than
+// a server's Retry-After. A delay longer than the no-progress timeout sends
+// transient errors straight to ERROR (BITS). d must be positive
+// (ErrInvalidArg otherwise). A retry already scheduled keeps its time.
+func (j *Job) SetMinimumRetryDelay(d time.Duration) error {
+	if d <= 0 {
+		return errorf(ErrInvalidArg, "retry delay %v is not positive", d)
+	}
+	return j.update(func() error {
+		j.retryDelay = d
+		return nil
+	})
+}
+
+// MinimumRetryDelay returns the minimum retry delay.
+func (j *Job) MinimumRetryDelay() time.Duration {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.retryDelay
+}
+
+// SetPriority sets the job's priority (ErrInvalidArg for a value outside the
+// four). A queued job is re-sorted at once; a running background job whose
+// priority drops may be pre-empted by a waiting higher one. The default
+// no-progress timeout follows the new priority unless a timeout was set.
+func (j *Job) SetPriority(p Priority) error {
+	if !p.valid() {
+		return errorf(ErrInvalidArg, "unknown priority %d", int(p))
+	}
+	return j.update(func() error {
+		j.prio = p
+		j.m.sched.reprioritize(j, p)
+		j.rearmWindowLocked()
+		j.m.kick()
+		return nil
+	})
+}
+
+// Priority returns the job's priority.
+func (j *Job) Priority() Priority {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.prio
+}
+
+// SetDisplayName sets the job's display name, at most 256 characters
+// (ErrStringTooLong).
+func (j *Job) SetDisplayName(s string) error {
+	if utf8.RuneCountInString(s) > maxDisplayName {
+		return errorf(ErrStringTooLong, "display name longer than %d characters", maxDisplayName)
+	}
+	return j.update(func() error {
+		j.name = s
+		return nil
+	})
+}
+
+// DisplayName returns the job's display name.
+func (j *Job) DisplayName() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.name
+}
+
+// SetDescription sets the job's description, at most 1,024 characters
+// (ErrStringTooLong).
+func (j *Job) SetDescription(s string) error {
+	if utf8.RuneCountInString(s) > maxDescription {
+		return errorf(ErrStringTooLong, "description longer than %d characters", maxDescription)
+	}
+	return j.update(func() error {
+		j.desc = s
+		return nil
+	})
+}
+
+// Description returns the job's description.
+func (j *Job) Description() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.desc
+}
+
+// timeoutLocked is the no-progress timeout in force.
+func (j *Job) timeoutLocked() time.Duration {
+	if j.timeoutSet {
+		return j.timeout
+	}
+	if j.prio == PriorityForeground {
+		return DefaultForegroundNoProgressTimeout
+	}
+	return DefaultBackgroundNoProgressTimeout
+}
+
+// stopTransferLocked stops the running transfer, if any; its goroutine exits
+// on its own without touching the job's state. j.last still names it, so a
+// caller that must wait for the goroutine can.
+func (j *Job) stopTransferLocked() {
+	if x := j.xfer; x != nil {
+		j.xfer = nil
+		x.cancel(errStopped)
+		j.m.clock.stop(&j.tickDL)
+	}
+}

@@ -1,0 +1,401 @@
+package dojob
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// Config configures a Manager. NewManager copies it, so changing a Config
+// afterwards changes nothing. The zero value is an in-memory Manager with the
+// defaults below.
+type Config struct {
+	// StateDir is where jobs persist. "" keeps jobs in memory only: they end
+	// with the Manager (Close then deletes their temporary files). Otherwise
+	// every job is written to this directory (created 0700 if missing) and
+	// NewManager on the same directory brings the jobs back; one Manager
+	// owns a directory at a time.
+	StateDir string
+
+	// HTTPClient performs the transfers. nil means a client of dojob's own:
+	// TLS verified, proxies from the environment, at most 10 redirects and
+	// no redirect from https to http. A client given here is used as is,
+	// except that a nil CheckRedirect gets that same redirect policy.
+	HTTPClient *http.Client
+
+	// MaxForegroundJobs caps the FOREGROUND jobs that transfer at once;
+	// 0 means 8.
+	MaxForegroundJobs int
+
+	// MaxBackgroundJobs caps the HIGH, NORMAL and LOW jobs that transfer at
+	// once; 0 means 2.
+	MaxBackgroundJobs int
+
+	// StallTimeout is how long an attempt may go without response headers,
+	// or without a body byte, before it is abandoned as a transient
+	// ErrTimeout; 0 means 60 s. A stall is noticed within StallTimeout/8
+	// after it is due.
+	StallTimeout time.Duration
+
+	// CheckpointInterval is how often a running transfer records its
+	// progress in StateDir (an fsync of the data, then of the record); a
+	// restart re-downloads at most about this much transfer time. 0 means
+	// 1 s. Unused without StateDir.
+	CheckpointInterval time.Duration
+
+	// Logger receives dojob's diagnostics: transient errors, failing
+	// callbacks, damaged records. nil discards them.
+	Logger *slog.Logger
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultStallTimeout       = 60 * time.Second
+	DefaultCheckpointInterval = time.Second
+)
+
+// Manager owns jobs and runs them: it schedules transfers, keeps their
+// timers, delivers their callbacks and, with Config.StateDir, persists them
+// (the IBackgroundCopyManager of BITS/DO). A Manager is safe for concurrent
+// use. Every goroutine it starts — one loop for timers and scheduling, one
+// per running transfer, one per job that has callbacks to deliver, one
+// writer for persistence — is waited for by Close. Idle jobs have none.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	client *http.Client
+	ownTr  *http.Transport // the transport of dojob's own client, closed by Close
+	epoch  time.Time       // origin of the monotonic clock (now)
+	fs     fileSystem
+	store  *store    // nil for an in-memory Manager
+	bufs   sync.Pool // *[]byte copy buffers of bufSize
+
+	sched scheduler
+	clock clock
+
+	mu   sync.Mutex     // guards jobs and seq
+	jobs map[JobID]*Job // jobs not in a final state
+	seq  uint64
+
+	// Goroutine ownership: spawn adds to wg under goMu unless closing is set,
+	// so Close can set closing and then wait for every goroutine.
+	goMu    sync.Mutex
+	wg      sync.WaitGroup
+	closing atomic.Bool // Close has begun: no new goroutine, no new delivery
+	closed  atomic.Bool // state-changing calls return ErrNoService
+
+	kicked    atomic.Bool   // a scheduling pass is due
+	wake      chan struct{} // wakes the loop (capacity 1)
+	stop      chan struct{} // closed by Close to stop the loop
+	done      chan struct{} // closed when Close begins (Job.Wait)
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewManager returns a running Manager. With cfg.StateDir it creates or
+// opens the state directory, locks it (a second Manager on it gets an error
+// matching ErrSharingViolation) and brings back its jobs: CONNECTING and
+// TRANSFERRING jobs are queued again and resume from their temporary files;
+// damaged records are set aside and logged. Negative limits or timeouts
+// return ErrInvalidArg.
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.MaxForegroundJobs < 0 || cfg.MaxBackgroundJobs < 0 || cfg.StallTimeout < 0 || cfg.CheckpointInterval < 0 {
+		return nil, errorf(ErrInvalidArg, "negative limit or timeout in Config")
+	}
+	if cfg.MaxForegroundJobs == 0 {
+		cfg.MaxForegroundJobs = DefaultMaxForegroundJobs
+	}
+	if cfg.MaxBackgroundJobs == 0 {
+		cfg.MaxBackgroundJobs = DefaultMaxBackgroundJobs
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	if cfg.CheckpointInterval == 0 {
+		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
+	m := &Manager{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		epoch: time.Now(),
+		fs:    osFileSystem(),
+		jobs:  make(map[JobID]*Job),
+		wake:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	m.bufs.New = func() any { b := make([]byte, bufSize); return &b }
+	m.client, m.ownTr = newHTTPClient(cfg.HTTPClient)
+	m.sched.maxFg, m.sched.maxBg = cfg.MaxForegroundJobs, cfg.MaxBackgroundJobs
+	m.clock.wake = m.poke
+	if cfg.StateDir != "" {
+		s, err := openStore(cfg.StateDir, m.log)
+		if err != nil {
+			return nil, err
+		}
+		m.store = s
+		if err := m.reload(); err != nil {
+			s.close()
+			return nil, err
+		}
+		m.spawn(m.store.writer)
+	}
+	m.spawn(m.loop)
+	return m, nil
+}
+
+// now is the Manager's monotonic clock: time since NewManager. Wall-clock
+// changes do not move it.
+func (m *Manager) now() time.Duration { return time.Since(m.epoch) }
+
+// spawn runs fn on a goroutine that Close waits for. It returns false, and
+// runs nothing, once Close has begun.
+func (m *Manager) spawn(fn func()) bool {
+	m.goMu.Lock()
+	defer m.goMu.Unlock()
+	if m.closing.Load() {
+		return false
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// poke wakes the loop.
+func (m *Manager) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// kick asks the loop for a scheduling pass.
+func (m *Manager) kick() {
+	m.kicked.Store(true)
+	m.poke()
+}
+
+// loop is the Manager's one long-lived goroutine: it fires due deadlines
+// (retries, no-progress windows, watchdog ticks, callback re-deliveries) and
+// runs scheduling passes. It never runs a callback or does I/O.
+func (m *Manager) loop() {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	var due []*deadline
+	var p plan
+	for {
+		now := m.now()
+		due = m.clock.popDue(now, due[:0])
+		for i, d := range due {
+			m.fire(d, now)
+			due[i] = nil
+		}
+		if m.kicked.Swap(false) {
+			m.sched.pass(&p)
+			for i, j := range p.start {
+				j.start(p.kinds[i])
+				p.start[i] = nil
+			}
+			if v := p.victim; v != nil {
+				v.j.preempt(v)
+				p.victim = nil
+			}
+		}
+		if next, ok := m.clock.next(); ok {
+			if wait := next - m.now(); wait > 0 {
+				t.Reset(wait)
+			} else {
+				continue
+			}
+		}
+		select {
+		case <-t.C:
+		case <-m.wake:
+		case <-m.stop:
+			t.Stop()
+			return
+		}
+		t.Stop()
+	}
+}
+
+func (m *Manager) fire(d *deadline, now time.Duration) {
+	switch d.kind {
+	case dlRetry:
+		d.job.onRetry(now)
+	case dlWindow:
+		d.job.onWindow(now)
+	case dlTick:
+		d.job.onTick(now)
+	case dlRedeliver:
+		d.job.onRedeliver(now)
+	}
+}
+
+// CreateJob creates a job in SUSPENDED with the given display name (at most
+// 256 characters, ErrStringTooLong), NORMAL priority, the default timeouts
+// and flags, and no file. With Config.StateDir the job is on disk when
+// CreateJob returns.
+func (m *Manager) CreateJob(displayName string) (*Job, error) {
+	if utf8.RuneCountInString(displayName) > maxDisplayName {
+		return nil, errorf(ErrStringTooLong, "display name longer than %d characters", maxDisplayName)
+	}
+	if m.closed.Load() {
+		return nil, errorf(ErrNoService, "the manager is closed")
+	}
+	now := time.Now()
+	j := m.newJob(newJobID(), now)
+	j.name = displayName
+	m.mu.Lock()
+	m.seq++
+	j.seq = m.seq
+	m.jobs[j.id] = j
+	m.mu.Unlock()
+	if err := m.persist(j); err != nil {
+		m.mu.Lock()
+		delete(m.jobs, j.id)
+		m.mu.Unlock()
+		return nil, err
+	}
+	return j, nil
+}
+
+// newJob builds a SUSPENDED job with every default in place, before any
+// other goroutine can see it.
+func (m *Manager) newJob(id JobID, created time.Time) *Job {
+	j := &Job{
+		m:          m,
+		id:         id,
+		created:    created,
+		state:      StateSuspended,
+		changed:    make(chan struct{}),
+		prio:       PriorityNormal,
+		retryDelay: DefaultMinimumRetryDelay,
+		flags:      DefaultNotifyFlags,
+		modified:   created,
+		qidx:       -1,
+		qprio:      PriorityNormal,
+	}
+	j.retryDL = deadline{job: j, kind: dlRetry}
+	j.windowDL = deadline{job: j, kind: dlWindow}
+	j.tickDL = deadline{job: j, kind: dlTick}
+	j.redeliverDL = deadline{job: j, kind: dlRedeliver}
+	return j
+}
+
+// Job returns the job with the given ID, or an error matching ErrJobNotFound
+// if there is none or it reached a final state.
+func (m *Manager) Job(id JobID) (*Job, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if j, ok := m.jobs[id]; ok {
+		return j, nil
+	}
+	return nil, errorf(ErrJobNotFound, "no job %s", id)
+}
+
+// Jobs returns the jobs not in a final state, oldest first.
+func (m *Manager) Jobs() []*Job {
+	m.mu.Lock()
+	out := make([]*Job, 0, len(m.jobs))
+	for _, j := range m.jobs {
+		out = append(out, j)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b *Job) int { return cmpUint64(a.seq, b.seq) })
+	return out
+}
+
+func cmpUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// forget drops a job that reached a final state from the index. The job's
+// mu is held (lock order: job, then m.mu).
+func (m *Manager) forget(j *Job) {
+	m.mu.Lock()
+	delete(m.jobs, j.id)
+	m.mu.Unlock()
+}
+
+// Close stops the Manager: it stops every transfer, lets a callback that is
+// running return (queued notifications are not delivered), waits for every
+// goroutine the Manager started, writes the final state of every job and
+// releases the state directory. Persisted jobs stay on disk, to be resumed by
+// the next Manager; the jobs of an in-memory Manager end, and their temporary
+// files are deleted. After Close, state-changing methods and setters return
+// ErrNoService and getters keep working. Close is idempotent; a callback
+// must not call it (it would wait for itself).
+func (m *Manager) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Manager) close() error {
+	m.closed.Store(true)
+	m.goMu.Lock()
+	m.closing.Store(true)
+	m.goMu.Unlock()
+	close(m.done)
+	close(m.stop)
+
+	m.mu.Lock()
+	jobs := make([]*Job, 0, len(m.jobs))
+	for _, j := range m.jobs {
+		jobs = append(jobs, j)
+	}
+	m.mu.Unlock()
+	for _, j := range jobs {
+		j.mu.Lock()
+		if x := j.xfer; x != nil {
+			x.cancel(errClosing)
+		}
+		j.mu.Unlock()
+	}
+	if m.store != nil {
+		m.store.shutdown() // the writer flushes and exits
+	}
+	m.wg.Wait()
+	if m.ownTr != nil {
+		m.ownTr.CloseIdleConnections()
+	}
+	var errs []error
+	if m.store != nil {
+		for _, j := range jobs {
+			if err := m.persist(j); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		errs = append(errs, m.store.close())
+	} else {
+		for _, j := range jobs {
+			j.mu.Lock()
+			for _, f := range j.files {
+				if !f.completed {
+					if err := removeIfExists(f.temp); err != nil {
+						errs = append(errs, err)
+					}
+				}
+			}
+			j.mu.Unlock()
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,183 @@
+package dojob
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is the state of a job, numbered as BG_JOB_STATE. See the package
+// documentation for the diagram of transitions.
+type State int
+
+// The job states, numbered as BG_JOB_STATE.
+const (
+	// StateQueued: waiting for the scheduler to start it (or to retry it).
+	StateQueued State = iota
+	// StateConnecting: a request is sent and the job waits for the
+	// response headers.
+	StateConnecting
+	// StateTransferring: the response was accepted and bytes are moving.
+	StateTransferring
+	// StateSuspended: stopped until Resume; the state of every new job.
+	StateSuspended
+	// StateError: a fatal error, or a transient one that lasted past the
+	// no-progress timeout. Resume retries, Complete keeps finished files,
+	// Cancel discards everything.
+	StateError
+	// StateTransientError: a recoverable error; the job retries after the
+	// retry delay.
+	StateTransientError
+	// StateTransferred: every file is transferred; Complete makes the files
+	// appear at their destinations.
+	StateTransferred
+	// StateAcknowledged: Complete was called. Final.
+	StateAcknowledged
+	// StateCancelled: Cancel was called. Final.
+	StateCancelled
+)
+
+var stateNames = [...]string{
+	"QUEUED", "CONNECTING", "TRANSFERRING", "SUSPENDED", "ERROR",
+	"TRANSIENT_ERROR", "TRANSFERRED", "ACKNOWLEDGED", "CANCELLED",
+}
+
+// String returns the state's name without the BG_JOB_STATE_ prefix, e.g.
+// "TRANSIENT_ERROR".
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Final reports whether s is ACKNOWLEDGED or CANCELLED, the states no method
+// can leave.
+func (s State) Final() bool { return s == StateAcknowledged || s == StateCancelled }
+
+// valid reports whether s is one of the nine states.
+func (s State) valid() bool { return s >= StateQueued && s <= StateCancelled }
+
+// active reports whether the job is trying to transfer in state s: waiting
+// for a slot, connecting, transferring or waiting to retry.
+func (s State) active() bool {
+	return s == StateQueued || s == StateConnecting || s == StateTransferring || s == StateTransientError
+}
+
+// transitions[from] is the set of states a job may move to from "from".
+// Every change of a job's state goes through setStateLocked, which refuses
+// anything not in this table. Rows cite the BITS/DO behaviour they copy
+// (reference §2.3); the package documentation draws the same table.
+var transitions = [...][]State{
+	// Scheduler starts it (→CONNECTING); nothing left to transfer
+	// (→TRANSFERRED); no-progress timeout during a retry (→ERROR);
+	// Suspend, Complete, Cancel.
+	StateQueued: {StateConnecting, StateTransferred, StateError, StateSuspended, StateAcknowledged, StateCancelled},
+	// Response accepted (→TRANSFERRING); failure (→TRANSIENT_ERROR/ERROR);
+	// pre-empted (→QUEUED); 416 at full size on the last file
+	// (→TRANSFERRED); Suspend, Complete, Cancel.
+	StateConnecting: {StateTransferring, StateTransientError, StateError, StateQueued, StateTransferred, StateSuspended, StateAcknowledged, StateCancelled},
+	// Next file (→CONNECTING); last file done (→TRANSFERRED); failure;
+	// pre-empted (→QUEUED); Suspend, Complete, Cancel.
+	StateTransferring: {StateConnecting, StateTransferred, StateTransientError, StateError, StateQueued, StateSuspended, StateAcknowledged, StateCancelled},
+	// Resume (→QUEUED); Complete, Cancel.
+	StateSuspended: {StateQueued, StateAcknowledged, StateCancelled},
+	// Resume after fixing the cause (→QUEUED); Suspend, Complete, Cancel.
+	StateError: {StateQueued, StateSuspended, StateAcknowledged, StateCancelled},
+	// Retry delay over, or Resume (→QUEUED); no-progress timeout (→ERROR);
+	// Suspend, Complete, Cancel.
+	StateTransientError: {StateQueued, StateError, StateSuspended, StateAcknowledged, StateCancelled},
+	// Files added, then Resume (→QUEUED, BITS); Complete, Cancel. Suspend
+	// leaves a TRANSFERRED job as it is.
+	StateTransferred:  {StateQueued, StateAcknowledged, StateCancelled},
+	StateAcknowledged: nil,
+	StateCancelled:    nil,
+}
+
+// canTransition reports whether the table allows from → to.
+func canTransition(from, to State) bool {
+	if !from.valid() || !to.valid() {
+		return false
+	}
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// setStateLocked is the one function that changes a job's state. It checks
+// the transition table (ErrInvalidState for an illegal move), stamps the
+// times, wakes Wait, keeps the error object, the retry timer, the no-progress
+// window, the scheduler queue and the Manager's index in step with the new
+// state, and queues the notifications the move owes. j.mu must be held.
+//
+// Setting the state a job is already in is a no-op that returns nil.
+func (j *Job) setStateLocked(to State) error {
+	from := j.state
+	if from == to {
+		return nil
+	}
+	if !canTransition(from, to) {
+		return errorf(ErrInvalidState, "job %s cannot move from %s to %s", j.id, from, to)
+	}
+	now := time.Now()
+	j.state = to
+	j.modified = now
+	j.version++
+	close(j.changed)
+	j.changed = make(chan struct{})
+
+	m := j.m
+	// Leaving a state.
+	switch from {
+	case StateQueued:
+		m.sched.remove(j)
+	case StateTransientError:
+		m.clock.stop(&j.retryDL)
+	case StateTransferred, StateError:
+		j.pendingFinal = false
+	}
+	// The error object exists only in ERROR and TRANSIENT_ERROR; entering
+	// TRANSFERRING clears it for good (BITS GetError).
+	switch to {
+	case StateError, StateTransientError:
+		j.errCount++
+	case StateTransferring:
+		j.jerr = nil
+	}
+	// A job that stopped trying has no use for the no-progress window. (An
+	// automatic retry, TRANSIENT_ERROR → QUEUED → CONNECTING → TRANSFERRING,
+	// keeps it open: only a byte of progress closes it, or a user's Resume.)
+	switch to {
+	case StateSuspended, StateError, StateTransferred, StateAcknowledged, StateCancelled:
+		j.closeWindowLocked()
+	}
+	switch to {
+	case StateQueued:
+		m.sched.enqueue(j)
+		m.kick()
+	case StateError:
+		j.episode++
+		j.pendingFinal = true
+		j.queueFinalLocked()
+	case StateTransferred:
+		j.completedAt = now
+		j.episode++
+		j.pendingFinal = true
+		j.queueFinalLocked()
+	case StateAcknowledged, StateCancelled:
+		m.clock.stop(&j.retryDL)
+		m.clock.stop(&j.redeliverDL)
+		m.clock.stop(&j.tickDL)
+		m.forget(j)
+	}
+	// BITS raises JobModification for state changes except the moves into
+	// ERROR and TRANSFERRED, which have their own notifications.
+	if to != StateError && to != StateTransferred {
+		j.queueModificationLocked()
+	}
+	m.markDirty(j)
+	m.log.Debug("dojob: state", "job", j.id.String(), "from", from.String(), "to", to.String())
+	return nil
+}

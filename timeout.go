@@ -1,0 +1,210 @@
+package dojob
+
+import (
+	"time"
+)
+
+// This file holds the timing rules of a job: the no-progress window, the
+// retry delay and the stall watchdog (DESIGN.md §3). All times are on the
+// Manager's monotonic clock (Manager.now), so changing the wall clock
+// changes nothing.
+
+// maxRetryCap is the least cap on the doubled retry delay; a longer
+// MinimumRetryDelay is its own cap.
+const maxRetryCap = 60 * time.Second
+
+// progressInterval is the shortest time between two progress
+// JobModification notifications of one job (at most ~10 per second).
+const progressInterval = 100 * time.Millisecond
+
+// retryDelay returns the wait after a failed attempt: base doubled once for
+// each earlier consecutive attempt that moved no byte (streak), capped at
+// max(60 s, base), and never shorter than the server's Retry-After.
+func retryDelay(base time.Duration, streak int, retryAfter time.Duration) time.Duration {
+	limit := max(maxRetryCap, base)
+	d := base
+	for i := 0; i < streak && d < limit; i++ {
+		d *= 2
+	}
+	return max(min(d, limit), retryAfter)
+}
+
+// failLocked moves the job on after a failed attempt: a fatal error goes to
+// ERROR; a transient one opens the no-progress window if none is open and
+// goes to TRANSIENT_ERROR with a retry scheduled, unless the timeout leaves
+// no room to retry (timeout 0, a retry delay longer than the timeout, or a
+// window already past the timeout), in which case the job goes to ERROR.
+func (j *Job) failLocked(e *JobError) {
+	if !e.transient {
+		j.jerr = e
+		_ = j.setStateLocked(StateError)
+		return
+	}
+	now := j.m.now()
+	to := j.timeoutLocked()
+	if to == 0 || j.retryDelay > to {
+		// BITS: no retry at all; the job fails with the error itself.
+		j.jerr = e
+		_ = j.setStateLocked(StateError)
+		return
+	}
+	if !j.windowOpen {
+		j.windowOpen, j.windowStart = true, now
+	}
+	j.lastTransient = e
+	if now-j.windowStart >= to {
+		j.expireLocked()
+		return
+	}
+	delay := retryDelay(j.retryDelay, j.streak, time.Duration(e.retryAfter))
+	if j.streak < 64 {
+		j.streak++
+	}
+	j.jerr = e
+	_ = j.setStateLocked(StateTransientError)
+	j.retryAt = now + delay
+	j.m.clock.set(&j.retryDL, j.retryAt)
+	j.m.clock.set(&j.windowDL, j.windowStart+to)
+	j.m.log.Info("dojob: transient error; will retry", "job", j.id.String(), "err", e.Error(), "delay", delay)
+}
+
+// onRetry queues a TRANSIENT_ERROR job whose retry delay is over.
+func (j *Job) onRetry(now time.Duration) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.state != StateTransientError || j.completing {
+		return
+	}
+	if now < j.retryAt {
+		j.m.clock.set(&j.retryDL, j.retryAt)
+		return
+	}
+	_ = j.setStateLocked(StateQueued)
+}
+
+// closeWindowLocked closes the no-progress window.
+func (j *Job) closeWindowLocked() {
+	j.windowOpen = false
+	j.m.clock.stop(&j.windowDL)
+}
+
+// noteProgressLocked records the first byte of an attempt (or a finished
+// file): it closes the no-progress window and resets the retry back-off.
+func (j *Job) noteProgressLocked() {
+	j.closeWindowLocked()
+	j.streak = 0
+	j.lastTransient = nil
+}
+
+// rearmWindowLocked applies a changed timeout to an open window at once.
+func (j *Job) rearmWindowLocked() {
+	if !j.windowOpen {
+		return
+	}
+	end := j.windowStart + j.timeoutLocked()
+	if j.m.now() >= end {
+		j.expireLocked()
+		return
+	}
+	j.m.clock.set(&j.windowDL, end)
+}
+
+// onWindow ends a job whose no-progress window reached the timeout.
+func (j *Job) onWindow(now time.Duration) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.windowOpen {
+		return
+	}
+	if end := j.windowStart + j.timeoutLocked(); now < end {
+		j.m.clock.set(&j.windowDL, end)
+		return
+	}
+	j.expireLocked()
+}
+
+// expireLocked moves a job that is still trying (TRANSIENT_ERROR, or
+// queued, connecting or transferring on a retry that has not moved a byte) to
+// ERROR with ErrNoProgress wrapping the last transient error. Any running
+// attempt is stopped.
+func (j *Job) expireLocked() {
+	if !j.state.active() {
+		j.closeWindowLocked()
+		return
+	}
+	e := &JobError{Code: ErrNoProgress, Context: ErrorContextNone}
+	if last := j.lastTransient; last != nil {
+		e.Context, e.File, e.Err = last.Context, last.File, last
+	}
+	j.stopTransferLocked()
+	j.jerr = e
+	_ = j.setStateLocked(StateError)
+	j.m.log.Info("dojob: no progress within the timeout", "job", j.id.String(), "timeout", j.timeoutLocked())
+}
+
+// tickIntervalLocked is how often a running transfer's watchdog ticks: often
+// enough to catch a stall within 1/8 of the stall timeout, to deliver
+// progress notifications ~10 times a second when they are wanted, and to
+// checkpoint progress when the Manager persists jobs.
+func (j *Job) tickIntervalLocked() time.Duration {
+	cfg := &j.m.cfg
+	iv := cfg.StallTimeout / 8
+	if j.wantsLocked(noteModification) {
+		iv = min(iv, progressInterval)
+	}
+	if j.m.store != nil {
+		iv = min(iv, cfg.CheckpointInterval)
+	}
+	return max(iv, time.Millisecond)
+}
+
+// armTickLocked makes sure the running transfer's tick comes no later than
+// one interval from now (after the notification settings changed).
+func (j *Job) armTickLocked() {
+	if j.xfer == nil {
+		return
+	}
+	j.m.clock.setEarlier(&j.tickDL, j.m.now()+j.tickIntervalLocked())
+}
+
+// onTick is the watchdog of a running transfer. It costs the hot path
+// nothing: the copy loop only adds to a file's byte counter, and the tick
+// compares that counter with what it saw last time. No byte (and no response
+// headers) for Config.StallTimeout stops the attempt with a stall, a
+// transient ErrTimeout. The tick also stamps the modification time, queues
+// the progress JobModification and asks for a progress checkpoint.
+func (j *Job) onTick(now time.Duration) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	x := j.xfer
+	if x == nil {
+		return
+	}
+	if f := x.cur; f != nil {
+		if n := f.done.Load(); n != x.seen {
+			x.seen, x.seenAt = n, now
+		} else if now-x.seenAt >= j.m.cfg.StallTimeout {
+			x.cancel(errStalled)
+			return
+		}
+	}
+	if b := j.bytesLocked(); b != j.notedBytes {
+		j.modified = time.Now()
+		j.queueModificationLocked()
+		j.notedBytes = b
+	}
+	if j.m.store != nil && now-x.ckptAt >= j.m.cfg.CheckpointInterval {
+		x.ckptAt = now
+		x.ckptDue.Store(true)
+	}
+	j.m.clock.set(&j.tickDL, now+j.tickIntervalLocked())
+}
+
+// bytesLocked is the job's BytesTransferred.
+func (j *Job) bytesLocked() int64 {
+	var n int64
+	for _, f := range j.files {
+		n += f.done.Load()
+	}
+	return n
+}

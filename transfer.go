@@ -1,0 +1,611 @@
+package dojob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// bufSize is the copy buffer of one transfer. Memory per transfer is this
+// buffer, whatever the size of the file.
+const bufSize = 256 << 10
+
+// transfer is one run of a job's transfer goroutine: from QUEUED through
+// its files until TRANSFERRED, a failure, or a stop (Suspend, Cancel,
+// Complete, pre-emption, the no-progress timeout, a stall, Close). A stop
+// cancels ctx with its cause; the goroutine then exits without touching the
+// job's state, except for a stall, which it reports as a transient error.
+type transfer struct {
+	j      *Job
+	slot   slotKind
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when the goroutine has exited
+	prev   *transfer     // the job's previous run, which must exit first
+
+	// Guarded by the scheduler's mu.
+	preempted bool
+	started   uint64
+
+	// Guarded by the job's mu.
+	cur    *file         // the file being transferred (the watchdog reads its counter)
+	seen   int64         // its byte counter at the last watchdog tick
+	seenAt time.Duration // when that counter last changed (or headers arrived)
+	ckptAt time.Duration // when the last checkpoint was asked for
+
+	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
+
+	// Owned by the goroutine.
+	progressed bool // this run moved a byte (the no-progress window is closed)
+	buf        []byte
+}
+
+// errClosing stops transfers when the Manager closes; the job keeps its
+// state, which a persisted Manager records for the next one.
+var errClosing = errors.New("manager closing")
+
+// start begins a transfer for a QUEUED job that the scheduler picked and
+// reserved a slot of the given kind for.
+func (j *Job) start(kind slotKind) {
+	m := j.m
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.state != StateQueued || j.xfer != nil || j.completing {
+		m.sched.release(kind, nil)
+		return
+	}
+	m.sched.remove(j) // Suspend+Resume may have queued it again meanwhile
+	ctx, cancel := context.WithCancelCause(context.Background())
+	x := &transfer{j: j, slot: kind, ctx: ctx, cancel: cancel, done: make(chan struct{}), prev: j.last}
+	m.sched.hold(x)
+	if !m.spawn(x.run) {
+		cancel(errClosing)
+		m.sched.release(kind, x)
+		return
+	}
+	j.xfer, j.last = x, x
+	now := m.now()
+	x.seenAt, x.ckptAt = now, now
+	m.clock.set(&j.tickDL, now+j.tickIntervalLocked())
+}
+
+// preempt stops a running background transfer so a higher-priority job can
+// have its slot; the job goes back to QUEUED with its place in line.
+func (j *Job) preempt(x *transfer) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.xfer != x {
+		return
+	}
+	j.stopTransferLocked()
+	j.requeueSeq = j.qseq
+	if j.state == StateQueued {
+		j.m.sched.enqueue(j)
+		j.m.kick()
+		return
+	}
+	_ = j.setStateLocked(StateQueued)
+	j.m.log.Debug("dojob: pre-empted", "job", j.id.String())
+}
+
+// run is the transfer goroutine: files one after another, in order.
+func (x *transfer) run() {
+	j, m := x.j, x.j.m
+	defer func() {
+		if x.buf != nil {
+			m.bufs.Put(&x.buf)
+			x.buf = nil
+		}
+		m.sched.release(x.slot, x)
+		close(x.done)
+		m.kick()
+	}()
+	if x.prev != nil {
+		<-x.prev.done // its goroutine may still hold a temporary file
+		x.prev = nil
+	}
+	for {
+		j.mu.Lock()
+		if j.xfer != x {
+			j.mu.Unlock()
+			return
+		}
+		f := j.nextFileLocked()
+		if f == nil {
+			j.endRunLocked()
+			j.noteProgressLocked()
+			_ = j.setStateLocked(StateTransferred)
+			j.mu.Unlock()
+			return
+		}
+		_ = j.setStateLocked(StateConnecting)
+		x.cur, x.seen, x.seenAt = f, f.done.Load(), m.now()
+		j.mu.Unlock()
+
+		err := x.transferFile(f)
+
+		j.mu.Lock()
+		if j.xfer != x {
+			j.mu.Unlock()
+			return
+		}
+		switch context.Cause(x.ctx) {
+		case nil:
+		case errClosing:
+			j.endRunLocked()
+			j.mu.Unlock()
+			return
+		case errStalled:
+			err = errStalled
+		}
+		if err != nil {
+			e := classify(err)
+			fi := f.infoLocked()
+			e.File = &fi
+			j.endRunLocked()
+			j.failLocked(e)
+			j.mu.Unlock()
+			return
+		}
+		f.transferred = true
+		f.durable = f.done.Load()
+		j.version++
+		j.noteProgressLocked()
+		j.queueFileLocked(f)
+		m.markDirty(j)
+		j.mu.Unlock()
+	}
+}
+
+// endRunLocked detaches the finishing run from the job.
+func (j *Job) endRunLocked() {
+	j.xfer = nil
+	j.m.clock.stop(&j.tickDL)
+}
+
+// transferFile brings f's temporary file to completion and fsyncs it. It
+// resumes from the bytes already there and checks what the server does.
+func (x *transfer) transferFile(f *file) error {
+	m := x.j.m
+	tf, err := m.fs.openTemp(f.temp)
+	if err != nil {
+		return localError(err)
+	}
+	defer tf.Close()
+	have := f.done.Load()
+	// The temporary file holds exactly the bytes counted: after a crash it
+	// may hold more than the last checkpoint, which are not trusted.
+	if err := tf.Truncate(have); err != nil {
+		return localError(err)
+	}
+	if _, err := tf.Seek(have, io.SeekStart); err != nil {
+		return localError(err)
+	}
+	restarted := false
+	for {
+		complete, restart, err := x.step(tf, f, restarted)
+		if err != nil {
+			return err
+		}
+		if restart {
+			if err := x.restart(tf, f); err != nil {
+				return err
+			}
+			restarted = true
+			continue
+		}
+		if complete {
+			break
+		}
+	}
+	if err := tf.Sync(); err != nil {
+		return localError(err)
+	}
+	if err := tf.Close(); err != nil {
+		return localError(err)
+	}
+	return nil
+}
+
+// restart empties f's temporary file: the content changed on the server, or
+// the server would not resume.
+func (x *transfer) restart(tf tempFile, f *file) error {
+	j := x.j
+	if err := tf.Truncate(0); err != nil {
+		return localError(err)
+	}
+	if _, err := tf.Seek(0, io.SeekStart); err != nil {
+		return localError(err)
+	}
+	j.mu.Lock()
+	f.done.Store(0)
+	x.seen = 0
+	f.durable = 0
+	f.etag, f.lastMod = "", ""
+	f.remoteSize = SizeUnknown
+	f.size = SizeUnknown
+	if f.ranges != nil {
+		f.size = rangesSize(f.ranges, SizeUnknown)
+	}
+	j.version++
+	j.mu.Unlock()
+	j.m.log.Info("dojob: remote file changed or range refused; starting the file over", "job", j.id.String(), "url", redactURL(f.remote))
+	return nil
+}
+
+// span is the part of a remote file one request asks for.
+type span struct {
+	off, end int64 // end is inclusive; -1 means to the end of the file
+	ranged   bool  // the request carries a Range header
+	whole    bool  // the span is the whole file
+}
+
+// nextSpanLocked maps the bytes already in f's temporary file to the next
+// remote span, or reports that the file is complete.
+func (f *file) nextSpanLocked() (s span, complete bool) {
+	have := f.done.Load()
+	if f.ranges == nil {
+		if f.size != SizeUnknown && have >= f.size {
+			return s, true
+		}
+		return span{off: have, end: -1, ranged: have > 0, whole: have == 0}, false
+	}
+	pos := have
+	for _, r := range f.ranges {
+		l := r.Length
+		if l == LengthToEOF {
+			if f.remoteSize == SizeUnknown {
+				return span{off: r.Offset + pos, end: -1, ranged: true, whole: r.Offset+pos == 0 && len(f.ranges) == 1}, false
+			}
+			l = max(f.remoteSize-r.Offset, 0)
+		}
+		if pos < l {
+			end := r.Offset + r.Length - 1
+			if r.Length == LengthToEOF {
+				end = -1
+			}
+			return span{off: r.Offset + pos, end: end, ranged: true, whole: r.Offset+pos == 0 && r.Length == LengthToEOF && len(f.ranges) == 1}, false
+		}
+		pos -= l
+	}
+	return s, true
+}
+
+// step makes one request for f and copies its body. It reports whether the
+// file is complete, or whether it must start over from byte 0.
+func (x *transfer) step(tf tempFile, f *file, restarted bool) (complete, restart bool, err error) {
+	j, m := x.j, x.j.m
+	j.mu.Lock()
+	sp, complete := f.nextSpanLocked()
+	etag, lastMod, remoteSize := f.etag, f.lastMod, f.remoteSize
+	j.mu.Unlock()
+	if complete {
+		return true, false, nil
+	}
+
+	req, err := http.NewRequestWithContext(x.ctx, http.MethodGet, f.remote, nil)
+	if err != nil {
+		return false, false, protocolError(ErrInvalidArg, "building the request: %v", err)
+	}
+	// The exact bytes, never a compressed representation: offsets must
+	// count the same bytes on every attempt.
+	req.Header.Set("Accept-Encoding", "identity")
+	ifRange := ""
+	if sp.ranged {
+		end := ""
+		if sp.end >= 0 {
+			end = strconv.FormatInt(sp.end, 10)
+		}
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(sp.off, 10)+"-"+end)
+		switch {
+		case etag != "":
+			ifRange = etag
+		case lastMod != "":
+			ifRange = lastMod
+		}
+		if ifRange != "" {
+			req.Header.Set("If-Range", ifRange)
+		}
+	}
+
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return false, false, err
+	}
+	defer func() {
+		// Closing without draining: a body we stop reading early is not
+		// worth the bytes it would cost to keep the connection.
+		resp.Body.Close()
+	}()
+
+	v := x.check(resp, f, sp, ifRange != "", etag, lastMod, remoteSize)
+	switch {
+	case v.err != nil:
+		return false, false, v.err
+	case v.restart:
+		if restarted {
+			if f.ranges != nil {
+				return false, false, protocolError(ErrInsufficientRangeSupport, "the server does not serve the requested ranges consistently")
+			}
+			return false, false, protocolError(ErrBlockSizeMismatch, "the server's answer does not match the file it served before")
+		}
+		return false, true, nil
+	case v.complete:
+		return true, false, nil
+	}
+
+	if v.truncate {
+		// A 200 to a resume request: the server ignored the range or the
+		// content changed. The body is the whole new file.
+		if err := x.restart(tf, f); err != nil {
+			return false, false, err
+		}
+	}
+
+	// Accept the response: TRANSFERRING, the validators and sizes it told.
+	j.mu.Lock()
+	if j.xfer != x {
+		j.mu.Unlock()
+		return false, false, errStopped
+	}
+	if v.etag != "" || v.lastMod != "" || f.etag == "" && f.lastMod == "" {
+		f.etag, f.lastMod = v.etag, v.lastMod
+	}
+	if v.remoteSize != SizeUnknown {
+		f.remoteSize = v.remoteSize
+		if f.ranges == nil {
+			f.size = v.remoteSize
+		} else {
+			f.size = rangesSize(f.ranges, v.remoteSize)
+		}
+	}
+	x.seenAt = m.now()
+	_ = j.setStateLocked(StateTransferring)
+	j.mu.Unlock()
+
+	n, err := x.copy(tf, resp.Body, f, v.length)
+	if err != nil {
+		return false, false, err
+	}
+	if v.length >= 0 && n < v.length {
+		return false, false, fmt.Errorf("body ended after %d of %d bytes: %w", n, v.length, io.ErrUnexpectedEOF)
+	}
+	if f.ranges == nil && v.remoteSize == SizeUnknown {
+		// No announced length: the end of the body is the end of the file.
+		j.mu.Lock()
+		f.size = f.done.Load()
+		f.remoteSize = f.size
+		j.mu.Unlock()
+		return true, false, nil
+	}
+	if f.ranges != nil {
+		return false, false, nil // the next step finds the next range, or completion
+	}
+	return true, false, nil
+}
+
+// verdict is what check makes of a response.
+type verdict struct {
+	err        error
+	restart    bool  // start the file over with a fresh request
+	truncate   bool  // start over, using this response's body (a 200)
+	complete   bool  // the file is already complete (416 at full size)
+	length     int64 // bytes the body will carry; -1 when unknown
+	remoteSize int64 // the remote file's size as announced; SizeUnknown if not
+	etag       string
+	lastMod    string
+}
+
+// check decides whether a response can be used for span sp of f, following
+// DESIGN.md §3 (Resume of a file): accept only a 206 whose Content-Range
+// starts where we asked and whose total is the one we know; a 200 to a
+// resume means start over with its body; a 416 whose total equals what we
+// have means the file is complete.
+func (x *transfer) check(resp *http.Response, f *file, sp span, sentIfRange bool, etag, lastMod string, knownSize int64) verdict {
+	v := verdict{length: -1, remoteSize: SizeUnknown, etag: strongETag(resp.Header.Get("ETag")), lastMod: resp.Header.Get("Last-Modified")}
+	code := resp.StatusCode
+	switch {
+	case code == http.StatusOK:
+		if f.ranges != nil && !sp.whole {
+			if sentIfRange {
+				v.restart = true // If-Range failed: the content changed
+				return v
+			}
+			v.err = protocolError(ErrInsufficientRangeSupport, "the server answered a range request with the whole file")
+			return v
+		}
+		v.truncate = sp.off > 0
+		v.length = resp.ContentLength
+		v.remoteSize = SizeUnknown
+		if resp.ContentLength >= 0 {
+			v.remoteSize = resp.ContentLength
+		}
+		return v
+
+	case code == http.StatusPartialContent:
+		cr, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		changed := (etag != "" && v.etag != "" && v.etag != etag) ||
+			(etag == "" && lastMod != "" && v.lastMod != "" && v.lastMod != lastMod) ||
+			(ok && knownSize != SizeUnknown && cr.total != knownSize)
+		switch {
+		case !ok || cr.start < 0 || cr.total < 0:
+			if f.ranges != nil {
+				v.err = protocolError(ErrInsufficientRangeSupport, "206 without a usable Content-Range")
+			} else {
+				v.restart = true
+			}
+			return v
+		case changed:
+			v.restart = true
+			return v
+		case cr.start != sp.off:
+			if f.ranges != nil {
+				v.err = protocolError(ErrInsufficientRangeSupport, "asked for bytes from %d, got %d-%d", sp.off, cr.start, cr.end)
+			} else {
+				v.restart = true
+			}
+			return v
+		}
+		wantEnd := sp.end
+		if wantEnd < 0 {
+			wantEnd = cr.total - 1
+		}
+		if cr.end != wantEnd {
+			if f.ranges != nil && wantEnd >= cr.total {
+				v.err = protocolError(ErrInvalidRange, "range ends at %d beyond the end of the %d-byte remote file", wantEnd, cr.total)
+			} else if f.ranges != nil {
+				v.err = protocolError(ErrInsufficientRangeSupport, "asked for bytes %d-%d, got %d-%d", sp.off, wantEnd, cr.start, cr.end)
+			} else {
+				v.restart = true
+			}
+			return v
+		}
+		v.length = cr.end - cr.start + 1
+		if resp.ContentLength >= 0 && resp.ContentLength != v.length {
+			v.err = protocolError(ErrBlockSizeMismatch, "Content-Length %d does not match Content-Range %d-%d", resp.ContentLength, cr.start, cr.end)
+			return v
+		}
+		v.remoteSize = cr.total
+		return v
+
+	case code == http.StatusRequestedRangeNotSatisfiable:
+		cr, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if f.ranges != nil {
+			v.err = protocolError(ErrInvalidRange, "the server says range %d- lies outside the file", sp.off)
+			return v
+		}
+		if ok && cr.total >= 0 && cr.total == sp.off && (knownSize == SizeUnknown || knownSize == sp.off) {
+			v.complete = true
+			return v
+		}
+		if sp.off == 0 {
+			v.err = statusError(code, 0)
+			return v
+		}
+		v.restart = true
+		return v
+
+	case code >= 200 && code <= 299:
+		v.err = &JobError{Context: ErrorContextRemoteFile, Code: ErrUnexpectedStatus2xx, transient: true,
+			Err: fmt.Errorf("server answered %d %s", code, http.StatusText(code))}
+		return v
+	}
+	v.err = statusError(code, retryAfter(resp.Header, time.Now()))
+	return v
+}
+
+// copy is the hot path: it moves body bytes into the temporary file. Per
+// write it adds to f's byte counter and reads one flag — no lock, no clock,
+// no allocation. The first byte of a run closes the no-progress window
+// (once, under the lock); the watchdog tick asks for checkpoints.
+func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int64, error) {
+	if x.buf == nil {
+		x.buf = *(x.j.m.bufs.Get().(*[]byte))
+	}
+	buf := x.buf
+	var n int64
+	for length < 0 || n < length {
+		rd := buf
+		if length >= 0 && length-n < int64(len(rd)) {
+			rd = rd[:length-n]
+		}
+		nr, rerr := body.Read(rd)
+		if nr > 0 {
+			nw, werr := tf.Write(rd[:nr])
+			if nw > 0 {
+				f.done.Add(int64(nw))
+				n += int64(nw)
+			}
+			if werr != nil {
+				return n, localError(werr)
+			}
+			if !x.progressed {
+				x.firstByte()
+			}
+			if x.ckptDue.Load() {
+				if err := x.checkpoint(tf, f); err != nil {
+					return n, err
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+	return n, nil
+}
+
+// firstByte records the first byte of a run: progress closes the
+// no-progress window and resets the retry back-off.
+func (x *transfer) firstByte() {
+	x.progressed = true
+	j := x.j
+	j.mu.Lock()
+	if j.xfer == x {
+		j.noteProgressLocked()
+	}
+	j.mu.Unlock()
+}
+
+// checkpoint makes the bytes so far durable and records how many there are,
+// so a restart after a crash resumes from here.
+func (x *transfer) checkpoint(tf tempFile, f *file) error {
+	x.ckptDue.Store(false)
+	if err := tf.Sync(); err != nil {
+		return localError(err)
+	}
+	j := x.j
+	j.mu.Lock()
+	f.durable = f.done.Load()
+	j.version++
+	j.mu.Unlock()
+	j.m.markDirty(j)
+	return nil
+}
+
+// strongETag returns an ETag usable in If-Range: a strong one. Weak ETags
+// (W/"...") cannot be used (RFC 9110), so they count as none.
+func strongETag(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.HasPrefix(s, "W/") {
+		return ""
+	}
+	return s
+}
+
+// newHTTPClient returns the client transfers use, and the transport dojob
+// owns (nil when the caller gave the client). See Config.HTTPClient.
+func newHTTPClient(c *http.Client) (*http.Client, *http.Transport) {
+	if c == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		return &http.Client{Transport: tr, CheckRedirect: checkRedirect}, tr
+	}
+	if c.CheckRedirect == nil {
+		cc := *c
+		cc.CheckRedirect = checkRedirect
+		return &cc, nil
+	}
+	return c, nil
+}
+
+// checkRedirect is dojob's redirect policy: at most 10 redirects, none from
+// https to http. (net/http already drops Authorization and cookies on a
+// redirect to another host.)
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errRedirects
+	}
+	if prev := via[len(via)-1]; strings.EqualFold(prev.URL.Scheme, "https") && strings.EqualFold(req.URL.Scheme, "http") {
+		return errInsecure
+	}
+	return nil
+}

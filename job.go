@@ -212,6 +212,7 @@ type Job struct {
 	// Persistence (store.go), guarded by persistMu.
 	persistMu sync.Mutex
 	saved     uint64 // the version last written
+	removed   bool   // the record is deleted (final job); guarded by mu
 }
 
 // ID returns the job's identifier.

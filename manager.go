@@ -146,7 +146,7 @@ func NewManager(cfg Config) (*Manager, error) {
 			s.close()
 			return nil, err
 		}
-		m.spawn(m.store.writer)
+		m.spawn(m.writer)
 	}
 	m.spawn(m.loop)
 	return m, nil
@@ -284,6 +284,7 @@ func (m *Manager) newJob(id JobID, created time.Time) *Job {
 		retryDelay: DefaultMinimumRetryDelay,
 		flags:      DefaultNotifyFlags,
 		modified:   created,
+		version:    1, // unsaved: the first persist writes it
 		qidx:       -1,
 		qprio:      PriorityNormal,
 	}

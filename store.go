@@ -1,21 +1,565 @@
 package dojob
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 )
 
-// store persists jobs in a state directory. (Filled in with persistence.)
-type store struct{}
+// recordVersion is the version of the record format this release writes.
+// A record of another version is set aside, never guessed at; a later
+// release that changes the format reads version 1 and migrates it.
+const recordVersion = 1
 
-func openStore(dir string, log *slog.Logger) (*store, error) {
-	return nil, errors.New("dojob: persistence is not implemented yet")
+// store persists the jobs of a Manager in a state directory:
+//
+//	StateDir/lock               held (flock / exclusive open) while a Manager owns the directory
+//	StateDir/jobs/<id>.json     one record per job, 0600, replaced atomically
+//	StateDir/damaged/           records that could not be read, set aside
+//
+// A record is written to <id>.json.tmp, fsynced, renamed over <id>.json, and
+// the directory is fsynced, so a crash at any instant leaves either the old
+// record or the new one. User calls (CreateJob, AddFile, setters, Resume,
+// Suspend, Cancel, Complete) write synchronously before they return; changes
+// the engine makes (state changes, progress checkpoints) mark the job dirty
+// for the writer goroutine, which coalesces them.
+type store struct {
+	dir  string
+	jobs string
+	log  *slog.Logger
+	lock *os.File
+
+	mu     sync.Mutex
+	dirty  map[*Job]struct{}
+	signal chan struct{} // capacity 1: the writer has work
+	stop   chan struct{} // closed by shutdown
+	once   sync.Once
 }
-func (s *store) close() error { return nil }
-func (s *store) shutdown()    {}
-func (s *store) writer()      {}
 
-func (m *Manager) persist(j *Job) error { return nil }
-func (m *Manager) markDirty(j *Job)     {}
-func (m *Manager) unpersist(j *Job)     {}
-func (m *Manager) reload() error        { return nil }
+// openStore creates or opens a state directory and locks it.
+func openStore(dir string, log *slog.Logger) (*store, error) {
+	if dir == "" || !filepath.IsAbs(dir) {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, errorf(ErrInvalidArg, "state directory %q: %v", dir, err)
+		}
+		dir = abs
+	}
+	s := &store{
+		dir:    dir,
+		jobs:   filepath.Join(dir, "jobs"),
+		log:    log,
+		dirty:  make(map[*Job]struct{}),
+		signal: make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+	}
+	for _, d := range []string{dir, s.jobs} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, localError(fmt.Errorf("creating state directory: %w", err))
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, localError(fmt.Errorf("securing state directory: %w", err))
+		}
+	}
+	lock, err := lockFile(filepath.Join(dir, "lock"))
+	if err != nil {
+		if errors.Is(err, errLocked) {
+			return nil, errorf(ErrSharingViolation, "state directory %s is in use by another Manager", dir)
+		}
+		return nil, localError(fmt.Errorf("locking state directory: %w", err))
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// close releases the directory lock.
+func (s *store) close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := unlockFile(s.lock)
+	s.lock = nil
+	return err
+}
+
+// shutdown tells the writer to flush what is dirty and exit.
+func (s *store) shutdown() {
+	s.once.Do(func() { close(s.stop) })
+}
+
+// markDirty queues a job for the writer. The job's mu may be held.
+func (m *Manager) markDirty(j *Job) {
+	s := m.store
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.dirty[j] = struct{}{}
+	s.mu.Unlock()
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// writer is the persistence goroutine: it writes dirty jobs until shutdown,
+// then once more.
+func (m *Manager) writer() {
+	s := m.store
+	for {
+		select {
+		case <-s.signal:
+			m.flush()
+		case <-s.stop:
+			m.flush()
+			return
+		}
+	}
+}
+
+// flush writes every dirty job.
+func (m *Manager) flush() {
+	s := m.store
+	s.mu.Lock()
+	batch := s.dirty
+	s.dirty = make(map[*Job]struct{})
+	s.mu.Unlock()
+	for j := range batch {
+		if err := m.persist(j); err != nil {
+			m.log.Error("dojob: writing job record", "job", j.id.String(), "err", err)
+		}
+	}
+}
+
+// persist writes the job's record if it changed since the last write, and
+// returns when it is durable. A no-op for an in-memory Manager.
+func (m *Manager) persist(j *Job) error {
+	s := m.store
+	if s == nil {
+		return nil
+	}
+	j.persistMu.Lock()
+	defer j.persistMu.Unlock()
+	j.mu.Lock()
+	if j.removed || j.version == j.saved {
+		j.mu.Unlock()
+		return nil
+	}
+	rec := j.recordLocked(m.now())
+	v := j.version
+	j.mu.Unlock()
+	data, err := json.MarshalIndent(rec, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := s.write(j.id, data); err != nil {
+		return localError(fmt.Errorf("writing job record: %w", err))
+	}
+	j.saved = v
+	return nil
+}
+
+// unpersist deletes the record of a job that reached a final state.
+func (m *Manager) unpersist(j *Job) {
+	s := m.store
+	if s == nil {
+		return
+	}
+	j.persistMu.Lock()
+	defer j.persistMu.Unlock()
+	j.mu.Lock()
+	j.removed = true
+	j.mu.Unlock()
+	s.mu.Lock()
+	delete(s.dirty, j)
+	s.mu.Unlock()
+	if err := s.remove(j.id); err != nil {
+		m.log.Error("dojob: deleting job record", "job", j.id.String(), "err", err)
+	}
+}
+
+func (s *store) path(id JobID) string { return filepath.Join(s.jobs, id.hex32()+".json") }
+
+// write replaces a record atomically and durably.
+func (s *store) write(id JobID, data []byte) error {
+	final := s.path(id)
+	tmp := final + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	return syncDir(s.jobs)
+}
+
+// remove deletes a record durably.
+func (s *store) remove(id JobID) error {
+	if err := removeIfExists(s.path(id)); err != nil {
+		return err
+	}
+	return syncDir(s.jobs)
+}
+
+// record is the on-disk form of a job (version 1). Durations are in
+// nanoseconds; times in RFC 3339.
+type record struct {
+	Version           int            `json:"version"`
+	ID                JobID          `json:"id"`
+	Seq               uint64         `json:"seq"`
+	DisplayName       string         `json:"display_name"`
+	Description       string         `json:"description,omitempty"`
+	Priority          Priority       `json:"priority"`
+	NoProgressTimeout *time.Duration `json:"no_progress_timeout_ns,omitempty"` // nil: the priority's default
+	MinimumRetryDelay time.Duration  `json:"minimum_retry_delay_ns"`
+	NotifyFlags       NotifyFlags    `json:"notify_flags"`
+	State             State          `json:"state"`
+	Completing        bool           `json:"completing,omitempty"`
+	Created           time.Time      `json:"created"`
+	Modified          time.Time      `json:"modified"`
+	TransferCompleted time.Time      `json:"transfer_completed,omitzero"`
+	ErrorCount        int            `json:"error_count"`
+	Error             *recordError   `json:"error,omitempty"`
+	LastTransient     *recordError   `json:"last_transient,omitempty"`
+	WindowAge         *time.Duration `json:"window_age_ns,omitempty"` // age of the open no-progress window
+	RetryIn           time.Duration  `json:"retry_in_ns,omitempty"`   // TRANSIENT_ERROR: time left before the retry
+	Streak            int            `json:"streak,omitempty"`
+	Files             []recordFile   `json:"files"`
+}
+
+type recordFile struct {
+	Remote       string      `json:"remote"`
+	Local        string      `json:"local"`
+	Temp         string      `json:"temp"`
+	Ranges       []FileRange `json:"ranges,omitempty"`
+	Size         int64       `json:"size"`
+	RemoteSize   int64       `json:"remote_size"`
+	Durable      int64       `json:"durable"` // bytes fsynced in Temp
+	ETag         string      `json:"etag,omitempty"`
+	LastModified string      `json:"last_modified,omitempty"`
+	Transferred  bool        `json:"transferred,omitempty"`
+	Completed    bool        `json:"completed,omitempty"`
+}
+
+type recordError struct {
+	Context   ErrorContext `json:"context"`
+	Code      HRESULT      `json:"code"`
+	Message   string       `json:"message,omitempty"`
+	File      int          `json:"file"` // index in Files, -1 when none
+	Transient bool         `json:"transient,omitempty"`
+	Cause     *recordError `json:"cause,omitempty"`
+}
+
+// recordLocked snapshots the job for its record.
+func (j *Job) recordLocked(now time.Duration) *record {
+	r := &record{
+		Version:           recordVersion,
+		ID:                j.id,
+		Seq:               j.seq,
+		DisplayName:       j.name,
+		Description:       j.desc,
+		Priority:          j.prio,
+		MinimumRetryDelay: j.retryDelay,
+		NotifyFlags:       j.flags,
+		State:             j.state,
+		Completing:        j.completing,
+		Created:           j.created,
+		Modified:          j.modified,
+		TransferCompleted: j.completedAt,
+		ErrorCount:        j.errCount,
+		Error:             j.recordErrorLocked(j.jerr),
+		LastTransient:     j.recordErrorLocked(j.lastTransient),
+		Streak:            j.streak,
+		Files:             make([]recordFile, len(j.files)),
+	}
+	if j.timeoutSet {
+		d := j.timeout
+		r.NoProgressTimeout = &d
+	}
+	if j.windowOpen {
+		age := now - j.windowStart
+		r.WindowAge = &age
+	}
+	if j.state == StateTransientError {
+		r.RetryIn = max(j.retryAt-now, 0)
+	}
+	for i, f := range j.files {
+		r.Files[i] = recordFile{
+			Remote: f.remote, Local: f.local, Temp: f.temp, Ranges: f.ranges,
+			Size: f.size, RemoteSize: f.remoteSize, Durable: f.durable,
+			ETag: f.etag, LastModified: f.lastMod,
+			Transferred: f.transferred, Completed: f.completed,
+		}
+	}
+	return r
+}
+
+func (j *Job) recordErrorLocked(e *JobError) *recordError {
+	if e == nil {
+		return nil
+	}
+	r := &recordError{Context: e.Context, Code: e.Code, File: -1, Transient: e.transient}
+	if e.File != nil {
+		for i, f := range j.files {
+			if f.local == e.File.LocalPath {
+				r.File = i
+			}
+		}
+	}
+	var inner *JobError
+	if errors.As(e.Err, &inner) && inner != e {
+		r.Cause = j.recordErrorLocked(inner)
+	} else if e.Err != nil {
+		r.Message = e.Err.Error()
+	}
+	return r
+}
+
+// jobError rebuilds a JobError from its record; the cause chain keeps its
+// codes (errors.Is still matches them) and its messages.
+func (j *Job) jobError(r *recordError) *JobError {
+	if r == nil {
+		return nil
+	}
+	e := &JobError{Context: r.Context, Code: r.Code, transient: r.Transient}
+	if r.File >= 0 && r.File < len(j.files) {
+		fi := j.files[r.File].infoLocked()
+		e.File = &fi
+	}
+	if r.Cause != nil {
+		e.Err = j.jobError(r.Cause)
+	} else if r.Message != "" {
+		e.Err = errors.New(r.Message)
+	}
+	return e
+}
+
+// reload brings back the jobs of the state directory (NewManager).
+func (m *Manager) reload() error {
+	s := m.store
+	entries, err := os.ReadDir(s.jobs)
+	if err != nil {
+		return localError(fmt.Errorf("reading state directory: %w", err))
+	}
+	var jobs []*Job
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, ".json.tmp") {
+			_ = os.Remove(filepath.Join(s.jobs, name)) // a write a crash interrupted
+			continue
+		}
+		if !strings.HasSuffix(name, ".json") || e.IsDir() {
+			continue
+		}
+		path := filepath.Join(s.jobs, name)
+		rec, err := readRecord(path)
+		if err == nil && rec.ID.hex32()+".json" != name {
+			err = fmt.Errorf("record for job %s stored as %s", rec.ID, name)
+		}
+		if err != nil {
+			m.setAside(path, err)
+			continue
+		}
+		if j := m.restore(rec); j != nil {
+			jobs = append(jobs, j)
+		}
+	}
+	slices.SortFunc(jobs, func(a, b *Job) int { return cmpUint64(a.seq, b.seq) })
+	for _, j := range jobs {
+		m.mu.Lock()
+		m.jobs[j.id] = j
+		m.seq = max(m.seq, j.seq)
+		m.mu.Unlock()
+		j.mu.Lock()
+		if j.state == StateQueued {
+			m.sched.enqueue(j)
+		}
+		j.mu.Unlock()
+	}
+	m.kick()
+	return nil
+}
+
+// setAside moves a damaged record to StateDir/damaged and logs why.
+func (m *Manager) setAside(path string, cause error) {
+	s := m.store
+	dir := filepath.Join(s.dir, "damaged")
+	dest := filepath.Join(dir, filepath.Base(path))
+	err := os.MkdirAll(dir, 0o700)
+	if err == nil {
+		err = os.Rename(path, dest)
+	}
+	m.log.Error("dojob: damaged job record set aside", "record", path, "moved_to", dest, "cause", cause, "move_err", err)
+}
+
+// readRecord reads and checks one record.
+func readRecord(path string) (*record, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rec record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("record does not parse: %w", err)
+	}
+	if rec.Version != recordVersion {
+		return nil, fmt.Errorf("record version %d is not %d", rec.Version, recordVersion)
+	}
+	if !rec.State.valid() || !rec.Priority.valid() || rec.MinimumRetryDelay <= 0 || rec.NotifyFlags&^notifyAll != 0 ||
+		(rec.NoProgressTimeout != nil && *rec.NoProgressTimeout < 0) || rec.ID == (JobID{}) {
+		return nil, errors.New("record holds invalid settings")
+	}
+	for i, f := range rec.Files {
+		if checkRemoteURL(f.Remote) != nil || checkLocalPath(f.Local) != nil || filepath.Dir(f.Temp) != filepath.Dir(f.Local) ||
+			!strings.HasPrefix(filepath.Base(f.Temp), ".dojob-") || f.Durable < 0 || (f.Ranges != nil && checkRanges(f.Ranges) != nil) {
+			return nil, fmt.Errorf("record holds an invalid file %d", i)
+		}
+	}
+	return &rec, nil
+}
+
+// restore rebuilds a job from its record, or finishes a job that ended
+// (Cancel, Complete) while the previous Manager crashed; it returns nil for
+// those.
+func (m *Manager) restore(r *record) *Job {
+	j := m.newJob(r.ID, r.Created)
+	j.seq = r.Seq
+	j.name, j.desc = r.DisplayName, r.Description
+	j.prio, j.qprio = r.Priority, r.Priority
+	if r.NoProgressTimeout != nil {
+		j.timeout, j.timeoutSet = *r.NoProgressTimeout, true
+	}
+	j.retryDelay = r.MinimumRetryDelay
+	j.flags = r.NotifyFlags
+	j.modified, j.completedAt = r.Modified, r.TransferCompleted
+	j.errCount, j.streak = r.ErrorCount, r.Streak
+	for _, rf := range r.Files {
+		j.files = append(j.files, &file{
+			remote: rf.Remote, local: rf.Local, temp: rf.Temp, ranges: rf.Ranges,
+			size: rf.Size, remoteSize: rf.RemoteSize, durable: rf.Durable,
+			etag: rf.ETag, lastMod: rf.LastModified,
+			transferred: rf.Transferred, completed: rf.Completed,
+		})
+	}
+
+	switch {
+	case r.Completing || r.State == StateAcknowledged:
+		// Complete was under way: finish promoting what was transferred.
+		// A temporary file already gone was renamed before the crash.
+		for _, f := range j.files {
+			if f.transferred && !f.completed {
+				if _, err := os.Stat(f.temp); err == nil {
+					if err := m.fs.rename(f.temp, f.local); err != nil {
+						m.log.Error("dojob: finishing an interrupted Complete", "job", r.ID.String(), "file", f.local, "err", err)
+						continue
+					}
+					_ = syncDir(filepath.Dir(f.local))
+				}
+				f.completed = true
+			}
+		}
+		m.discardPartials(j, j.files)
+		m.unpersist(j)
+		return nil
+	case r.State == StateCancelled:
+		for _, f := range j.files {
+			if err := removeIfExists(f.temp); err != nil {
+				m.log.Error("dojob: deleting temporary file", "job", r.ID.String(), "file", f.temp, "err", err)
+			}
+		}
+		m.unpersist(j)
+		return nil
+	}
+	for _, f := range j.files {
+		m.checkTemp(j, f)
+	}
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.jerr = j.jobError(r.Error)
+	j.lastTransient = j.jobError(r.LastTransient)
+	now := m.now()
+	if r.WindowAge != nil {
+		j.windowOpen, j.windowStart = true, now-*r.WindowAge
+	}
+	switch r.State {
+	case StateConnecting, StateTransferring, StateQueued:
+		// The transfer died with the previous Manager: queue it again; it
+		// resumes from the temporary files.
+		j.state = StateQueued
+	case StateTransientError:
+		j.state = StateTransientError
+		j.retryAt = now + r.RetryIn
+		m.clock.set(&j.retryDL, j.retryAt)
+	case StateTransferred, StateError:
+		j.state = r.State
+		j.episode, j.pendingFinal = 1, true
+		if r.State == StateTransferred && j.nextFileLocked() != nil {
+			// A transferred file lost its temporary file: fetch it again.
+			j.state = StateQueued
+			j.pendingFinal = false
+		}
+	default:
+		j.state = r.State
+	}
+	if j.state != StateError && j.state != StateTransientError {
+		j.jerr = nil
+	}
+	if j.windowOpen && j.state.active() {
+		m.clock.set(&j.windowDL, j.windowStart+j.timeoutLocked())
+	} else {
+		j.windowOpen = false
+	}
+	j.version++ // the restored state (e.g. QUEUED) is written on the next save
+	j.saved = 0
+	m.markDirty(j)
+	return j
+}
+
+// checkTemp reconciles a restored file with its temporary file: a transfer
+// resumes from the last checkpoint (the bytes fsynced and recorded); a
+// temporary file shorter than that (data lost) resumes from what it holds;
+// a missing one starts over.
+func (m *Manager) checkTemp(j *Job, f *file) {
+	if f.completed {
+		return
+	}
+	fi, err := os.Stat(f.temp)
+	switch {
+	case err != nil && errors.Is(err, fs.ErrNotExist):
+		if f.transferred || f.durable > 0 {
+			m.log.Warn("dojob: temporary file missing; the file starts over", "job", j.id.String(), "file", f.temp)
+		}
+		f.transferred = false
+		f.durable = 0
+		f.etag, f.lastMod = "", ""
+	case err != nil:
+		m.log.Warn("dojob: temporary file unreadable", "job", j.id.String(), "file", f.temp, "err", err)
+	case f.transferred && fi.Size() != f.size:
+		f.transferred = false
+		f.durable = min(f.durable, fi.Size())
+	case fi.Size() < f.durable:
+		f.durable = fi.Size()
+	}
+	f.done.Store(f.durable)
+}

@@ -1,0 +1,130 @@
+// Package dojob runs download jobs the way Windows Delivery Optimization and
+// BITS do (IBackgroundCopyManager, IBackgroundCopyJob,
+// IBackgroundCopyCallback), on every platform Go runs on: jobs hold files,
+// move through a state machine, retry transient errors with back-off, give
+// up after a no-progress timeout that resets on every byte of progress,
+// resume HTTP(S) transfers where they stopped, make files appear atomically
+// only when the job is completed, and — with a state directory — survive a
+// crash or a restart of the process.
+//
+// # Manager, Job, files
+//
+// A Manager owns jobs. Manager.CreateJob makes a job in SUSPENDED; AddFile
+// adds remote URLs with their destination paths; Resume queues the job; the
+// Manager's scheduler starts it when a slot is free; its files transfer one
+// after another into hidden temporary files next to their destinations.
+// When every file is transferred the job is TRANSFERRED and its callback's
+// JobTransferred runs; Complete then renames the files into place
+// (ACKNOWLEDGED). Cancel discards them (CANCELLED).
+//
+//	m, err := dojob.NewManager(dojob.Config{})
+//	job, err := m.CreateJob("update")
+//	err = job.AddFile("https://example.com/app.tar.gz", "/opt/app/app.tar.gz")
+//	err = job.SetNotifyInterface(dojob.CallbackFuncs{
+//		Transferred: func(j *dojob.Job) error { return j.Complete() },
+//		Error: func(j *dojob.Job, e *dojob.JobError) error {
+//			log.Print(e)
+//			return j.Cancel()
+//		},
+//	})
+//	err = job.Resume()
+//
+// # States
+//
+// The states are numbered as BG_JOB_STATE. Every change goes through one
+// function that checks this table (rows: from; the Resume, Suspend,
+// Complete and Cancel columns are the user's calls):
+//
+//	               CreateJob
+//	                   │
+//	                   ▼
+//	┌────────────► SUSPENDED ◄──────────── Suspend (any non-final state
+//	│                  │ Resume                     but TRANSFERRED)
+//	│                  ▼
+//	│  retry delay ► QUEUED ◄─────────── pre-empted by a higher priority
+//	│  or Resume       │ scheduler starts it
+//	│        ┌─────────┤
+//	│        │         ▼
+//	│        │    CONNECTING ◄────────── next file
+//	│        │         │ response accepted     │
+//	│        │         ▼                       │
+//	│        │   TRANSFERRING ─────────────────┘
+//	│        │         │ last file done
+//	│        ▼         ▼
+//	│   TRANSIENT_ERROR   TRANSFERRED ──(files added, Resume)──► QUEUED
+//	│        │ no progress        │
+//	│        ▼ for the timeout    │ Complete       Cancel
+//	└──── ERROR ───────────────── ┼ ──────────► ACKNOWLEDGED  CANCELLED
+//	                                             (final)       (final)
+//
+// In words: SUSPENDED → QUEUED on Resume (a job without files returns
+// ErrJobEmpty and stays); QUEUED → CONNECTING when the scheduler starts it
+// (or straight to TRANSFERRED if nothing is left to transfer); CONNECTING →
+// TRANSFERRING when the response is accepted; TRANSFERRING → CONNECTING for
+// the next file, → TRANSFERRED after the last; CONNECTING and TRANSFERRING
+// → TRANSIENT_ERROR or ERROR on failure, → QUEUED when pre-empted;
+// TRANSIENT_ERROR → QUEUED after the retry delay; QUEUED, TRANSIENT_ERROR
+// (and a retry that has not yet moved a byte) → ERROR when the no-progress
+// window reaches the timeout; ERROR and TRANSIENT_ERROR → QUEUED on Resume;
+// TRANSFERRED → QUEUED on Resume after AddFile. Suspend moves every
+// non-final state except TRANSFERRED to SUSPENDED; Complete (→ ACKNOWLEDGED)
+// and Cancel (→ CANCELLED) work in every non-final state. In ACKNOWLEDGED
+// and CANCELLED every state-changing method and setter returns
+// ErrInvalidState; getters keep working, and the job leaves Manager.Jobs.
+//
+// # Timeouts and retries
+//
+// A transient error (network errors, stalls, HTTP 408, 425, 429, and 5xx
+// but 501 and 505) puts the job in TRANSIENT_ERROR and opens its
+// no-progress window if none is open. After the retry delay — the minimum
+// retry delay (2 s by default), doubled after each consecutive attempt that
+// moved no byte, capped at max(60 s, the minimum), never shorter than a
+// server's Retry-After — the job is queued again. Any byte of progress
+// closes the window and resets the doubling. If the window reaches the
+// no-progress timeout (by default 1 hour for FOREGROUND jobs and 24 hours
+// for the others) while the job is still trying, the job moves to ERROR
+// with ErrNoProgress wrapping the last transient error, and JobError is
+// called. A timeout of 0, or a retry delay longer than the timeout, sends
+// transient errors straight to ERROR. A connection that delivers no
+// response headers, or no body byte, for Config.StallTimeout is a transient
+// ErrTimeout, so a server that hangs forever also ends in ERROR after the
+// timeout. Fatal errors (other 4xx, 501, 505, TLS certificate errors, a
+// refused https→http redirect, range errors, local file errors) go to ERROR
+// at once. All timing runs on the monotonic clock. One goroutine per
+// Manager keeps every timer, so idle jobs cost no goroutine; the copy loop
+// pays one atomic add per write for all this bookkeeping.
+//
+// # Callbacks
+//
+// A Callback registered with SetNotifyInterface receives JobTransferred,
+// JobError and (if NotifyJobModification is set) JobModification. For each
+// job they run one at a time and in order, on a goroutine the Manager owns,
+// outside every lock, so a callback may call any method — Complete from
+// JobTransferred is the canonical pattern. A JobTransferred or JobError that
+// returns an error or panics is delivered again after the retry delay while
+// the job stays in that state; registering on a job that is already
+// TRANSFERRED or ERROR delivers the notification it owes.
+//
+// # Errors
+//
+// Methods return errors that match the documented HRESULT codes with
+// errors.Is (ErrInvalidState, ErrInvalidArg, ErrJobEmpty, ...), and give the
+// code with errors.As into an HRESULT. A job in ERROR or TRANSIENT_ERROR
+// has a *JobError (Job.Error) with the code, the context (REMOTE_FILE for
+// an HTTP status, LOCAL_FILE for local I/O, GENERAL_TRANSPORT for network
+// and TLS errors) and the file. Messages never show passwords embedded in
+// URLs.
+//
+// # Persistence
+//
+// With Config.StateDir every job is written to disk as it changes: once
+// CreateJob, AddFile, a setter or a state-changing call returns, a crash
+// loses neither the job nor its settings, and progress is checkpointed
+// every Config.CheckpointInterval. NewManager on the same directory brings
+// the jobs back; those that were transferring resume from their temporary
+// files. Callbacks are not persisted: register them again after a restart.
+//
+// For tests, the dojobtest package provides a fault-injecting file server,
+// the same faults as an in-memory http.RoundTripper for testing/synctest,
+// and a callback Recorder.
+package dojob

@@ -1,0 +1,33 @@
+//go:build windows
+
+package dojob
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// errLocked reports a lock held by another Manager.
+var errLocked = errors.New("locked")
+
+const errorSharingViolation syscall.Errno = 32
+
+// lockFile opens path with no sharing allowed: a second open fails until
+// the handle is closed, which Windows does when the process dies.
+func lockFile(path string) (*os.File, error) {
+	p, err := syscall.UTF16PtrFromString(path)
+	if err != nil {
+		return nil, err
+	}
+	h, err := syscall.CreateFile(p, syscall.GENERIC_READ|syscall.GENERIC_WRITE, 0, nil, syscall.OPEN_ALWAYS, syscall.FILE_ATTRIBUTE_NORMAL, 0)
+	if err != nil {
+		if errors.Is(err, errorSharingViolation) {
+			return nil, errLocked
+		}
+		return nil, err
+	}
+	return os.NewFile(uintptr(h), path), nil
+}
+
+func unlockFile(f *os.File) error { return f.Close() }

@@ -170,23 +170,12 @@ func (j *Job) endRunLocked() {
 }
 
 // transferFile brings f's temporary file to completion and fsyncs it. It
-// resumes from the bytes already there and checks what the server does.
+// resumes from the bytes already there and checks what the server does. The
+// temporary file is opened only once a response is accepted, so an attempt
+// that fails with a status or a network error leaves nothing on disk.
 func (x *transfer) transferFile(f *file) error {
-	m := x.j.m
-	tf, err := m.fs.openTemp(f.temp)
-	if err != nil {
-		return localError(err)
-	}
-	defer tf.Close()
-	have := f.done.Load()
-	// The temporary file holds exactly the bytes counted: after a crash it
-	// may hold more than the last checkpoint, which are not trusted.
-	if err := tf.Truncate(have); err != nil {
-		return localError(err)
-	}
-	if _, err := tf.Seek(have, io.SeekStart); err != nil {
-		return localError(err)
-	}
+	tf := &lazyTemp{fs: x.j.m.fs, f: f}
+	defer tf.close()
 	restarted := false
 	for {
 		complete, restart, err := x.step(tf, f, restarted)
@@ -204,8 +193,51 @@ func (x *transfer) transferFile(f *file) error {
 			break
 		}
 	}
+	if err := tf.open(); err != nil {
+		return err
+	}
 	if err := tf.Sync(); err != nil {
 		return localError(err)
+	}
+	return tf.finish()
+}
+
+// lazyTemp opens a file's temporary file on first use, positioned after the
+// bytes counted in f.done. Anything beyond them — bytes written after the
+// last checkpoint before a crash — is not trusted and is cut off.
+type lazyTemp struct {
+	tempFile
+	fs fileSystem
+	f  *file
+}
+
+func (t *lazyTemp) open() error {
+	if t.tempFile != nil {
+		return nil
+	}
+	tf, err := t.fs.openTemp(t.f.temp)
+	if err != nil {
+		return localError(err)
+	}
+	have := t.f.done.Load()
+	if err := tf.Truncate(have); err != nil {
+		tf.Close()
+		return localError(err)
+	}
+	if _, err := tf.Seek(have, io.SeekStart); err != nil {
+		tf.Close()
+		return localError(err)
+	}
+	t.tempFile = tf
+	return nil
+}
+
+// finish closes the file, reporting the error of the close.
+func (t *lazyTemp) finish() error {
+	tf := t.tempFile
+	t.tempFile = nil
+	if tf == nil {
+		return nil
 	}
 	if err := tf.Close(); err != nil {
 		return localError(err)
@@ -213,10 +245,21 @@ func (x *transfer) transferFile(f *file) error {
 	return nil
 }
 
+// close closes the file if it is open (deferred; errors already reported).
+func (t *lazyTemp) close() {
+	if t.tempFile != nil {
+		t.tempFile.Close()
+		t.tempFile = nil
+	}
+}
+
 // restart empties f's temporary file: the content changed on the server, or
 // the server would not resume.
-func (x *transfer) restart(tf tempFile, f *file) error {
+func (x *transfer) restart(tf *lazyTemp, f *file) error {
 	j := x.j
+	if err := tf.open(); err != nil {
+		return err
+	}
 	if err := tf.Truncate(0); err != nil {
 		return localError(err)
 	}
@@ -279,7 +322,7 @@ func (f *file) nextSpanLocked() (s span, complete bool) {
 
 // step makes one request for f and copies its body. It reports whether the
 // file is complete, or whether it must start over from byte 0.
-func (x *transfer) step(tf tempFile, f *file, restarted bool) (complete, restart bool, err error) {
+func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restart bool, err error) {
 	j, m := x.j, x.j.m
 	j.mu.Lock()
 	sp, complete := f.nextSpanLocked()
@@ -348,6 +391,9 @@ func (x *transfer) step(tf tempFile, f *file, restarted bool) (complete, restart
 		}
 	}
 
+	if err := tf.open(); err != nil {
+		return false, false, err
+	}
 	// Accept the response: TRANSFERRING, the validators and sizes it told.
 	j.mu.Lock()
 	if j.xfer != x {
@@ -369,7 +415,7 @@ func (x *transfer) step(tf tempFile, f *file, restarted bool) (complete, restart
 	_ = j.setStateLocked(StateTransferring)
 	j.mu.Unlock()
 
-	n, err := x.copy(tf, resp.Body, f, v.length)
+	n, err := x.copy(tf.tempFile, resp.Body, f, v.length)
 	if err != nil {
 		return false, false, err
 	}
@@ -518,19 +564,19 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 		nr, rerr := body.Read(rd)
 		if nr > 0 {
 			nw, werr := tf.Write(rd[:nr])
-			if nw > 0 {
-				f.done.Add(int64(nw))
-				n += int64(nw)
-			}
+			n += int64(nw)
 			if werr != nil {
+				f.done.Add(int64(nw))
 				return n, localError(werr)
 			}
-			if !x.progressed {
-				x.firstByte()
-			}
-			if x.ckptDue.Load() {
-				if err := x.checkpoint(tf, f); err != nil {
-					return n, err
+			if x.account(f, nw) {
+				if !x.progressed {
+					x.firstByte()
+				}
+				if x.ckptDue.Load() {
+					if err := x.checkpoint(tf, f); err != nil {
+						return n, err
+					}
 				}
 			}
 		}
@@ -542,6 +588,15 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 		}
 	}
 	return n, nil
+}
+
+// account is the bookkeeping of one write on the hot path: one atomic add
+// to the file's byte counter (which Progress, the watchdog and checkpoints
+// read) and one atomic load. It reports whether the slow path has work: the
+// run's first byte, or a checkpoint the watchdog asked for.
+func (x *transfer) account(f *file, n int) (slow bool) {
+	f.done.Add(int64(n))
+	return !x.progressed || x.ckptDue.Load()
 }
 
 // firstByte records the first byte of a run: progress closes the

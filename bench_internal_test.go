@@ -94,7 +94,7 @@ func BenchmarkCopyLoop(b *testing.B) {
 			if err != nil || n != size || f.done.Load() != size {
 				b.Fatal(n, err)
 			}
-			m.bufs.Put(&x.buf)
+			m.bufs.Put(x.buf)
 		}
 	})
 }

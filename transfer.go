@@ -42,8 +42,8 @@ type transfer struct {
 	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
 
 	// Owned by the goroutine.
-	progressed bool // this run moved a byte (the no-progress window is closed)
-	buf        []byte
+	progressed bool    // this run moved a byte (the no-progress window is closed)
+	buf        *[]byte // copy buffer from the Manager's pool
 }
 
 // errClosing stops transfers when the Manager closes; the job keeps its
@@ -99,7 +99,7 @@ func (x *transfer) run() {
 	j, m := x.j, x.j.m
 	defer func() {
 		if x.buf != nil {
-			m.bufs.Put(&x.buf)
+			m.bufs.Put(x.buf)
 			x.buf = nil
 		}
 		m.sched.release(x.slot, x)
@@ -552,9 +552,9 @@ func (x *transfer) check(resp *http.Response, f *file, sp span, sentIfRange bool
 // (once, under the lock); the watchdog tick asks for checkpoints.
 func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int64, error) {
 	if x.buf == nil {
-		x.buf = *(x.j.m.bufs.Get().(*[]byte))
+		x.buf = x.j.m.bufs.Get().(*[]byte)
 	}
-	buf := x.buf
+	buf := *x.buf
 	var n int64
 	for length < 0 || n < length {
 		rd := buf

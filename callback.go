@@ -34,14 +34,27 @@ type FileCallback interface {
 	FileTransferred(j *Job, f FileInfo) error
 }
 
-// CallbackFuncs implements Callback (and FileCallback) with optional
+// StateCallback is an optional extension of Callback: a Callback that also
+// implements it is told of every state change of the job, with the states
+// it moved between, in order — including the moves into ERROR, TRANSFERRED
+// and the final states, and even if the job has moved on again by the time
+// the call runs. (JobModification only says that something changed; this is
+// the status-with-the-call style of DO's IDODownloadStatusCallback.) It is
+// called when the job's flags include NotifyJobModification, just before the
+// JobModification of the same change; its result is ignored.
+type StateCallback interface {
+	JobStateChanged(j *Job, from, to State) error
+}
+
+// CallbackFuncs implements Callback (and FileCallback, StateCallback) with optional
 // functions; a nil field is a no-op that returns nil. The zero value ignores
 // every notification.
 type CallbackFuncs struct {
 	Transferred  func(j *Job) error
 	Error        func(j *Job, e *JobError) error
 	Modification func(j *Job) error
-	File         func(j *Job, f FileInfo) error // called by FileTransferred
+	File         func(j *Job, f FileInfo) error     // called by FileTransferred
+	StateChanged func(j *Job, from, to State) error // called by JobStateChanged
 }
 
 // JobTransferred calls Transferred if it is set.
@@ -74,6 +87,14 @@ func (c CallbackFuncs) FileTransferred(j *Job, f FileInfo) error {
 		return nil
 	}
 	return c.File(j, f)
+}
+
+// JobStateChanged calls StateChanged if it is set.
+func (c CallbackFuncs) JobStateChanged(j *Job, from, to State) error {
+	if c.StateChanged == nil {
+		return nil
+	}
+	return c.StateChanged(j, from, to)
 }
 
 // NotifyFlags selects the notifications a job delivers (BG_NOTIFY_*).
@@ -168,13 +189,21 @@ const (
 	noteTransferred
 	noteError
 	noteFile
+	noteState
 )
+
+// maxNotes bounds a job's queue: past it, modifications merge into the last
+// one even when they are not progress (a callback that blocks for days
+// cannot make the queue grow without bound).
+const maxNotes = 1024
 
 // note is one queued notification.
 type note struct {
-	kind    noteKind
-	episode uint64    // for noteTransferred/noteError: the entry it belongs to
-	file    *FileInfo // for noteFile
+	kind     noteKind
+	progress bool      // a progress JobModification, which later progress merges into
+	from, to State     // for noteState
+	episode  uint64    // for noteTransferred/noteError: the entry it belongs to
+	file     *FileInfo // for noteFile
 }
 
 // wantsLocked reports whether a notification of kind k would be delivered.
@@ -190,24 +219,47 @@ func (j *Job) wantsLocked(k noteKind) bool {
 	case noteFile:
 		_, ok := j.cb.(FileCallback)
 		return ok && j.flags&NotifyFileTransferred != 0
+	case noteState:
+		_, ok := j.cb.(StateCallback)
+		return ok && j.flags&NotifyJobModification != 0
 	default:
 		return j.flags&NotifyJobModification != 0
 	}
 }
 
-// queueModificationLocked queues a JobModification. Modifications carry no
-// payload, so one that is already waiting at the end of the queue absorbs
-// the new one: the queue never holds two in a row, and a blocked callback
-// cannot make it grow without bound.
+// queueModificationLocked queues a JobModification for a state change, a
+// property change or an added file. Each gets its own call (up to maxNotes
+// queued).
 func (j *Job) queueModificationLocked() {
 	if !j.wantsLocked(noteModification) {
 		return
 	}
-	if n := len(j.notes); n > 0 && j.notes[n-1].kind == noteModification {
+	n := len(j.notes)
+	if n >= maxNotes && j.notes[n-1].kind == noteModification {
 		return
 	}
 	j.notedBytes = j.bytesLocked()
 	j.pushLocked(note{kind: noteModification})
+}
+
+// queueProgressLocked queues a JobModification for progress. Progress is
+// coalesced: one already waiting at the end of the queue absorbs the new
+// one, so a slow callback sees the latest progress, not a backlog.
+func (j *Job) queueProgressLocked() {
+	if !j.wantsLocked(noteModification) {
+		return
+	}
+	if n := len(j.notes); n > 0 && j.notes[n-1].kind == noteModification && (j.notes[n-1].progress || n >= maxNotes) {
+		return
+	}
+	j.pushLocked(note{kind: noteModification, progress: true})
+}
+
+// queueStateLocked queues JobStateChanged for a StateCallback.
+func (j *Job) queueStateLocked(from, to State) {
+	if j.wantsLocked(noteState) && len(j.notes) < maxNotes {
+		j.pushLocked(note{kind: noteState, from: from, to: to})
+	}
 }
 
 // queueFinalLocked queues the JobTransferred or JobError the job owes for
@@ -318,6 +370,8 @@ func (j *Job) call(cb Callback, n note, jerr *JobError) (err error) {
 		return cb.JobError(j, jerr)
 	case noteFile:
 		return cb.(FileCallback).FileTransferred(j, *n.file)
+	case noteState:
+		return cb.(StateCallback).JobStateChanged(j, n.from, n.to)
 	default:
 		return cb.JobModification(j)
 	}

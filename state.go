@@ -153,6 +153,14 @@ func (j *Job) setStateLocked(to State) error {
 	case StateSuspended, StateError, StateTransferred, StateAcknowledged, StateCancelled:
 		j.closeWindowLocked()
 	}
+	// Notifications, in order: the state change, then what it owes.
+	// BITS raises JobModification for state changes except the moves into
+	// ERROR and TRANSFERRED, which have their own notifications; a
+	// StateCallback hears of every move.
+	j.queueStateLocked(from, to)
+	if to != StateError && to != StateTransferred {
+		j.queueModificationLocked()
+	}
 	switch to {
 	case StateQueued:
 		m.sched.enqueue(j)
@@ -171,11 +179,6 @@ func (j *Job) setStateLocked(to State) error {
 		m.clock.stop(&j.redeliverDL)
 		m.clock.stop(&j.tickDL)
 		m.forget(j)
-	}
-	// BITS raises JobModification for state changes except the moves into
-	// ERROR and TRANSFERRED, which have their own notifications.
-	if to != StateError && to != StateTransferred {
-		j.queueModificationLocked()
 	}
 	m.markDirty(j)
 	m.log.Debug("dojob: state", "job", j.id.String(), "from", from.String(), "to", to.String())

@@ -190,7 +190,7 @@ func (j *Job) onTick(now time.Duration) {
 	}
 	if b := j.bytesLocked(); b != j.notedBytes {
 		j.modified = time.Now()
-		j.queueModificationLocked()
+		j.queueProgressLocked()
 		j.notedBytes = b
 	}
 	if j.m.store != nil && now-x.ckptAt >= j.m.cfg.CheckpointInterval {

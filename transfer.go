@@ -176,6 +176,18 @@ func (j *Job) endRunLocked() {
 func (x *transfer) transferFile(f *file) error {
 	tf := &lazyTemp{fs: x.j.m.fs, f: f}
 	defer tf.close()
+	// Resuming needs a validator (a strong ETag or Last-Modified) to send in
+	// If-Range: without one a changed file of the same size would be spliced
+	// silently. Such a partial whole file starts over instead.
+	j := x.j
+	j.mu.Lock()
+	blind := f.ranges == nil && f.done.Load() > 0 && f.etag == "" && f.lastMod == ""
+	j.mu.Unlock()
+	if blind {
+		if err := x.restart(tf, f); err != nil {
+			return err
+		}
+	}
 	restarted := false
 	for {
 		complete, restart, err := x.step(tf, f, restarted)

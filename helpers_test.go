@@ -1,0 +1,101 @@
+package dojob_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/dojob/dojob"
+	"github.com/dojob/dojob/dojobtest"
+	"github.com/stretchr/testify/require"
+)
+
+// rig is a Manager wired to an in-memory dojobtest Transport, for tests that
+// run inside a synctest bubble (create it inside the bubble). The Manager and
+// the Transport are closed when the test ends, in that order.
+type rig struct {
+	t   *testing.T
+	tr  *dojobtest.Transport
+	m   *dojob.Manager
+	dir string
+}
+
+func newRig(t *testing.T, cfg dojob.Config, opts ...dojobtest.Option) *rig {
+	t.Helper()
+	tr := dojobtest.NewTransport(opts...)
+	t.Cleanup(tr.Close)
+	cfg.HTTPClient = tr.Client()
+	m, err := dojob.NewManager(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, m.Close()) })
+	return &rig{t: t, tr: tr, m: m, dir: t.TempDir()}
+}
+
+// job creates a job with one file per path; the file of path "/x" goes to
+// r.dir/x.
+func (r *rig) job(name string, paths ...string) *dojob.Job {
+	r.t.Helper()
+	j, err := r.m.CreateJob(name)
+	require.NoError(r.t, err)
+	for _, p := range paths {
+		require.NoError(r.t, j.AddFile(r.tr.URL(p), r.local(p)))
+	}
+	return j
+}
+
+func (r *rig) local(path string) string { return filepath.Join(r.dir, strings.TrimPrefix(path, "/")) }
+
+// requireFile checks that the destination of path holds exactly what the
+// server serves there now.
+func (r *rig) requireFile(path string) {
+	r.t.Helper()
+	require.Equal(r.t, r.tr.SHA256(path), fileSHA256(r.t, r.local(path)), "SHA-256 of %s", path)
+}
+
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// dirEntries lists a directory's names, sorted; hidden temporary files
+// included.
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+// tempFiles lists dojob's temporary files in dir.
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, n := range dirEntries(t, dir) {
+		if strings.HasPrefix(n, ".dojob-") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// codeOf returns the HRESULT an error carries (0 for nil).
+func codeOf(err error) dojob.HRESULT {
+	var hr dojob.HRESULT
+	if errors.As(err, &hr) {
+		return hr
+	}
+	return 0
+}

@@ -147,11 +147,14 @@ func (j *Job) SetNotifyFlags(f NotifyFlags) error {
 	if f&^notifyAll != 0 {
 		return errorf(ErrInvalidArg, "unknown notify flags %#x", uint32(f&^notifyAll))
 	}
-	return j.update(func() error {
+	return j.update(func() (bool, error) {
+		if j.flags == f {
+			return false, nil
+		}
 		j.flags = f
 		j.queueFinalLocked()
 		j.armTickLocked()
-		return nil
+		return true, nil
 	})
 }
 
@@ -166,13 +169,20 @@ func (j *Job) NotifyFlags() NotifyFlags {
 // earlier one; nil clears it. Registering on a job that is already
 // TRANSFERRED or ERROR delivers that notification (BITS: at least once).
 // Callbacks are not persisted: after a restart, register again.
+// Registering raises no JobModification.
 func (j *Job) SetNotifyInterface(cb Callback) error {
-	return j.update(func() error {
-		j.cb = cb
-		j.queueFinalLocked()
-		j.armTickLocked()
-		return nil
-	})
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.mutableLocked(); err != nil {
+		return err
+	}
+	// Not a modification of the job: nothing is persisted and no
+	// JobModification is raised. Registering again is how an application
+	// asks for what is owed (BITS).
+	j.cb = cb
+	j.queueFinalLocked()
+	j.armTickLocked()
+	return nil
 }
 
 // NotifyInterface returns the registered callback, or nil.

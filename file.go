@@ -124,15 +124,15 @@ func (j *Job) addFile(remoteURL, localPath string, ranges []FileRange) error {
 	if ranges != nil {
 		f.size = rangesSize(ranges, SizeUnknown)
 	}
-	return j.update(func() error {
+	return j.update(func() (bool, error) {
 		for _, g := range j.files {
 			if g.local == localPath {
-				return errorf(ErrInvalidArg, "local path %s is already in the job", localPath)
+				return false, errorf(ErrInvalidArg, "local path %s is already in the job", localPath)
 			}
 		}
 		f.temp = filepath.Join(filepath.Dir(localPath), ".dojob-"+j.id.hex32()+"-"+strconv.Itoa(len(j.files))+".tmp")
 		j.files = append(j.files, f)
-		return nil
+		return true, nil
 	})
 }
 

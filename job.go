@@ -239,15 +239,19 @@ func (j *Job) mutableLocked() error {
 }
 
 // update applies a change to a settable property: it checks the job can
-// change, runs fn under the lock, stamps the modification time, queues
-// JobModification and writes the change to disk before returning.
-func (j *Job) update(fn func() error) error {
+// change and runs fn under the lock. If fn reports a change, update stamps
+// the modification time, queues JobModification and writes the change to
+// disk before returning. A setter that sets the value already there
+// changes nothing and notifies no one (so a JobModification callback that
+// sets a property does not call itself forever).
+func (j *Job) update(fn func() (changed bool, err error)) error {
 	j.mu.Lock()
 	if err := j.mutableLocked(); err != nil {
 		j.mu.Unlock()
 		return err
 	}
-	if err := fn(); err != nil {
+	changed, err := fn()
+	if err != nil || !changed {
 		j.mu.Unlock()
 		return err
 	}
@@ -504,10 +508,13 @@ func (j *Job) SetNoProgressTimeout(d time.Duration) error {
 	if d < 0 {
 		return errorf(ErrInvalidArg, "negative no-progress timeout %v", d)
 	}
-	return j.update(func() error {
+	return j.update(func() (bool, error) {
+		if j.timeoutSet && j.timeout == d {
+			return false, nil
+		}
 		j.timeout, j.timeoutSet = d, true
 		j.rearmWindowLocked()
-		return nil
+		return true, nil
 	})
 }
 
@@ -529,9 +536,10 @@ func (j *Job) SetMinimumRetryDelay(d time.Duration) error {
 	if d <= 0 {
 		return errorf(ErrInvalidArg, "retry delay %v is not positive", d)
 	}
-	return j.update(func() error {
+	return j.update(func() (bool, error) {
+		changed := j.retryDelay != d
 		j.retryDelay = d
-		return nil
+		return changed, nil
 	})
 }
 
@@ -550,12 +558,15 @@ func (j *Job) SetPriority(p Priority) error {
 	if !p.valid() {
 		return errorf(ErrInvalidArg, "unknown priority %d", int(p))
 	}
-	return j.update(func() error {
+	return j.update(func() (bool, error) {
+		if j.prio == p {
+			return false, nil
+		}
 		j.prio = p
 		j.m.sched.reprioritize(j, p)
 		j.rearmWindowLocked()
 		j.m.kick()
-		return nil
+		return true, nil
 	})
 }
 
@@ -572,9 +583,10 @@ func (j *Job) SetDisplayName(s string) error {
 	if utf8.RuneCountInString(s) > maxDisplayName {
 		return errorf(ErrStringTooLong, "display name longer than %d characters", maxDisplayName)
 	}
-	return j.update(func() error {
+	return j.update(func() (bool, error) {
+		changed := j.name != s
 		j.name = s
-		return nil
+		return changed, nil
 	})
 }
 
@@ -591,9 +603,10 @@ func (j *Job) SetDescription(s string) error {
 	if utf8.RuneCountInString(s) > maxDescription {
 		return errorf(ErrStringTooLong, "description longer than %d characters", maxDescription)
 	}
-	return j.update(func() error {
+	return j.update(func() (bool, error) {
+		changed := j.desc != s
 		j.desc = s
-		return nil
+		return changed, nil
 	})
 }
 

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dojob/dojob"
+)
+
+// list implements "dojob list".
+func (c *cli) list(args []string) int {
+	fs := c.flagSet("list")
+	pos, err := parseArgs(fs, args)
+	if err == nil && len(pos) > 0 {
+		err = errors.New("list takes no arguments")
+	}
+	if err != nil {
+		return c.usageError(err)
+	}
+	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
+		jobs := m.Jobs()
+		if c.json {
+			out := make([]jobJSON, 0, len(jobs))
+			for _, j := range jobs {
+				out = append(out, jobOf(j))
+			}
+			c.printJSON(out)
+			return exitOK
+		}
+		if c.quiet {
+			return exitOK
+		}
+		if len(jobs) == 0 {
+			fmt.Fprintln(c.stdout, "no jobs")
+			return exitOK
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATE\tBYTES\tFILES\tNAME")
+		for _, j := range jobs {
+			p := j.Progress()
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", j.ID(), j.State(), formatProgress(p.BytesTransferred, p.BytesTotal),
+				p.FilesTransferred, p.FilesTotal, j.DisplayName())
+		}
+		tw.Flush()
+		return exitOK
+	})
+}
+
+// info implements "dojob info ID".
+func (c *cli) info(args []string) int {
+	fs := c.flagSet("info")
+	pos, err := parseArgs(fs, args)
+	var id dojob.JobID
+	if err == nil {
+		id, err = oneID(pos)
+	}
+	if err != nil {
+		return c.usageError(err)
+	}
+	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
+		j, err := m.Job(id)
+		if err != nil {
+			return c.fail(fmt.Errorf("job %s: %w", id, err))
+		}
+		if c.json {
+			c.printJSON(jobOf(j))
+			return exitOK
+		}
+		if !c.quiet {
+			c.printInfo(j)
+		}
+		return exitOK
+	})
+}
+
+// printInfo prints every detail of j.
+func (c *cli) printInfo(j *dojob.Job) {
+	p, t := j.Progress(), j.Times()
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 1, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, k+":\t"+format+"\n", args...) }
+	row("ID", "%s", j.ID())
+	row("Display name", "%s", j.DisplayName())
+	if d := j.Description(); d != "" {
+		row("Description", "%s", d)
+	}
+	row("State", "%s", j.State())
+	row("Priority", "%s", j.Priority())
+	row("No-progress timeout", "%s", j.NoProgressTimeout())
+	row("Minimum retry delay", "%s", j.MinimumRetryDelay())
+	row("Error count", "%d", j.ErrorCount())
+	row("Notify flags", "%s", j.NotifyFlags())
+	row("Created", "%s", formatTime(t.Creation))
+	row("Modified", "%s", formatTime(t.Modification))
+	row("Transferred", "%s", formatTime(t.TransferCompletion))
+	row("Progress", "%s, %d/%d files", formatProgress(p.BytesTransferred, p.BytesTotal), p.FilesTransferred, p.FilesTotal)
+	if e, err := j.Error(); err == nil {
+		row("Error", "%s", strings.TrimPrefix(e.Code.Error(), "dojob: "))
+		row("Error context", "%s", e.Context)
+		if e.File != nil {
+			row("Error file", "%s", redact(e.File.RemoteURL))
+		}
+		if e.Err != nil {
+			row("Error message", "%s", strings.TrimPrefix(e.Error(), "dojob: "))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(c.stdout, "Files:")
+	for i, f := range j.Files() {
+		fmt.Fprintf(c.stdout, "  %d. %s\n     -> %s\n     %s, transferred: %s, completed: %s\n", i+1, redact(f.RemoteURL), f.LocalPath,
+			formatProgress(f.BytesTransferred, f.BytesTotal), yesNo(f.Transferred), yesNo(f.Completed))
+		for _, r := range f.Ranges {
+			if r.Length == dojob.LengthToEOF {
+				fmt.Fprintf(c.stdout, "     range: %d- (to the end)\n", r.Offset)
+			} else {
+				fmt.Fprintf(c.stdout, "     range: %d-%d\n", r.Offset, r.Offset+r.Length-1)
+			}
+		}
+	}
+}
+
+// simple implements "dojob suspend|cancel|complete ID".
+func (c *cli) simple(cmd string, args []string) int {
+	fs := c.flagSet(cmd)
+	pos, err := parseArgs(fs, args)
+	var id dojob.JobID
+	if err == nil {
+		id, err = oneID(pos)
+	}
+	if err != nil {
+		return c.usageError(err)
+	}
+	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
+		j, err := m.Job(id)
+		if err != nil {
+			return c.fail(fmt.Errorf("job %s: %w", id, err))
+		}
+		var done string
+		switch cmd {
+		case "suspend":
+			err, done = j.Suspend(), "suspended"
+		case "cancel":
+			err, done = j.Cancel(), "cancelled"
+		case "complete":
+			err, done = j.Complete(), "completed"
+		}
+		if err != nil {
+			return c.fail(fmt.Errorf("%s job %s: %w", cmd, id, err))
+		}
+		if c.json {
+			c.printJSON(jobOf(j))
+			return exitOK
+		}
+		msg := fmt.Sprintf("%s job %s: %s", done, id, j.State())
+		if cmd == "complete" {
+			n := 0
+			for _, f := range j.Files() {
+				if f.Completed {
+					n++
+				}
+			}
+			msg += fmt.Sprintf(", %d of %s in place", n, plural(len(j.Files()), "file"))
+		}
+		c.printf("%s\n", msg)
+		return exitOK
+	})
+}
+
+// jobJSON is a job in --json output. Sizes are bytes (-1: unknown yet),
+// durations seconds.
+type jobJSON struct {
+	ID                       string     `json:"id"`
+	Name                     string     `json:"name"`
+	Description              string     `json:"description,omitempty"`
+	State                    string     `json:"state"`
+	Priority                 string     `json:"priority"`
+	BytesTotal               int64      `json:"bytes_total"`
+	BytesTransferred         int64      `json:"bytes_transferred"`
+	FilesTotal               int        `json:"files_total"`
+	FilesTransferred         int        `json:"files_transferred"`
+	ErrorCount               int        `json:"error_count"`
+	NoProgressTimeoutSeconds float64    `json:"no_progress_timeout_seconds"`
+	MinimumRetryDelaySeconds float64    `json:"minimum_retry_delay_seconds"`
+	Created                  time.Time  `json:"created"`
+	Modified                 time.Time  `json:"modified"`
+	Transferred              *time.Time `json:"transferred,omitempty"`
+	Error                    *errorJSON `json:"error,omitempty"`
+	Files                    []fileJSON `json:"files"`
+}
+
+// errorJSON is a job's error in --json output.
+type errorJSON struct {
+	Code    string `json:"code"` // 0x80190194
+	Name    string `json:"name"` // BG_E_HTTP_ERROR_404
+	Context string `json:"context"`
+	URL     string `json:"url,omitempty"`
+	Message string `json:"message"`
+}
+
+// fileJSON is a file of a job in --json output.
+type fileJSON struct {
+	URL              string `json:"url"` // without password
+	Path             string `json:"path"`
+	BytesTotal       int64  `json:"bytes_total"`
+	BytesTransferred int64  `json:"bytes_transferred"`
+	Transferred      bool   `json:"transferred"`
+	Completed        bool   `json:"completed"`
+}
+
+// resultJSON is what get and resume print with --json.
+type resultJSON struct {
+	jobJSON
+	Interrupted bool `json:"interrupted,omitempty"`
+}
+
+// jobOf describes j for --json output.
+func jobOf(j *dojob.Job) jobJSON {
+	p, t := j.Progress(), j.Times()
+	out := jobJSON{
+		ID: j.ID().String(), Name: j.DisplayName(), Description: j.Description(),
+		State: j.State().String(), Priority: j.Priority().String(),
+		BytesTotal: p.BytesTotal, BytesTransferred: p.BytesTransferred,
+		FilesTotal: p.FilesTotal, FilesTransferred: p.FilesTransferred,
+		ErrorCount:               j.ErrorCount(),
+		NoProgressTimeoutSeconds: j.NoProgressTimeout().Seconds(),
+		MinimumRetryDelaySeconds: j.MinimumRetryDelay().Seconds(),
+		Created:                  t.Creation, Modified: t.Modification,
+		Files: []fileJSON{},
+	}
+	if !t.TransferCompletion.IsZero() {
+		tc := t.TransferCompletion
+		out.Transferred = &tc
+	}
+	if e, err := j.Error(); err == nil {
+		out.Error = errorOf(e)
+	}
+	for _, f := range j.Files() {
+		out.Files = append(out.Files, fileJSON{
+			URL: redact(f.RemoteURL), Path: f.LocalPath,
+			BytesTotal: f.BytesTotal, BytesTransferred: f.BytesTransferred,
+			Transferred: f.Transferred, Completed: f.Completed,
+		})
+	}
+	return out
+}
+
+// errorOf describes e for --json output.
+func errorOf(e *dojob.JobError) *errorJSON {
+	out := &errorJSON{
+		Code:    fmt.Sprintf("%#08x", uint32(e.Code)),
+		Name:    e.Code.Name(),
+		Context: e.Context.String(),
+		Message: e.Error(),
+	}
+	if e.File != nil {
+		out.URL = redact(e.File.RemoteURL)
+	}
+	return out
+}
+
+// resultOf describes the outcome of get or resume on j; jerr, if not nil,
+// is the error the job ended with (gone from the job once it is cancelled).
+func resultOf(j *dojob.Job, jerr *dojob.JobError, interrupted bool) resultJSON {
+	r := resultJSON{jobJSON: jobOf(j), Interrupted: interrupted}
+	if jerr != nil {
+		r.Error = errorOf(jerr)
+	}
+	return r
+}
+
+// printJSON writes v to stdout as indented JSON.
+func (c *cli) printJSON(v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	fmt.Fprintf(c.stdout, "%s\n", b)
+}
+
+// redact hides the password of a URL, as dojob's own messages do.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// formatBytes formats n bytes with a binary unit: 512 B, 1.5 KiB, 3.0 MiB.
+// A negative n (dojob.SizeUnknown) is "?".
+func formatBytes(n int64) string {
+	if n < 0 {
+		return "?"
+	}
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, unit := float64(n)/1024, "KiB"
+	for _, u := range []string{"MiB", "GiB", "TiB", "PiB"} {
+		if v < 1024 {
+			break
+		}
+		v, unit = v/1024, u
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
+}
+
+// formatProgress formats done of total bytes, with a percentage when the
+// total is known.
+func formatProgress(done, total int64) string {
+	if total <= 0 {
+		return formatBytes(done) + " / " + formatBytes(total)
+	}
+	return fmt.Sprintf("%s / %s (%d%%)", formatBytes(done), formatBytes(total), done*100/total)
+}
+
+// formatTime formats t in RFC 3339 in local time, or "-" if it is zero.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(time.RFC3339)
+}
+
+// yesNo formats a bool.
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

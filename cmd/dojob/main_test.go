@@ -1,0 +1,613 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dojob/dojob"
+	"github.com/dojob/dojob/dojobtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// TestMain checks that no test leaves a goroutine behind: run must end
+// everything it started (the Manager, the display, mpb).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testSize is the size of the files the tests download.
+const testSize = 256 << 10
+
+// result is what one run of the command gave.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCmd runs the command with args and buffers for its outputs.
+func runCmd(t *testing.T, ctx context.Context, args ...string) result {
+	t.Helper()
+	return runOpts(t, ctx, options{}, args...)
+}
+
+// runOpts is runCmd with explicit options.
+func runOpts(t *testing.T, ctx context.Context, opts options, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runWith(ctx, args, &out, &errb, opts)
+	r := result{code: code, stdout: out.String(), stderr: errb.String()}
+	t.Logf("dojob %s\n=> exit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	return r
+}
+
+// testCtx returns a context that ends with the test, or after d.
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// fileSHA256 returns the hex SHA-256 of the file at path.
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// assertNoCR checks that output meant for a non-terminal has no carriage
+// return (no progress bar redraws).
+func assertNoCR(t *testing.T, r result) {
+	t.Helper()
+	assert.NotContains(t, r.stdout, "\r")
+	assert.NotContains(t, r.stderr, "\r")
+}
+
+// noTemps checks that dir holds no temporary file of dojob.
+func noTemps(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range ents {
+		assert.False(t, strings.HasPrefix(e.Name(), ".dojob-"), "temporary file left: %s", e.Name())
+	}
+}
+
+var idRE = regexp.MustCompile(`\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}`)
+
+// jobID returns the first job ID in s.
+func jobID(t *testing.T, s string) string {
+	t.Helper()
+	id := idRE.FindString(s)
+	require.NotEmpty(t, id, "no job ID in %q", s)
+	return id
+}
+
+func TestGetOneFile(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize))
+	state, dir := t.TempDir(), t.TempDir()
+	dest := filepath.Join(dir, "out.bin")
+
+	r := runCmd(t, testCtx(t, 10*time.Second), "--state-dir", state, "get", "-o", dest, s.FileURL("/file.bin"))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Equal(t, s.SHA256("/file.bin"), fileSHA256(t, dest))
+	assert.Empty(t, r.stderr)
+	assert.Contains(t, r.stdout, "TRANSFERRED\n")
+	assert.Regexp(t, `(?m)^done: 1 file, 256\.0 KiB in .*, job \{`, r.stdout)
+	assertNoCR(t, r)
+	noTemps(t, dir)
+
+	// The job is ACKNOWLEDGED, so it is gone from the state directory.
+	r = runCmd(t, testCtx(t, 10*time.Second), "list", "--state-dir", state)
+	require.Equal(t, exitOK, r.code)
+	assert.Equal(t, "no jobs\n", r.stdout)
+}
+
+func TestGetSeveralFiles(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize))
+	state, dir := t.TempDir(), t.TempDir()
+	paths := []string{"/a.bin", "/sub/b.bin", "/c.iso"}
+	args := []string{"get", "-d", dir, "--state-dir", state, "--priority", "high"}
+	for _, p := range paths {
+		args = append(args, s.FileURL(p))
+	}
+
+	r := runCmd(t, testCtx(t, 10*time.Second), args...)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	for _, p := range paths {
+		assert.Equal(t, s.SHA256(p), fileSHA256(t, filepath.Join(dir, filepath.Base(p))), p)
+	}
+	assert.Contains(t, r.stdout, "(a.bin (+2 more)): 3 files")
+	assert.Contains(t, r.stdout, "done: 3 files, 768.0 KiB")
+	assertNoCR(t, r)
+	noTemps(t, dir)
+}
+
+func TestGetShowsTransientErrorsAndRetries(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize), dojobtest.Script(
+		dojobtest.DropAfter(10_000),
+		dojobtest.StatusRetryAfter(503, "0"),
+		dojobtest.OK(),
+	))
+	state, dir := t.TempDir(), t.TempDir()
+	dest := filepath.Join(dir, "f.bin")
+
+	r := runCmd(t, testCtx(t, 10*time.Second), "get", "--state-dir", state, "--retry-delay", "10ms", "-o", dest, s.FileURL("/f.bin"))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Equal(t, s.SHA256("/f.bin"), fileSHA256(t, dest))
+	assert.Regexp(t, `(?m)^TRANSIENT_ERROR: ERROR_WINHTTP_CONNECTION_ERROR \(0x80072EFE\).* \(retry 1\)$`, r.stdout)
+	assert.Regexp(t, `(?m)^TRANSIENT_ERROR: BG_E_HTTP_ERROR_503 \(0x801901F7\).* \(retry 2\)$`, r.stdout)
+	assertNoCR(t, r)
+	// The drop was resumed, not downloaded again.
+	assert.Equal(t, int64(testSize), s.BodyBytes("/f.bin"))
+}
+
+func TestGetNotFound(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.Always(dojobtest.Status(404)))
+	state, dir := t.TempDir(), t.TempDir()
+	dest := filepath.Join(dir, "missing.bin")
+
+	r := runCmd(t, testCtx(t, 10*time.Second), "get", "--state-dir", state, "-o", dest, s.FileURL("/missing.bin"))
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "dojob: BG_E_HTTP_ERROR_404 (0x80190194) [REMOTE_FILE]")
+	assert.Contains(t, r.stdout, "ERROR: BG_E_HTTP_ERROR_404")
+	assert.NoFileExists(t, dest)
+	assertNoCR(t, r)
+
+	// Without --keep the failed job is cancelled.
+	r = runCmd(t, testCtx(t, 10*time.Second), "list", "--state-dir", state)
+	assert.Equal(t, "no jobs\n", r.stdout)
+}
+
+func TestGetNotFoundKeep(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.Always(dojobtest.Status(404)))
+	state, dir := t.TempDir(), t.TempDir()
+	url := strings.Replace(s.FileURL("/missing.bin"), "://", "://user:s3cret@", 1)
+
+	r := runCmd(t, testCtx(t, 10*time.Second), "get", "--keep", "--json", "-d", dir, "--state-dir", state, url)
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "BG_E_HTTP_ERROR_404")
+	assert.Contains(t, r.stderr, "dojob info {")
+	var got resultJSON
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
+	assert.Equal(t, "ERROR", got.State)
+	require.NotNil(t, got.Error)
+	assert.Equal(t, "BG_E_HTTP_ERROR_404", got.Error.Name)
+	assert.Equal(t, "0x80190194", got.Error.Code)
+	assert.Equal(t, "REMOTE_FILE", got.Error.Context)
+
+	r = runCmd(t, testCtx(t, 10*time.Second), "info", got.ID, "--state-dir", state)
+	require.Equal(t, exitOK, r.code)
+	assert.Regexp(t, `(?m)^State: +ERROR$`, r.stdout)
+	assert.Regexp(t, `(?m)^Error: +BG_E_HTTP_ERROR_404 \(0x80190194\)$`, r.stdout)
+	assert.Regexp(t, `(?m)^Error context: +REMOTE_FILE$`, r.stdout)
+	assert.Contains(t, r.stdout, filepath.Join(dir, "missing.bin"))
+	for _, r := range []result{r} {
+		assert.NotContains(t, r.stdout+r.stderr, "s3cret")
+	}
+
+	r = runCmd(t, testCtx(t, 10*time.Second), "list", "--state-dir", state)
+	assert.Contains(t, r.stdout, got.ID+"  ERROR")
+	assert.NotContains(t, r.stdout+r.stderr, "s3cret")
+}
+
+func TestUsageErrors(t *testing.T) {
+	s := dojobtest.NewServer(t)
+	dir := t.TempDir()
+	url := s.FileURL("/f.bin")
+	for _, args := range [][]string{
+		{},
+		{"frobnicate"},
+		{"--no-such-flag", "list"},
+		{"list", "extra"},
+		{"get"},
+		{"get", "-o", filepath.Join(dir, "x"), url, s.FileURL("/g.bin")},
+		{"get", "-o", filepath.Join(dir, "x"), "-d", dir, url},
+		{"get", "-d", dir, s.URL + "/"},
+		{"get", "-d", dir, s.URL},
+		{"get", "-d", dir, "ftp://127.0.0.1/f.bin"},
+		{"get", "-d", dir, "not a url"},
+		{"get", "-o", dir, url},
+		{"get", "-d", dir, url, s.FileURL("/other/f.bin")},
+		{"get", "--priority", "urgent", "-d", dir, url},
+		{"get", "--retry-delay", "0s", "-d", dir, url},
+		{"get", "--no-progress-timeout", "-1s", "-d", dir, url},
+		{"get", "--stall-timeout", "soon", "-d", dir, url},
+		{"info"},
+		{"info", "{not-an-id}"},
+		{"resume", "1", "2"},
+		{"suspend"},
+		{"--state-dir", "", "list"},
+	} {
+		r := runCmd(t, testCtx(t, 10*time.Second), append([]string{"--state-dir", t.TempDir()}, args...)...)
+		assert.Equal(t, exitUsage, r.code, "%q", args)
+		assert.Contains(t, r.stderr, "usage: dojob", "%q", args)
+		assert.Empty(t, r.stdout, "%q", args)
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"get", "--help"}} {
+		r := runCmd(t, context.Background(), args...)
+		assert.Equal(t, exitOK, r.code)
+		assert.Contains(t, r.stdout, "usage: dojob")
+		assert.Empty(t, r.stderr)
+	}
+}
+
+// newJobs creates jobs in the state directory with the library, as an
+// earlier dojob command would have left them, and returns their IDs.
+// Each job downloads one file of s into dir; prepare may change it
+// (resume it, ...) before the Manager is closed.
+func newJobs(t *testing.T, state, dir string, s *dojobtest.Server, names []string, prepare func(*dojob.Job)) []string {
+	t.Helper()
+	m, err := dojob.NewManager(dojob.Config{StateDir: state})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, m.Close()) }()
+	var ids []string
+	for _, name := range names {
+		j, err := m.CreateJob(name)
+		require.NoError(t, err)
+		require.NoError(t, j.AddFile(s.FileURL("/"+name), filepath.Join(dir, name)))
+		if prepare != nil {
+			prepare(j)
+		}
+		ids = append(ids, j.ID().String())
+	}
+	return ids
+}
+
+func TestJobCommands(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize))
+	state, dir := t.TempDir(), t.TempDir()
+	ids := newJobs(t, state, dir, s, []string{"one.bin", "two.bin", "three.bin"}, nil)
+	ctx := testCtx(t, 10*time.Second)
+
+	r := runCmd(t, ctx, "list", "--state-dir", state)
+	require.Equal(t, exitOK, r.code)
+	assert.Regexp(t, `^ID +STATE +BYTES +FILES +NAME\n`, r.stdout)
+	for i, name := range []string{"one.bin", "two.bin", "three.bin"} {
+		assert.Regexp(t, regexp.QuoteMeta(ids[i])+` +SUSPENDED +0 B / \? +0/1 +`+regexp.QuoteMeta(name), r.stdout)
+	}
+
+	r = runCmd(t, ctx, "--json", "list", "--state-dir", state)
+	require.Equal(t, exitOK, r.code)
+	var list []jobJSON
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &list), r.stdout)
+	require.Len(t, list, 3)
+	assert.Equal(t, ids[0], list[0].ID)
+	assert.Equal(t, "SUSPENDED", list[0].State)
+	assert.Equal(t, s.FileURL("/one.bin"), list[0].Files[0].URL)
+	assert.Equal(t, int64(-1), list[0].BytesTotal)
+
+	r = runCmd(t, ctx, "info", ids[0], "--state-dir", state)
+	require.Equal(t, exitOK, r.code)
+	for _, want := range []string{
+		`(?m)^ID: +` + regexp.QuoteMeta(ids[0]) + `$`,
+		`(?m)^State: +SUSPENDED$`,
+		`(?m)^Priority: +NORMAL$`,
+		`(?m)^No-progress timeout: +24h0m0s$`,
+		`(?m)^Minimum retry delay: +2s$`,
+		`(?m)^Error count: +0$`,
+		`(?m)^  1\. ` + regexp.QuoteMeta(s.FileURL("/one.bin")) + `$`,
+		`(?m)^     -> ` + regexp.QuoteMeta(filepath.Join(dir, "one.bin")) + `$`,
+	} {
+		assert.Regexp(t, want, r.stdout)
+	}
+	r = runCmd(t, ctx, "info", "--json", strings.Trim(ids[0], "{}"), "--state-dir", state)
+	require.Equal(t, exitOK, r.code)
+	var info jobJSON
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &info), r.stdout)
+	assert.Equal(t, ids[0], info.ID)
+	assert.Equal(t, 86400.0, info.NoProgressTimeoutSeconds)
+
+	// resume downloads and completes.
+	r = runCmd(t, ctx, "resume", ids[0], "--state-dir", state)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Equal(t, s.SHA256("/one.bin"), fileSHA256(t, filepath.Join(dir, "one.bin")))
+	assert.Contains(t, r.stdout, "done: 1 file")
+	assertNoCR(t, r)
+
+	// suspend, cancel.
+	r = runCmd(t, ctx, "suspend", ids[1], "--state-dir", state)
+	require.Equal(t, exitOK, r.code)
+	assert.Equal(t, "suspended job "+ids[1]+": SUSPENDED\n", r.stdout)
+	r = runCmd(t, ctx, "cancel", ids[1], "--state-dir", state)
+	require.Equal(t, exitOK, r.code)
+	assert.Equal(t, "cancelled job "+ids[1]+": CANCELLED\n", r.stdout)
+	r = runCmd(t, ctx, "--json", "complete", ids[2], "--state-dir", state)
+	require.Equal(t, exitOK, r.code)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &info), r.stdout)
+	assert.Equal(t, "ACKNOWLEDGED", info.State)
+	assert.False(t, info.Files[0].Completed) // nothing was transferred
+
+	// All three are final now.
+	r = runCmd(t, ctx, "list", "--state-dir", state)
+	assert.Equal(t, "no jobs\n", r.stdout)
+	for _, cmd := range []string{"info", "suspend", "cancel", "complete", "resume"} {
+		r = runCmd(t, ctx, cmd, ids[1], "--state-dir", state)
+		assert.Equal(t, exitFail, r.code, cmd)
+		assert.Contains(t, r.stderr, "DO_E_JOB_NOT_FOUND", cmd)
+	}
+	noTemps(t, dir)
+}
+
+func TestCompleteTransferredJob(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize))
+	state, dir := t.TempDir(), t.TempDir()
+	ids := newJobs(t, state, dir, s, []string{"done.bin"}, func(j *dojob.Job) {
+		require.NoError(t, j.Resume())
+		st, err := j.Wait(testCtx(t, 10*time.Second))
+		require.NoError(t, err)
+		require.Equal(t, dojob.StateTransferred, st)
+	})
+	dest := filepath.Join(dir, "done.bin")
+	assert.NoFileExists(t, dest)
+
+	r := runCmd(t, testCtx(t, 10*time.Second), "complete", ids[0], "--state-dir", state)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Equal(t, "completed job "+ids[0]+": ACKNOWLEDGED, 1 of 1 file in place\n", r.stdout)
+	assert.Equal(t, s.SHA256("/done.bin"), fileSHA256(t, dest))
+}
+
+func TestResumeTransferredJobCompletesIt(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize))
+	state, dir := t.TempDir(), t.TempDir()
+	ids := newJobs(t, state, dir, s, []string{"done.bin"}, func(j *dojob.Job) {
+		require.NoError(t, j.Resume())
+		_, err := j.Wait(testCtx(t, 10*time.Second))
+		require.NoError(t, err)
+	})
+	r := runCmd(t, testCtx(t, 10*time.Second), "resume", ids[0], "--state-dir", state)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Equal(t, s.SHA256("/done.bin"), fileSHA256(t, filepath.Join(dir, "done.bin")))
+	assert.Len(t, s.Requests(), 1)
+}
+
+func TestGetJSON(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize))
+	state, dir := t.TempDir(), t.TempDir()
+	r := runCmd(t, testCtx(t, 10*time.Second), "--json", "--state-dir", state, "get", "-d", dir, s.FileURL("/a.bin"), s.FileURL("/b.bin"))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var got resultJSON
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
+	assert.Equal(t, "ACKNOWLEDGED", got.State)
+	assert.Equal(t, "FOREGROUND", got.Priority)
+	assert.Equal(t, int64(2*testSize), got.BytesTotal)
+	assert.Nil(t, got.Error)
+	require.Len(t, got.Files, 2)
+	for i, p := range []string{"/a.bin", "/b.bin"} {
+		assert.True(t, got.Files[i].Completed)
+		assert.Equal(t, filepath.Join(dir, filepath.Base(p)), got.Files[i].Path)
+		assert.Equal(t, s.SHA256(p), fileSHA256(t, got.Files[i].Path))
+	}
+}
+
+func TestQuiet(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize))
+	state, dir := t.TempDir(), t.TempDir()
+	r := runCmd(t, testCtx(t, 10*time.Second), "get", "--quiet", "--state-dir", state, "-d", dir, s.FileURL("/q.bin"))
+	require.Equal(t, exitOK, r.code)
+	assert.Empty(t, r.stdout)
+	assert.Empty(t, r.stderr)
+	assert.Equal(t, s.SHA256("/q.bin"), fileSHA256(t, filepath.Join(dir, "q.bin")))
+}
+
+// interrupt runs a get of url into dest, from a server that drips its
+// first answer, and cancels it once the server has sent a third of the
+// file: the command must stop, keep the job and say how to continue.
+// It returns the job's ID.
+func interrupt(t *testing.T, s *dojobtest.Server, state, dest, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		wg sync.WaitGroup
+		r  result
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// A short checkpoint interval makes the bytes received durable
+		// before the interruption (see the report on Close/Suspend).
+		r = runCmd(t, ctx, "get", "--state-dir", state, "--checkpoint-interval", "10ms", "-o", dest, url)
+	}()
+	_, err := s.AwaitRequests(testCtx(t, 10*time.Second), func(rs []dojobtest.Request) bool {
+		return len(rs) > 0 && rs[0].BodyBytes >= testSize/3
+	})
+	require.NoError(t, err)
+	cancel()
+	wg.Wait()
+
+	assert.Equal(t, exitFail, r.code)
+	assert.Regexp(t, `interrupted; continue with: dojob resume \{[0-9A-F-]+\} --state-dir `, r.stderr)
+	assert.NoFileExists(t, dest)
+	assertNoCR(t, r)
+	return jobID(t, r.stderr)
+}
+
+func TestInterruptThenResume(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize), dojobtest.Script(dojobtest.Drip(testSize), dojobtest.OK()))
+	state, dir := t.TempDir(), t.TempDir()
+	dest := filepath.Join(dir, "slow.bin")
+	id := interrupt(t, s, state, dest, s.FileURL("/slow.bin"))
+
+	r := runCmd(t, testCtx(t, 10*time.Second), "info", id, "--state-dir", state)
+	assert.Regexp(t, `(?m)^State: +SUSPENDED$`, r.stdout)
+
+	r = runCmd(t, testCtx(t, 10*time.Second), "resume", id, "--state-dir", state)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Equal(t, s.SHA256("/slow.bin"), fileSHA256(t, dest))
+	assertResumedWithRange(t, s, "/slow.bin")
+	noTemps(t, dir)
+}
+
+func TestInterruptThenGetAgain(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize), dojobtest.Script(dojobtest.Drip(testSize), dojobtest.OK()))
+	state, dir := t.TempDir(), t.TempDir()
+	dest := filepath.Join(dir, "slow.bin")
+	id := interrupt(t, s, state, dest, s.FileURL("/slow.bin"))
+
+	r := runCmd(t, testCtx(t, 10*time.Second), "get", "--state-dir", state, "-o", dest, s.FileURL("/slow.bin"))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "continuing job "+id)
+	assert.Equal(t, s.SHA256("/slow.bin"), fileSHA256(t, dest))
+	assertResumedWithRange(t, s, "/slow.bin")
+}
+
+// assertResumedWithRange checks that the second request for path asked
+// for the rest of the file with a Range and got it.
+func assertResumedWithRange(t *testing.T, s *dojobtest.Server, path string) {
+	t.Helper()
+	reqs := s.RequestsFor(path)
+	require.Len(t, reqs, 2)
+	assert.Regexp(t, `^bytes=[1-9][0-9]*-$`, reqs[1].Range)
+	assert.NotEmpty(t, reqs[1].IfRange)
+	assert.Equal(t, 206, reqs[1].Status)
+	assert.Less(t, s.BodyBytes(path), int64(2*testSize))
+}
+
+func TestStateDirInUse(t *testing.T) {
+	state := t.TempDir()
+	m, err := dojob.NewManager(dojob.Config{StateDir: state})
+	require.NoError(t, err)
+	defer m.Close()
+	r := runCmd(t, testCtx(t, 10*time.Second), "list", "--state-dir", state)
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "in use by another dojob command")
+}
+
+// fakeConsole is an mpb.ConsoleWriter that pretends to be an 80-column
+// terminal and records what is drawn.
+type fakeConsole struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	cur bytes.Buffer
+}
+
+func (c *fakeConsole) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur.Write(p)
+}
+
+func (c *fakeConsole) ReadFrom(r io.Reader) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur.ReadFrom(r)
+}
+
+func (c *fakeConsole) IsTerminal() bool { return true }
+
+func (c *fakeConsole) GetTermSize() (int, int, error) { return 100, 40, nil }
+
+// Flush moves what was written since the last frame to the record.
+func (c *fakeConsole) Flush(lines int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.cur.WriteTo(&c.buf)
+	return err
+}
+
+// String returns everything drawn.
+func (c *fakeConsole) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String() + c.cur.String()
+}
+
+func TestBars(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize), dojobtest.Script(dojobtest.StatusRetryAfter(503, "0"), dojobtest.Drip(4*testSize)))
+	state, dir := t.TempDir(), t.TempDir()
+	console := &fakeConsole{}
+	r := runOpts(t, testCtx(t, 10*time.Second), options{tty: true, console: console},
+		"get", "--state-dir", state, "--retry-delay", "10ms", "-d", dir, s.FileURL("/bar1.bin"), s.FileURL("/bar2.bin"))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	drawn := console.String()
+	t.Logf("drawn:\n%s", drawn)
+	assert.Contains(t, drawn, "bar1.bin")
+	assert.Contains(t, drawn, "bar2.bin")
+	assert.Contains(t, drawn, "256.0 KiB / 256.0 KiB")
+	assert.Contains(t, drawn, "TRANSIENT_ERROR: BG_E_HTTP_ERROR_503")
+	assert.Contains(t, drawn, "ACKNOWLEDGED")
+	assert.Contains(t, r.stdout, "done: 2 files")
+	for _, p := range []string{"/bar1.bin", "/bar2.bin"} {
+		assert.Equal(t, s.SHA256(p), fileSHA256(t, filepath.Join(dir, filepath.Base(p))))
+	}
+}
+
+func TestBarsInterrupted(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize), dojobtest.Always(dojobtest.StallAfter(1000)))
+	state, dir := t.TempDir(), t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() {
+		done <- runOpts(t, ctx, options{tty: true, console: &fakeConsole{}}, "get", "--state-dir", state, "-d", dir, s.FileURL("/stall.bin"))
+	}()
+	_, err := s.AwaitRequests(testCtx(t, 10*time.Second), func(rs []dojobtest.Request) bool {
+		return len(rs) > 0 && rs[0].BodyBytes >= 1000
+	})
+	require.NoError(t, err)
+	cancel()
+	r := <-done
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "interrupted; continue with: dojob resume {")
+}
+
+func TestDefaultStateDir(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	home := func() (string, error) { return "/home/u", nil }
+	config := func() (string, error) { return "/cfg", nil }
+	noHome := func() (string, error) { return "", os.ErrNotExist }
+	for _, tc := range []struct {
+		goos    string
+		env     map[string]string
+		home    func() (string, error)
+		want    string
+		wantErr bool
+	}{
+		{goos: "linux", env: map[string]string{"XDG_STATE_HOME": "/xdg/state"}, home: home, want: "/xdg/state/dojob"},
+		{goos: "linux", home: home, want: "/home/u/.local/state/dojob"},
+		{goos: "freebsd", env: map[string]string{"XDG_STATE_HOME": "relative"}, home: home, want: "/home/u/.local/state/dojob"},
+		{goos: "linux", home: noHome, wantErr: true},
+		{goos: "darwin", env: map[string]string{"XDG_STATE_HOME": "/xdg/state"}, home: home, want: "/cfg/dojob"},
+		{goos: "windows", home: home, want: filepath.Join("/cfg", "dojob")},
+	} {
+		got, err := defaultStateDir(tc.goos, env(tc.env), tc.home, config)
+		if tc.wantErr {
+			assert.Error(t, err, tc.goos)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, filepath.FromSlash(tc.want), got, "%s %v", tc.goos, tc.env)
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	c := &cli{}
+	fs := c.flagSet("x")
+	o := fs.String("o", "", "")
+	pos, err := parseArgs(fs, []string{"a", "-o", "out", "b", "--json", "--", "-c", "--quiet"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "b", "-c", "--quiet"}, pos)
+	assert.Equal(t, "out", *o)
+	assert.True(t, c.json)
+	assert.False(t, c.quiet)
+}

@@ -37,8 +37,8 @@ dojob downloads files with jobs that work like Windows BITS / Delivery
 Optimization jobs: transient errors are retried with back-off, transfers
 resume where they stopped (also after Ctrl-C or a crash), and files appear at
 their destinations only when the job is complete. Jobs are kept in a state
-directory; dojob has no background service: a job moves only while a get or
-resume command runs for it.
+directory. There is no background service: jobs move only while a dojob
+command runs, and get and resume wait for theirs.
 
 Commands:
   get [flags] URL...   download URLs in one job, wait, and complete it. If a
@@ -65,18 +65,18 @@ Flags of get:
   -d DIR               destination directory (default: the current one); each
                        file is named after the last segment of its URL's path
   --keep               if the job ends in ERROR, keep it (and its partial
-                       files) for info/resume instead of cancelling it
-  --priority P         foreground, high, normal or low (default foreground)
+                       files) for info and resume instead of cancelling it
 
-Flags of get and resume:
+Flags of get and resume (resume changes only what is given):
+  --priority P         foreground, high, normal or low (get: foreground)
   --no-progress-timeout D  give up (ERROR) after D without progress (default:
                        1h for foreground jobs, 24h for the others)
   --retry-delay D      minimum wait before a retry after a transient error
                        (default 2s; doubles while retries move no byte)
-  --priority P         (resume) change the job's priority
   --stall-timeout D    a connection without headers or body bytes for D is
                        a transient error (default 60s)
-  --checkpoint-interval D  how often progress is made durable (default 250ms)
+  --checkpoint-interval D  how often the bytes received are made durable, so
+                       that Ctrl-C or a crash loses little (default 250ms)
 
 Flags may also follow the arguments ("dojob get URL -o file"); "--" ends them.
 Durations are Go durations: 90s, 1m30s, 500ms.

@@ -392,6 +392,12 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 		}
 		return false, true, nil
 	case v.complete:
+		// 416 at full size: what we have is the whole file, whose size the
+		// answer confirmed.
+		j.mu.Lock()
+		f.size = f.done.Load()
+		f.remoteSize = f.size
+		j.mu.Unlock()
 		return true, false, nil
 	}
 

@@ -1,0 +1,43 @@
+package dojob
+
+import "sync/atomic"
+
+// FailWritesAfter makes the temporary files of m's transfers fail every
+// write with err once limit bytes have been written to them all together —
+// a full disk, for tests. Call it before any job runs.
+func FailWritesAfter(m *Manager, limit int64, err error) {
+	base := m.fs.openTemp
+	var written atomic.Int64
+	m.fs.openTemp = func(path string) (tempFile, error) {
+		f, e := base(path)
+		if e != nil {
+			return nil, e
+		}
+		return &failingFile{tempFile: f, written: &written, limit: limit, err: err}, nil
+	}
+}
+
+type failingFile struct {
+	tempFile
+	written *atomic.Int64
+	limit   int64
+	err     error
+}
+
+func (f *failingFile) Write(p []byte) (int, error) {
+	room := f.limit - f.written.Load()
+	if room <= 0 {
+		return 0, f.err
+	}
+	if int64(len(p)) > room {
+		n, err := f.tempFile.Write(p[:room])
+		f.written.Add(int64(n))
+		if err == nil {
+			err = f.err
+		}
+		return n, err
+	}
+	n, err := f.tempFile.Write(p)
+	f.written.Add(int64(n))
+	return n, err
+}

@@ -48,6 +48,12 @@ type Config struct {
 	// 1 s. Unused without StateDir.
 	CheckpointInterval time.Duration
 
+	// Paused makes the Manager start no transfer until Manager.Start is
+	// called: jobs can be listed, inspected and changed (a command-line tool
+	// showing a state directory) without the reloaded QUEUED jobs starting
+	// to download. Timers still run.
+	Paused bool
+
 	// Logger receives dojob's diagnostics: transient errors, failing
 	// callbacks, damaged records. nil discards them.
 	Logger *slog.Logger
@@ -90,6 +96,7 @@ type Manager struct {
 	closed  atomic.Bool // state-changing calls return ErrNoService
 
 	kicked    atomic.Bool   // a scheduling pass is due
+	paused    atomic.Bool   // Config.Paused until Start
 	wake      chan struct{} // wakes the loop (capacity 1)
 	stop      chan struct{} // closed by Close to stop the loop
 	done      chan struct{} // closed when Close begins (Job.Wait)
@@ -135,6 +142,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	m.bufs.New = func() any { b := make([]byte, bufSize); return &b }
 	m.client, m.ownTr = newHTTPClient(cfg.HTTPClient)
 	m.sched.maxFg, m.sched.maxBg = cfg.MaxForegroundJobs, cfg.MaxBackgroundJobs
+	m.paused.Store(cfg.Paused)
 	m.clock.wake = m.poke
 	if cfg.StateDir != "" {
 		s, err := openStore(cfg.StateDir, m.log)
@@ -172,6 +180,14 @@ func (m *Manager) spawn(fn func()) bool {
 	return true
 }
 
+// Start lets a Manager created with Config.Paused start transfers. It is a
+// no-op otherwise, and after Close.
+func (m *Manager) Start() {
+	if m.paused.Swap(false) {
+		m.kick()
+	}
+}
+
 // poke wakes the loop.
 func (m *Manager) poke() {
 	select {
@@ -201,7 +217,7 @@ func (m *Manager) loop() {
 			m.fire(d, now)
 			due[i] = nil
 		}
-		if m.kicked.Swap(false) {
+		if !m.paused.Load() && m.kicked.Swap(false) {
 			m.sched.pass(&p)
 			for i, j := range p.start {
 				j.start(p.kinds[i])

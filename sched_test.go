@@ -175,3 +175,20 @@ func TestIdleJobsHaveNoGoroutine(t *testing.T) {
 		assert.LessOrEqual(t, runtime.NumGoroutine(), base)
 	})
 }
+
+// TestPausedManager: Config.Paused holds every transfer until Start.
+func TestPausedManager(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, dojob.Config{Paused: true}, dojobtest.WithSize(1000))
+		j := r.job("held", "/f")
+		require.NoError(t, j.Resume())
+		synctest.Wait()
+		assert.Equal(t, dojob.StateQueued, j.State())
+		assert.Empty(t, r.tr.Requests())
+		r.m.Start()
+		st, err := j.Wait(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, dojob.StateTransferred, st)
+		r.m.Start() // a no-op now
+	})
+}

@@ -192,6 +192,7 @@ func (x *transfer) transferFile(f *file) error {
 	for {
 		complete, restart, err := x.step(tf, f, restarted)
 		if err != nil {
+			x.keep(tf, f)
 			return err
 		}
 		if restart {
@@ -212,6 +213,27 @@ func (x *transfer) transferFile(f *file) error {
 		return localError(err)
 	}
 	return tf.finish()
+}
+
+// keep makes what an interrupted transfer of f wrote durable and records
+// it, so the next run — in this process or after a restart — resumes from
+// there rather than from the last checkpoint. It runs on every way a
+// transfer ends early: an error, a stall, Suspend, pre-emption, Close.
+func (x *transfer) keep(tf *lazyTemp, f *file) {
+	if tf.tempFile == nil {
+		return
+	}
+	if err := tf.Sync(); err != nil {
+		return // the checkpoint recorded before stays the trusted length
+	}
+	j := x.j
+	j.mu.Lock()
+	if n := f.done.Load(); n != f.durable {
+		f.durable = n
+		j.version++
+		j.m.markDirty(j)
+	}
+	j.mu.Unlock()
 }
 
 // lazyTemp opens a file's temporary file on first use, positioned after the

@@ -52,7 +52,9 @@ func newNetRig(t *testing.T, cfg dojob.Config, opts ...dojobtest.Option) *netRig
 	return &netRig{t: t, s: s, m: m, dir: t.TempDir()}
 }
 
-func (r *netRig) local(path string) string { return filepath.Join(r.dir, strings.TrimPrefix(path, "/")) }
+func (r *netRig) local(path string) string {
+	return filepath.Join(r.dir, strings.TrimPrefix(path, "/"))
+}
 
 // job makes a job for the paths with fast retries and a Recorder.
 func (r *netRig) job(paths ...string) (*dojob.Job, *dojobtest.Recorder) {

@@ -3,7 +3,6 @@ package dojob_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -89,13 +88,4 @@ func tempFiles(t *testing.T, dir string) []string {
 		}
 	}
 	return out
-}
-
-// codeOf returns the HRESULT an error carries (0 for nil).
-func codeOf(err error) dojob.HRESULT {
-	var hr dojob.HRESULT
-	if errors.As(err, &hr) {
-		return hr
-	}
-	return 0
 }

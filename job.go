@@ -206,7 +206,6 @@ type Job struct {
 	qidx       int      // index in the scheduler's queue; -1 when not queued
 	qseq       uint64   // queue order within a priority (first come, first served)
 	qprio      Priority // the priority the scheduler sorts by
-	slot       slotKind // the concurrency slot the job holds
 	requeueSeq uint64   // a pre-empted job's place in line, restored by enqueue (set under mu)
 
 	// Persistence (store.go), guarded by persistMu.

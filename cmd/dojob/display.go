@@ -170,7 +170,7 @@ func (d *display) startBars(console mpb.ConsoleWriter) {
 	files := d.job.Files()
 	d.current = make([]int64, len(files))
 	d.complete = make([]bool, len(files))
-	for _, f := range files {
+	for i, f := range files {
 		total := max(f.BytesTotal, 0)
 		bar := d.p.New(total, mpb.BarStyle(),
 			mpb.PrependDecorators(
@@ -185,8 +185,6 @@ func (d *display) startBars(console mpb.ConsoleWriter) {
 		)
 		bar.SetCurrent(f.BytesTransferred)
 		d.bars = append(d.bars, bar)
-	}
-	for i, f := range files {
 		d.current[i] = f.BytesTransferred
 	}
 	d.status = d.job.State().String()

@@ -102,7 +102,7 @@ func (c *cli) get(args []string) int {
 	var jf jobFlags
 	jf.priority.p = dojob.PriorityForeground
 	jf.register(fs)
-	var mf managerFlags
+	mf := managerFlags{transfers: true}
 	mf.register(fs)
 	urls, err := parseArgs(fs, args)
 	if err == nil {
@@ -140,7 +140,7 @@ func (c *cli) resume(args []string) int {
 	fs := c.flagSet("resume")
 	var jf jobFlags
 	jf.register(fs)
-	var mf managerFlags
+	mf := managerFlags{transfers: true}
 	mf.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err == nil {

@@ -242,12 +242,26 @@ func (c *cli) printf(format string, args ...any) {
 type managerFlags struct {
 	stallTimeout       time.Duration
 	checkpointInterval time.Duration
+	// transfers lets the Manager start transfers (get, resume). The other
+	// commands open the state directory paused, so looking at jobs never
+	// starts the ones a killed command left queued.
+	transfers bool
 }
 
 // register adds the Manager flags to fs.
 func (mf *managerFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&mf.stallTimeout, "stall-timeout", 0, "")
 	fs.DurationVar(&mf.checkpointInterval, "checkpoint-interval", defaultCheckpointInterval, "")
+}
+
+// config is the Manager configuration for the state directory dir.
+func (mf managerFlags) config(dir string) dojob.Config {
+	return dojob.Config{
+		StateDir:           dir,
+		StallTimeout:       mf.stallTimeout,
+		CheckpointInterval: mf.checkpointInterval,
+		Paused:             !mf.transfers,
+	}
 }
 
 // check validates the Manager flags.
@@ -275,11 +289,7 @@ func (c *cli) withManager(mf managerFlags, fn func(m *dojob.Manager) int) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	m, err := dojob.NewManager(dojob.Config{
-		StateDir:           dir,
-		StallTimeout:       mf.stallTimeout,
-		CheckpointInterval: mf.checkpointInterval,
-	})
+	m, err := dojob.NewManager(mf.config(dir))
 	if errors.Is(err, dojob.ErrSharingViolation) {
 		return c.fail(fmt.Errorf("state directory %s is in use by another dojob command: %w", dir, err))
 	}

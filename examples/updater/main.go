@@ -11,7 +11,7 @@
 // two processes would:
 //
 //  1. The first run creates the job "myapp-update" and starts the download
-//     over a slow link; halfway through, the process "crashes" (it closes
+//     over a slow link; partway through, the process "crashes" (it closes
 //     its Manager and forgets everything, as an exit would).
 //  2. The second run opens the same state directory, finds the job by its
 //     display name instead of creating another, registers its callbacks

@@ -156,7 +156,7 @@ func (m *Manager) persist(j *Job) error {
 	rec := j.recordLocked(m.now())
 	v := j.version
 	j.mu.Unlock()
-	data, err := json.MarshalIndent(rec, "", "\t")
+	data, err := jsonRecord(rec)
 	if err != nil {
 		return err
 	}
@@ -166,6 +166,10 @@ func (m *Manager) persist(j *Job) error {
 	j.saved = v
 	return nil
 }
+
+// jsonRecord encodes a record for its file: indented, so a person can read
+// (and a support engineer diff) a state directory.
+func jsonRecord(r *record) ([]byte, error) { return json.MarshalIndent(r, "", "\t") }
 
 // unpersist deletes the record of a job that reached a final state.
 func (m *Manager) unpersist(j *Job) {

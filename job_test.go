@@ -142,39 +142,47 @@ func TestOperationsInEveryState(t *testing.T) {
 	}
 }
 
-// TestStepSequence walks one job through a scripted life with the step
-// table form {op, wantState, wantErr}.
+// TestStepSequence walks one job through a scripted life in the step
+// table form {op, transitions, wantState, wantErr}: after each call and
+// everything it set off has settled, the job made exactly those transitions
+// (seen by a StateCallback) and is in wantState.
 func TestStepSequence(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, dojob.Config{}, dojobtest.WithSize(32<<10),
 			dojobtest.ScriptFor("/a", dojobtest.Status(404), dojobtest.OK()))
 		j, err := r.m.CreateJob("steps")
 		require.NoError(t, err)
+		rec := dojobtest.NewRecorder()
+		require.NoError(t, j.SetNotifyFlags(dojob.DefaultNotifyFlags|dojob.NotifyJobModification))
+		require.NoError(t, j.SetNotifyInterface(rec))
+		const (
+			S, Q, C, T = dojob.StateSuspended, dojob.StateQueued, dojob.StateConnecting, dojob.StateTransferring
+			E, TD, A   = dojob.StateError, dojob.StateTransferred, dojob.StateAcknowledged
+		)
 		type step struct {
-			name      string
-			op        func() error
-			wantState dojob.State
-			wantErr   dojob.HRESULT
+			name        string
+			op          func() error
+			transitions []dojob.State
+			wantState   dojob.State
+			wantErr     dojob.HRESULT
 		}
-		settle := func() error { synctest.Wait(); return nil }
+		add := func(p string) func() error { return func() error { return j.AddFile(r.tr.URL(p), r.local(p)) } }
 		steps := []step{
-			{"resume empty", j.Resume, dojob.StateSuspended, dojob.ErrJobEmpty},
-			{"add /a", func() error { return j.AddFile(r.tr.URL("/a"), r.local("/a")) }, dojob.StateSuspended, 0},
-			{"suspend again", j.Suspend, dojob.StateSuspended, 0},
-			{"resume", j.Resume, dojob.StateQueued, 0},
-			{"404", settle, dojob.StateError, 0},
-			{"add /b in ERROR", func() error { return j.AddFile(r.tr.URL("/b"), r.local("/b")) }, dojob.StateError, 0},
-			{"resume after fixing", j.Resume, dojob.StateQueued, 0},
-			{"both transfer", settle, dojob.StateTransferred, 0},
-			{"suspend transferred", j.Suspend, dojob.StateTransferred, 0},
-			{"resume transferred", j.Resume, dojob.StateTransferred, 0},
-			{"add /c to a transferred job", func() error { return j.AddFile(r.tr.URL("/c"), r.local("/c")) }, dojob.StateTransferred, 0},
-			{"resume for /c", j.Resume, dojob.StateQueued, 0},
-			{"/c transfers", settle, dojob.StateTransferred, 0},
-			{"complete", j.Complete, dojob.StateAcknowledged, 0},
-			{"complete again", j.Complete, dojob.StateAcknowledged, dojob.ErrInvalidState},
-			{"cancel after complete", j.Cancel, dojob.StateAcknowledged, dojob.ErrInvalidState},
+			{"resume empty", j.Resume, nil, S, dojob.ErrJobEmpty},
+			{"add /a", add("/a"), nil, S, 0},
+			{"suspend again", j.Suspend, nil, S, 0},
+			{"resume: 404", j.Resume, []dojob.State{Q, C, E}, E, 0},
+			{"add /b in ERROR", add("/b"), nil, E, 0},
+			{"resume after fixing", j.Resume, []dojob.State{Q, C, T, C, T, TD}, TD, 0},
+			{"suspend transferred", j.Suspend, nil, TD, 0},
+			{"resume transferred", j.Resume, nil, TD, 0},
+			{"add /c to a transferred job", add("/c"), nil, TD, 0},
+			{"resume for /c", j.Resume, []dojob.State{Q, C, T, TD}, TD, 0},
+			{"complete", j.Complete, []dojob.State{A}, A, 0},
+			{"complete again", j.Complete, nil, A, dojob.ErrInvalidState},
+			{"cancel after complete", j.Cancel, nil, A, dojob.ErrInvalidState},
 		}
+		seen := 0
 		for _, s := range steps {
 			err := s.op()
 			if s.wantErr != 0 {
@@ -182,6 +190,14 @@ func TestStepSequence(t *testing.T) {
 			} else {
 				require.NoError(t, err, s.name)
 			}
+			synctest.Wait()
+			states := rec.States()
+			moved := states[seen:]
+			if len(moved) == 0 {
+				moved = nil
+			}
+			require.Equal(t, s.transitions, moved, s.name)
+			seen = len(states)
 			require.Equal(t, s.wantState, j.State(), s.name)
 		}
 		for _, p := range []string{"/a", "/b", "/c"} {

@@ -170,9 +170,10 @@ func TestIdleJobsHaveNoGoroutine(t *testing.T) {
 		for _, j := range r.m.Jobs() {
 			assert.Contains(t, []dojob.State{dojob.StateSuspended, dojob.StateTransientError, dojob.StateTransferred}, j.State())
 		}
-		// NumGoroutine counts the whole process, where goroutines of earlier
-		// tests may still be ending; one goroutine per idle job would add 300.
-		assert.LessOrEqual(t, runtime.NumGoroutine(), base)
+		// NumGoroutine counts the whole process: goroutines of earlier tests
+		// may still be ending, and the runtime's finalizer goroutine counts
+		// while it runs a finalizer. A goroutine per idle job would add 300.
+		assert.Less(t, runtime.NumGoroutine()-base, 5)
 	})
 }
 

@@ -579,14 +579,7 @@ func (j *Job) Priority() Priority {
 // SetDisplayName sets the job's display name, at most 256 characters
 // (ErrStringTooLong).
 func (j *Job) SetDisplayName(s string) error {
-	if utf8.RuneCountInString(s) > maxDisplayName {
-		return errorf(ErrStringTooLong, "display name longer than %d characters", maxDisplayName)
-	}
-	return j.update(func() (bool, error) {
-		changed := j.name != s
-		j.name = s
-		return changed, nil
-	})
+	return j.setString(&j.name, s, maxDisplayName, "display name")
 }
 
 // DisplayName returns the job's display name.
@@ -599,12 +592,18 @@ func (j *Job) DisplayName() string {
 // SetDescription sets the job's description, at most 1,024 characters
 // (ErrStringTooLong).
 func (j *Job) SetDescription(s string) error {
-	if utf8.RuneCountInString(s) > maxDescription {
-		return errorf(ErrStringTooLong, "description longer than %d characters", maxDescription)
+	return j.setString(&j.desc, s, maxDescription, "description")
+}
+
+// setString sets a string property (a field of j, written under j.mu) of
+// at most limit characters.
+func (j *Job) setString(field *string, s string, limit int, what string) error {
+	if utf8.RuneCountInString(s) > limit {
+		return errorf(ErrStringTooLong, "%s longer than %d characters", what, limit)
 	}
 	return j.update(func() (bool, error) {
-		changed := j.desc != s
-		j.desc = s
+		changed := *field != s
+		*field = s
 		return changed, nil
 	})
 }

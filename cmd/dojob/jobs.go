@@ -53,7 +53,23 @@ func (c *cli) list(args []string) int {
 
 // info implements "dojob info ID".
 func (c *cli) info(args []string) int {
-	fs := c.flagSet("info")
+	return c.withJob("info", args, func(j *dojob.Job) int {
+		if c.json {
+			c.printJSON(jobOf(j))
+			return exitOK
+		}
+		if !c.quiet {
+			c.printInfo(j)
+		}
+		return exitOK
+	})
+}
+
+// withJob runs a command whose only argument is a job ID: it parses the
+// arguments, opens the state directory (paused: these commands never start
+// transfers), finds the job and runs fn with it.
+func (c *cli) withJob(cmd string, args []string, fn func(j *dojob.Job) int) int {
+	fs := c.flagSet(cmd)
 	pos, err := parseArgs(fs, args)
 	var id dojob.JobID
 	if err == nil {
@@ -67,14 +83,7 @@ func (c *cli) info(args []string) int {
 		if err != nil {
 			return c.fail(fmt.Errorf("job %s: %w", id, err))
 		}
-		if c.json {
-			c.printJSON(jobOf(j))
-			return exitOK
-		}
-		if !c.quiet {
-			c.printInfo(j)
-		}
-		return exitOK
+		return fn(j)
 	})
 }
 
@@ -125,20 +134,8 @@ func (c *cli) printInfo(j *dojob.Job) {
 
 // simple implements "dojob suspend|cancel|complete ID".
 func (c *cli) simple(cmd string, args []string) int {
-	fs := c.flagSet(cmd)
-	pos, err := parseArgs(fs, args)
-	var id dojob.JobID
-	if err == nil {
-		id, err = oneID(pos)
-	}
-	if err != nil {
-		return c.usageError(err)
-	}
-	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
-		j, err := m.Job(id)
-		if err != nil {
-			return c.fail(fmt.Errorf("job %s: %w", id, err))
-		}
+	return c.withJob(cmd, args, func(j *dojob.Job) int {
+		var err error
 		var done string
 		switch cmd {
 		case "suspend":
@@ -149,13 +146,13 @@ func (c *cli) simple(cmd string, args []string) int {
 			err, done = j.Complete(), "completed"
 		}
 		if err != nil {
-			return c.fail(fmt.Errorf("%s job %s: %w", cmd, id, err))
+			return c.fail(fmt.Errorf("%s job %s: %w", cmd, j.ID(), err))
 		}
 		if c.json {
 			c.printJSON(jobOf(j))
 			return exitOK
 		}
-		msg := fmt.Sprintf("%s job %s: %s", done, id, j.State())
+		msg := fmt.Sprintf("%s job %s: %s", done, j.ID(), j.State())
 		if cmd == "complete" {
 			n := 0
 			for _, f := range j.Files() {

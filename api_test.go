@@ -1,6 +1,7 @@
 package dojob_test
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,6 +90,10 @@ func TestSettersValidate(t *testing.T) {
 	assert.ErrorIs(t, err, dojob.ErrStringTooLong)
 
 	assert.ErrorIs(t, j.SetNoProgressTimeout(-time.Second), dojob.ErrInvalidArg)
+	assert.ErrorIs(t, j.SetNoProgressTimeout(dojob.MaxTimeout+time.Second), dojob.ErrInvalidArg)
+	assert.ErrorIs(t, j.SetMinimumRetryDelay(math.MaxInt64), dojob.ErrInvalidArg)
+	require.NoError(t, j.SetNoProgressTimeout(dojob.MaxTimeout))
+	require.NoError(t, j.SetMinimumRetryDelay(dojob.MaxTimeout))
 	assert.ErrorIs(t, j.SetMinimumRetryDelay(0), dojob.ErrInvalidArg)
 	assert.ErrorIs(t, j.SetMinimumRetryDelay(-time.Second), dojob.ErrInvalidArg)
 	assert.ErrorIs(t, j.SetPriority(dojob.Priority(4)), dojob.ErrInvalidArg)

@@ -137,6 +137,11 @@ const (
 	DefaultBackgroundNoProgressTimeout = 86400 * time.Second
 	// DefaultMinimumRetryDelay is the first wait after a transient error.
 	DefaultMinimumRetryDelay = 2 * time.Second
+
+	// MaxTimeout is the longest no-progress timeout or retry delay a job
+	// takes: BITS takes them as a ULONG of seconds (about 136 years). It
+	// also keeps the deadline arithmetic far from overflowing.
+	MaxTimeout = (1<<32 - 1) * time.Second
 )
 
 // Job is a download job: an ordered list of files, a state, settings and an
@@ -500,12 +505,12 @@ func (j *Job) ErrorCount() int {
 // opens at the first transient error and closes on any byte of progress (and
 // on Resume, Suspend, Complete and Cancel); a new value applies to an open
 // window at once, so a window already older than d ends it now. Zero sends
-// every transient error straight to ERROR (BITS). A negative d returns
-// ErrInvalidArg. Until it is set the timeout follows the priority: 1 hour for
+// every transient error straight to ERROR (BITS). A negative d, or one over
+// MaxTimeout, returns ErrInvalidArg. Until it is set the timeout follows the priority: 1 hour for
 // FOREGROUND, 24 hours for the others.
 func (j *Job) SetNoProgressTimeout(d time.Duration) error {
-	if d < 0 {
-		return errorf(ErrInvalidArg, "negative no-progress timeout %v", d)
+	if d < 0 || d > MaxTimeout {
+		return errorf(ErrInvalidArg, "no-progress timeout %v is outside 0 to %v", d, MaxTimeout)
 	}
 	return j.update(func() (bool, error) {
 		if j.timeoutSet && j.timeout == d {
@@ -529,11 +534,11 @@ func (j *Job) NoProgressTimeout() time.Duration {
 // is queued again (default 2 s). The wait doubles after every consecutive
 // attempt that moved no byte, up to max(60 s, d), and is never shorter than
 // a server's Retry-After. A delay longer than the no-progress timeout sends
-// transient errors straight to ERROR (BITS). d must be positive
-// (ErrInvalidArg otherwise). A retry already scheduled keeps its time.
+// transient errors straight to ERROR (BITS). d must be positive and at most
+// MaxTimeout (ErrInvalidArg otherwise). A retry already scheduled keeps its time.
 func (j *Job) SetMinimumRetryDelay(d time.Duration) error {
-	if d <= 0 {
-		return errorf(ErrInvalidArg, "retry delay %v is not positive", d)
+	if d <= 0 || d > MaxTimeout {
+		return errorf(ErrInvalidArg, "retry delay %v is not positive, or above %v", d, MaxTimeout)
 	}
 	return j.update(func() (bool, error) {
 		changed := j.retryDelay != d

@@ -429,8 +429,10 @@ func readRecord(path string) (*record, error) {
 	if rec.Version != recordVersion {
 		return nil, fmt.Errorf("record version %d is not %d", rec.Version, recordVersion)
 	}
-	if !rec.State.valid() || !rec.Priority.valid() || rec.MinimumRetryDelay <= 0 || rec.NotifyFlags&^notifyAll != 0 ||
-		(rec.NoProgressTimeout != nil && *rec.NoProgressTimeout < 0) || rec.ID == (JobID{}) {
+	if !rec.State.valid() || !rec.Priority.valid() || rec.MinimumRetryDelay <= 0 || rec.MinimumRetryDelay > MaxTimeout ||
+		rec.NotifyFlags&^notifyAll != 0 || rec.ID == (JobID{}) ||
+		(rec.NoProgressTimeout != nil && (*rec.NoProgressTimeout < 0 || *rec.NoProgressTimeout > MaxTimeout)) ||
+		(rec.WindowAge != nil && (*rec.WindowAge < 0 || *rec.WindowAge > MaxTimeout)) || rec.RetryIn < 0 || rec.RetryIn > MaxTimeout {
 		return nil, errors.New("record holds invalid settings")
 	}
 	for i, f := range rec.Files {

@@ -1,6 +1,7 @@
 package dojob_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"testing"
@@ -302,5 +303,24 @@ func TestStallThenRecover(t *testing.T) {
 		assert.Equal(t, int64(size), r.tr.BodyBytes("/f"))
 		require.NoError(t, j.Complete())
 		r.requireFile("/f")
+	})
+}
+
+// TestMaximumTimeoutsDoNotWrap: the largest timeout and retry delay leave
+// the job waiting, not expired by an overflowing deadline.
+func TestMaximumTimeoutsDoNotWrap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, dojob.Config{}, dojobtest.Always(dojobtest.Status(503)))
+		j := r.job("max", "/f")
+		require.NoError(t, j.SetNoProgressTimeout(dojob.MaxTimeout))
+		require.NoError(t, j.SetMinimumRetryDelay(dojob.MaxTimeout))
+		require.NoError(t, j.Resume())
+		synctest.Wait()
+		ctx, cancel := context.WithTimeout(t.Context(), 1000*24*time.Hour)
+		defer cancel()
+		st, err := j.Wait(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded, "a thousand days later it still waits")
+		assert.Equal(t, dojob.StateTransientError, st)
+		assert.Len(t, r.tr.RequestsFor("/f"), 1)
 	})
 }

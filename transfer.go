@@ -681,7 +681,15 @@ func strongETag(s string) string {
 // owns (nil when the caller gave the client). See Config.HTTPClient.
 func newHTTPClient(c *http.Client) (*http.Client, *http.Transport) {
 	if c == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
+		var tr *http.Transport
+		if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+			tr = dt.Clone()
+		} else {
+			// A program replaced http.DefaultTransport; start from net/http's
+			// defaults rather than from its replacement.
+			tr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true,
+				MaxIdleConns: 100, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
+		}
 		return &http.Client{Transport: tr, CheckRedirect: checkRedirect}, tr
 	}
 	if c.CheckRedirect == nil {

@@ -32,30 +32,24 @@
 // # States
 //
 // The states are numbered as BG_JOB_STATE. Every change goes through one
-// function that checks this table (rows: from; the Resume, Suspend,
-// Complete and Cancel columns are the user's calls):
+// function that checks this table (the user's calls are in capitals):
 //
-//	               CreateJob
-//	                   │
-//	                   ▼
-//	┌────────────► SUSPENDED ◄──────────── Suspend (any non-final state
-//	│                  │ Resume                     but TRANSFERRED)
-//	│                  ▼
-//	│  retry delay ► QUEUED ◄─────────── pre-empted by a higher priority
-//	│  or Resume       │ scheduler starts it
-//	│        ┌─────────┤
-//	│        │         ▼
-//	│        │    CONNECTING ◄────────── next file
-//	│        │         │ response accepted     │
-//	│        │         ▼                       │
-//	│        │   TRANSFERRING ─────────────────┘
-//	│        │         │ last file done
-//	│        ▼         ▼
-//	│   TRANSIENT_ERROR   TRANSFERRED ──(files added, Resume)──► QUEUED
-//	│        │ no progress        │
-//	│        ▼ for the timeout    │ Complete       Cancel
-//	└──── ERROR ───────────────── ┼ ──────────► ACKNOWLEDGED  CANCELLED
-//	                                             (final)       (final)
+//	CreateJob ──► SUSPENDED ──RESUME──► QUEUED ◄──────────────┐ retry delay over,
+//	                                      │ scheduler         │ RESUME, or
+//	                                      ▼                   │ pre-empted
+//	                  ┌──────────────► CONNECTING ────────────┤
+//	        next file │                   │ response accepted │
+//	                  │                   ▼                   │
+//	                  └─────────────  TRANSFERRING ───────────┤
+//	                                      │ last file done    │ transient error
+//	                                      ▼                   ▼
+//	  RESUME after AddFile ◄──────── TRANSFERRED      TRANSIENT_ERROR
+//	                                      │                   │ no progress for
+//	                                      │                   ▼ the timeout
+//	                                      │       fatal ──► ERROR ──RESUME──► QUEUED
+//	                                      ▼
+//	  COMPLETE (any non-final state) ──► ACKNOWLEDGED     CANCEL (any non-final state) ──► CANCELLED
+//	  SUSPEND (any non-final state but TRANSFERRED) ──► SUSPENDED
 //
 // In words: SUSPENDED → QUEUED on Resume (a job without files returns
 // ErrJobEmpty and stays); QUEUED → CONNECTING when the scheduler starts it
@@ -97,7 +91,10 @@
 // # Callbacks
 //
 // A Callback registered with SetNotifyInterface receives JobTransferred,
-// JobError and (if NotifyJobModification is set) JobModification. For each
+// JobError and (if NotifyJobModification is set) JobModification; a
+// Callback that also implements StateCallback is told of every transition
+// with the states it was between, and a FileCallback of every finished
+// file. For each
 // job they run one at a time and in order, on a goroutine the Manager owns,
 // outside every lock, so a callback may call any method — Complete from
 // JobTransferred is the canonical pattern. A JobTransferred or JobError that
@@ -123,6 +120,8 @@
 // every Config.CheckpointInterval. NewManager on the same directory brings
 // the jobs back; those that were transferring resume from their temporary
 // files. Callbacks are not persisted: register them again after a restart.
+// Config.Paused opens a directory without starting any transfer, for tools
+// that only look at jobs.
 //
 // For tests, the dojobtest package provides a fault-injecting file server,
 // the same faults as an in-memory http.RoundTripper for testing/synctest,

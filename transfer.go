@@ -116,6 +116,11 @@ func (x *transfer) run() {
 			j.mu.Unlock()
 			return
 		}
+		if context.Cause(x.ctx) == errClosing {
+			j.endRunLocked() // the Manager is closing: start nothing more
+			j.mu.Unlock()
+			return
+		}
 		f := j.nextFileLocked()
 		if f == nil {
 			j.endRunLocked()

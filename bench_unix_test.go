@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,10 @@ import (
 //	cpu-ratio          Job CPU time ÷ baseline CPU time (target ≤ 1.10)
 //	persist-ratio      persisted Job MB/s ÷ Job MB/s    (target ≥ 0.97)
 //	persist-cpu-ratio  persisted Job CPU ÷ Job CPU
+//
+// The ratios are medians over the iterations (each runs the three ways back
+// to back, in rotating order); the MB/s figures are over the whole run.
+//
 //	job-alloc-MB       bytes allocated per Job download (must not grow with size)
 //
 // Run: go test -run '^$' -bench Download -benchtime 5x .
@@ -70,33 +75,34 @@ func benchDownload(b *testing.B, size int64) {
 	defer mp.Close()
 
 	var baseT, jobT, persT, baseCPU, jobCPU, persCPU time.Duration
+	var tputRatios, cpuRatios, persRatios, persCPURatios []float64
 	var jobAlloc uint64
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		dst := filepath.Join(dir, fmt.Sprintf("dst-%d", i))
+		var bt, jt, pt, bc, jc, pc time.Duration
 		runs := []func(){
-			func() {
-				t, c := measure(func() { bareDownload(b, url, dst+"-bare") })
-				baseT, baseCPU = baseT+t, baseCPU+c
-			},
+			func() { bt, bc = measure(func() { bareDownload(b, url, dst+"-bare") }) },
 			func() {
 				var ms0, ms1 runtime.MemStats
 				runtime.ReadMemStats(&ms0)
-				t, c := measure(func() { jobDownload(b, m, url, dst+"-job") })
+				jt, jc = measure(func() { jobDownload(b, m, url, dst+"-job") })
 				runtime.ReadMemStats(&ms1)
-				jobT, jobCPU = jobT+t, jobCPU+c
 				jobAlloc += ms1.TotalAlloc - ms0.TotalAlloc
 			},
-			func() {
-				t, c := measure(func() { jobDownload(b, mp, url, dst+"-persisted") })
-				persT, persCPU = persT+t, persCPU+c
-			},
+			func() { pt, pc = measure(func() { jobDownload(b, mp, url, dst+"-persisted") }) },
 		}
 		// Rotate the order every iteration so no way is always first or last.
 		for k := range runs {
 			runs[(i+k)%len(runs)]()
 		}
+		baseT, jobT, persT = baseT+bt, jobT+jt, persT+pt
+		baseCPU, jobCPU, persCPU = baseCPU+bc, jobCPU+jc, persCPU+pc
+		tputRatios = append(tputRatios, bt.Seconds()/jt.Seconds())
+		cpuRatios = append(cpuRatios, jc.Seconds()/bc.Seconds())
+		persRatios = append(persRatios, jt.Seconds()/pt.Seconds())
+		persCPURatios = append(persCPURatios, pc.Seconds()/jc.Seconds())
 		for _, suffix := range []string{"-bare", "-job", "-persisted"} {
 			fi, err := os.Stat(dst + suffix)
 			if err != nil || fi.Size() != size {
@@ -111,11 +117,25 @@ func benchDownload(b *testing.B, size int64) {
 	b.ReportMetric(mbps(baseT), "baseline-MB/s")
 	b.ReportMetric(mbps(jobT), "job-MB/s")
 	b.ReportMetric(mbps(persT), "persisted-MB/s")
-	b.ReportMetric(baseT.Seconds()/jobT.Seconds(), "throughput-ratio")
-	b.ReportMetric(jobCPU.Seconds()/baseCPU.Seconds(), "cpu-ratio")
-	b.ReportMetric(jobT.Seconds()/persT.Seconds(), "persist-ratio")
-	b.ReportMetric(persCPU.Seconds()/jobCPU.Seconds(), "persist-cpu-ratio")
+	// Medians of the per-iteration ratios: each iteration runs the three ways
+	// back to back, so drift of the machine (tmpfs, other load) cancels out.
+	b.ReportMetric(median(tputRatios), "throughput-ratio")
+	b.ReportMetric(median(cpuRatios), "cpu-ratio")
+	b.ReportMetric(median(persRatios), "persist-ratio")
+	b.ReportMetric(median(persCPURatios), "persist-cpu-ratio")
 	b.ReportMetric(float64(jobAlloc)/n/1e6, "job-alloc-MB")
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // measure returns the wall-clock and process CPU time fn takes.

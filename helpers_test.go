@@ -89,3 +89,13 @@ func tempFiles(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// resumeWait resumes j and returns the state Wait gives (TRANSFERRED,
+// ERROR, ACKNOWLEDGED or CANCELLED).
+func resumeWait(t *testing.T, j *dojob.Job) dojob.State {
+	t.Helper()
+	require.NoError(t, j.Resume())
+	st, err := j.Wait(t.Context())
+	require.NoError(t, err)
+	return st
+}

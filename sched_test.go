@@ -98,9 +98,7 @@ func TestPreemption(t *testing.T) {
 
 		high := r.job("high", "/high")
 		require.NoError(t, high.SetPriority(dojob.PriorityHigh))
-		require.NoError(t, high.Resume())
-		st, err := high.Wait(t.Context())
-		require.NoError(t, err)
+		st := resumeWait(t, high)
 		require.Equal(t, dojob.StateTransferred, st)
 		st, err = low.Wait(t.Context())
 		require.NoError(t, err)

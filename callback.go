@@ -50,9 +50,9 @@ type StateCallback interface {
 // functions; a nil field is a no-op that returns nil. The zero value ignores
 // every notification.
 type CallbackFuncs struct {
-	Transferred  func(j *Job) error
-	Error        func(j *Job, e *JobError) error
-	Modification func(j *Job) error
+	Transferred  func(j *Job) error                 // called by JobTransferred
+	Error        func(j *Job, e *JobError) error    // called by JobError
+	Modification func(j *Job) error                 // called by JobModification
 	File         func(j *Job, f FileInfo) error     // called by FileTransferred
 	StateChanged func(j *Job, from, to State) error // called by JobStateChanged
 }

@@ -26,8 +26,8 @@ const maxURLLength = 2200
 // from the zero-based Offset, or everything from Offset when Length is
 // LengthToEOF.
 type FileRange struct {
-	Offset int64
-	Length int64
+	Offset int64 // zero-based offset of the first byte
+	Length int64 // bytes from Offset, or LengthToEOF
 }
 
 // FileInfo is a snapshot of one file of a job (BG_FILE_INFO with

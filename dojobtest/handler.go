@@ -19,7 +19,7 @@ import (
 // Server.Requests and Transport.Requests. Fields that describe the answer
 // (Status, BodyBytes, End) are updated while it is sent.
 type Request struct {
-	Method, Path   string
+	Method, Path   string    // the request line
 	Range, IfRange string    // the request's Range and If-Range headers, as received
 	N              int       // index of the request among those for Path, from 0 (the Script position)
 	Status         int       // status answered; 0 if no headers were sent (e.g. StallHeaders)

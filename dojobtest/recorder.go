@@ -44,8 +44,8 @@ func (k EventKind) String() string {
 
 // Event is one callback the Recorder received.
 type Event struct {
-	Kind     EventKind
-	Job      *dojob.Job
+	Kind     EventKind       // which callback
+	Job      *dojob.Job      // the job it was called for
 	State    dojob.State     // j.State() when the callback ran
 	Err      *dojob.JobError // EventError: the error delivered
 	File     dojob.FileInfo  // EventFileTransferred: the file

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -546,4 +547,46 @@ func TestConnectionRefused(t *testing.T) {
 	assert.Equal(t, dojob.ErrorContextGeneralTransport, jerr.Context)
 	assert.True(t, jerr.Transient(), "a refused connection is transient; timeout 0 made it final")
 	assert.True(t, errors.Is(jerr, syscall.ECONNREFUSED))
+}
+
+// TestRedirectLimit: a redirect loop ends in ERROR after 10 redirects.
+func TestRedirectLimit(t *testing.T) {
+	var hops atomic.Int32
+	loop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		hops.Add(1)
+		http.Redirect(w, req, "/again", http.StatusFound)
+	}))
+	t.Cleanup(loop.Close)
+	m, err := dojob.NewManager(dojob.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	j, err := m.CreateJob("loop")
+	require.NoError(t, err)
+	require.NoError(t, j.AddFile(loop.URL+"/f", filepath.Join(t.TempDir(), "f")))
+	require.Equal(t, dojob.StateError, resumeWait(t, j))
+	jerr, _ := j.Error()
+	assert.Equal(t, dojob.ErrRedirectFailed, jerr.Code)
+	assert.Equal(t, int32(10), hops.Load(), "the first request and 9 redirects answered; the 10th redirect refused")
+}
+
+// TestCallerClientMayAllowDowngrade: a client of the caller's with its own
+// redirect policy keeps it, even one that allows https to http.
+func TestCallerClientMayAllowDowngrade(t *testing.T) {
+	plain := dojobtest.NewServer(t, dojobtest.WithSize(1000))
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		http.Redirect(w, req, plain.FileURL("/f"), http.StatusFound)
+	}))
+	t.Cleanup(tlsSrv.Close)
+	client := tlsSrv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return nil }
+	m, err := dojob.NewManager(dojob.Config{HTTPClient: client})
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	j, err := m.CreateJob("downgrade allowed")
+	require.NoError(t, err)
+	dest := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, j.AddFile(tlsSrv.URL+"/f", dest))
+	require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+	require.NoError(t, j.Complete())
+	assert.Equal(t, plain.SHA256("/f"), fileSHA256(t, dest))
 }

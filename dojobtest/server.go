@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/dojob/dojob"
 )
 
 // Server is a fault-injecting HTTP file server on a real loopback listener
@@ -106,6 +108,10 @@ func (s *Server) Close() {
 // Client returns an HTTP client configured for the server (it trusts the
 // TLS server's certificate). Close closes its idle connections.
 func (s *Server) Client() *http.Client { return s.srv.Client() }
+
+// Config returns a dojob.Config whose HTTPClient is Client, to pass to
+// dojob.NewManager (set the other fields as the test needs).
+func (s *Server) Config() dojob.Config { return dojob.Config{HTTPClient: s.Client()} }
 
 // FileURL returns the URL of the file at path, which starts with "/":
 // s.URL + path.

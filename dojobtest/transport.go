@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/dojob/dojob"
 )
 
 // Host is the host of the URLs a Transport serves: the .invalid top-level
@@ -64,6 +66,10 @@ func NewTransport(opts ...Option) *Transport {
 // Client returns an http.Client that uses the Transport (always the same
 // one).
 func (t *Transport) Client() *http.Client { return t.client }
+
+// Config returns a dojob.Config whose HTTPClient is Client, to pass to
+// dojob.NewManager (set the other fields as the test needs).
+func (t *Transport) Config() dojob.Config { return dojob.Config{HTTPClient: t.client} }
 
 // URL returns the URL of the file at path, which starts with "/":
 // "http://dojobtest.invalid" + path.

@@ -318,3 +318,12 @@ func TestTransportChangeContentKeepsFileSize(t *testing.T) {
 		assert.Equal(t, v1, tr.Content("/f"))
 	})
 }
+
+func TestConfigForNewManager(t *testing.T) {
+	tr := dojobtest.NewTransport()
+	defer tr.Close()
+	assert.Same(t, tr.Client(), tr.Config().HTTPClient)
+	s := dojobtest.NewServer(t)
+	assert.NotNil(t, s.Config().HTTPClient)
+	assert.Same(t, s.Client().Transport, s.Config().HTTPClient.Transport)
+}

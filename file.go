@@ -282,15 +282,26 @@ func (m *Manager) promote(j *Job, files []*file) error {
 
 // discardPartials deletes the temporary files Complete does not keep.
 func (m *Manager) discardPartials(j *Job, files []*file) {
+	var temps []string
+	j.mu.Lock()
 	for _, f := range files {
-		j.mu.Lock()
-		keep := f.completed
-		j.mu.Unlock()
-		if keep {
-			continue
-		}
-		if err := removeIfExists(f.temp); err != nil {
-			m.log.Error("dojob: deleting temporary file", "job", j.id.String(), "file", f.temp, "err", err)
+		if !f.completed {
+			temps = append(temps, f.temp)
 		}
 	}
+	j.mu.Unlock()
+	m.removeTemps(j, temps)
+}
+
+// removeTemps deletes temporary files of j; a file already gone is no
+// error. Failures are logged and returned together.
+func (m *Manager) removeTemps(j *Job, temps []string) error {
+	var errs []error
+	for _, p := range temps {
+		if err := removeIfExists(p); err != nil {
+			m.log.Error("dojob: deleting temporary file", "job", j.id.String(), "file", p, "err", err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

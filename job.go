@@ -345,11 +345,7 @@ func (j *Job) Cancel() error {
 	if last != nil {
 		<-last.done
 	}
-	for _, p := range temps {
-		if err := removeIfExists(p); err != nil {
-			j.m.log.Error("dojob: deleting temporary file", "job", j.id.String(), "file", p, "err", err)
-		}
-	}
+	_ = j.m.removeTemps(j, temps) // logged; BITS reports success here too
 	j.m.unpersist(j)
 	return nil
 }

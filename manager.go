@@ -405,15 +405,15 @@ func (m *Manager) close() error {
 		errs = append(errs, m.store.close())
 	} else {
 		for _, j := range jobs {
+			var temps []string
 			j.mu.Lock()
 			for _, f := range j.files {
 				if !f.completed {
-					if err := removeIfExists(f.temp); err != nil {
-						errs = append(errs, err)
-					}
+					temps = append(temps, f.temp)
 				}
 			}
 			j.mu.Unlock()
+			errs = append(errs, m.removeTemps(j, temps))
 		}
 	}
 	return errors.Join(errs...)

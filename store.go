@@ -488,11 +488,11 @@ func (m *Manager) restore(r *record) *Job {
 		m.unpersist(j)
 		return nil
 	case r.State == StateCancelled:
-		for _, f := range j.files {
-			if err := removeIfExists(f.temp); err != nil {
-				m.log.Error("dojob: deleting temporary file", "job", r.ID.String(), "file", f.temp, "err", err)
-			}
+		temps := make([]string, len(j.files))
+		for i, f := range j.files {
+			temps[i] = f.temp
 		}
+		_ = m.removeTemps(j, temps)
 		m.unpersist(j)
 		return nil
 	}

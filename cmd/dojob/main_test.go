@@ -23,8 +23,13 @@ import (
 )
 
 // TestMain checks that no test leaves a goroutine behind: run must end
-// everything it started (the Manager, the display, mpb).
+// everything it started (the Manager, the display, mpb). With
+// asCommandEnv set, the test binary is the dojob command instead, so that
+// tests can run it as a real second process (see startDojob).
 func TestMain(m *testing.M) {
+	if os.Getenv(asCommandEnv) == "1" {
+		main()
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -412,3 +412,36 @@ func TestClientInterruptSuspendsInHolder(t *testing.T) {
 	assert.Contains(t, hr.stderr, "interrupted; continue with: dojob resume "+idH)
 	assert.NoFileExists(t, filepath.Join(state, controlSocket))
 }
+
+// TestKilledClientSuspendsItsJob: the holder suspends the job of a client
+// that was killed, rather than running it for nobody.
+func TestKilledClientSuspendsItsJob(t *testing.T) {
+	s := slowServer(t, 32<<10, "/h.bin", "/k.bin")
+	state, dir := t.TempDir(), t.TempDir()
+	holder, _ := holdGet(t, s, state, filepath.Join(dir, "h.bin"), "/h.bin")
+	client, idK := holdGet(t, s, state, filepath.Join(dir, "k.bin"), "/k.bin")
+	require.NoError(t, client.cmd.Process.Kill())
+	client.wait()
+
+	// The holder notices the connection end on its own goroutine; nothing
+	// in this process can wait for that, so poll the job's state, bounded.
+	deadline := time.Now().Add(procLimit)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r := runCmd(t, testCtx(t, procLimit), "--json", "info", idK, "--state-dir", state)
+		require.Equal(t, exitOK, r.code, r.stderr)
+		var info jobJSON
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &info), r.stdout)
+		if info.State == "SUSPENDED" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "job %s still %s", idK, info.State)
+		<-tick.C
+	}
+	assert.False(t, holder.exited(), "the holder's own get goes on")
+	n := s.BodyBytes("/k.bin")
+	require.NoError(t, holder.cmd.Process.Signal(os.Interrupt))
+	holder.wait()
+	assert.Equal(t, n, s.BodyBytes("/k.bin"), "nothing more was transferred for the killed client")
+}

@@ -38,7 +38,7 @@ const (
 type display struct {
 	mode displayMode
 	out  io.Writer
-	job  *dojob.Job
+	job  jobView // a job here, or one another dojob process runs
 
 	mu       sync.Mutex
 	finished bool          // finish was called: callbacks print nothing more
@@ -59,7 +59,7 @@ type display struct {
 
 // newDisplay returns the display of j for c's output mode and, in
 // modeBars, starts drawing.
-func (c *cli) newDisplay(j *dojob.Job) *display {
+func (c *cli) newDisplay(j jobView) *display {
 	d := &display{out: c.stdout, job: j, changed: make(chan struct{})}
 	switch {
 	case c.quiet || c.json:
@@ -89,11 +89,16 @@ func (d *display) println(s string) {
 
 // stateChanged is the job's StateCallback: it records and shows the change.
 func (d *display) stateChanged(j *dojob.Job, from, to dojob.State) error {
-	text := describeState(j, to)
+	d.show(to, describeState(j, to))
+	return nil
+}
+
+// show records and shows a change into state to, described by text.
+func (d *display) show(to dojob.State, text string) {
 	d.mu.Lock()
 	if d.finished {
 		d.mu.Unlock()
-		return nil
+		return
 	}
 	switch d.mode {
 	case modeLines:
@@ -112,12 +117,11 @@ func (d *display) stateChanged(j *dojob.Job, from, to dojob.State) error {
 		// once once the container is done.
 		_, _ = fmt.Fprintln(p, text)
 	}
-	return nil
 }
 
 // describeState is the line for a change into state s: the state, and
 // for errors the error and how many there were.
-func describeState(j *dojob.Job, s dojob.State) string {
+func describeState(j jobView, s dojob.State) string {
 	switch s {
 	case dojob.StateTransientError, dojob.StateError:
 		msg := ""

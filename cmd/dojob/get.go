@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -132,6 +133,8 @@ func (c *cli) get(args []string) int {
 			return c.fail(err)
 		}
 		return c.transfer(m, j, !*keep)
+	}, func(cl *ctlClient) (int, error) {
+		return c.getRemote(cl, specs, &jf, !*keep)
 	})
 }
 
@@ -165,6 +168,8 @@ func (c *cli) resume(args []string) int {
 			return c.fail(err)
 		}
 		return c.transfer(m, j, false)
+	}, func(cl *ctlClient) (int, error) {
+		return c.resumeRemote(cl, id, &jf)
 	})
 }
 
@@ -284,22 +289,38 @@ func (c *cli) transfer(m *dojob.Manager, j *dojob.Job, cancelOnError bool) int {
 		return c.fail(err)
 	}
 	defer detach() // a no-op error once the job is final or m is closed
-	if err := j.SetNotifyInterface(dojob.CallbackFuncs{StateChanged: d.stateChanged}); err != nil {
+	// Another dojob command may suspend the job through the control
+	// endpoint. Wait does not return for SUSPENDED, so the state callback
+	// ends the wait, and the command stops as on Ctrl-C.
+	waitCtx, stopWait := context.WithCancelCause(c.ctx)
+	defer stopWait(nil)
+	cb := dojob.CallbackFuncs{StateChanged: func(j *dojob.Job, from, to dojob.State) error {
+		if to == dojob.StateSuspended {
+			stopWait(errSuspended)
+		}
+		return d.stateChanged(j, from, to)
+	}}
+	if err := j.SetNotifyInterface(cb); err != nil {
 		return c.fail(err)
 	}
 	initial := j.State()
 	if err := j.Resume(); err != nil {
 		return c.fail(err)
 	}
-	st, err := j.Wait(c.ctx)
+	st, err := j.Wait(waitCtx)
 	if err != nil {
+		if c.ctx.Err() == nil && context.Cause(waitCtx) == errSuspended {
+			d.finish(false)
+			detach()
+			return c.suspendedElsewhere(j)
+		}
 		if c.ctx.Err() == nil {
 			return c.fail(err)
 		}
 		d.finish(false)
 		detach()
 		suspendErr := j.Suspend()
-		_ = m.Close() // withManager reports its error
+		_ = c.release() // withManager reports its error
 		if c.json {
 			c.printJSON(resultOf(j, nil, true))
 		}

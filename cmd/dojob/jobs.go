@@ -23,37 +23,55 @@ func (c *cli) list(args []string) int {
 		return c.usageError(err)
 	}
 	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
-		jobs := m.Jobs()
-		if c.json {
-			out := make([]jobJSON, 0, len(jobs))
-			for _, j := range jobs {
-				out = append(out, jobOf(j))
-			}
-			c.printJSON(out)
-			return exitOK
+		var jobs []jobView
+		for _, j := range m.Jobs() {
+			jobs = append(jobs, j)
 		}
-		if c.quiet {
-			return exitOK
+		return c.printList(jobs)
+	}, func(cl *ctlClient) (int, error) {
+		resp, err := cl.do(ctlRequest{Op: "list"})
+		if err != nil {
+			return c.remoteFail(err)
 		}
-		if len(jobs) == 0 {
-			fmt.Fprintln(c.stdout, "no jobs")
-			return exitOK
+		var jobs []jobView
+		for _, j := range resp.Jobs {
+			jobs = append(jobs, j)
 		}
-		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATE\tBYTES\tFILES\tNAME")
-		for _, j := range jobs {
-			p := j.Progress()
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", j.ID(), j.State(), formatProgress(p.BytesTransferred, p.BytesTotal),
-				p.FilesTransferred, p.FilesTotal, j.DisplayName())
-		}
-		tw.Flush()
-		return exitOK
+		return c.printList(jobs), nil
 	})
+}
+
+// printList prints the jobs of list.
+func (c *cli) printList(jobs []jobView) int {
+	if c.json {
+		out := make([]jobJSON, 0, len(jobs))
+		for _, j := range jobs {
+			out = append(out, jobOf(j))
+		}
+		c.printJSON(out)
+		return exitOK
+	}
+	if c.quiet {
+		return exitOK
+	}
+	if len(jobs) == 0 {
+		fmt.Fprintln(c.stdout, "no jobs")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tBYTES\tFILES\tNAME")
+	for _, j := range jobs {
+		p := j.Progress()
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", j.ID(), j.State(), formatProgress(p.BytesTransferred, p.BytesTotal),
+			p.FilesTransferred, p.FilesTotal, j.DisplayName())
+	}
+	tw.Flush()
+	return exitOK
 }
 
 // info implements "dojob info ID".
 func (c *cli) info(args []string) int {
-	return c.withJob("info", args, func(j *dojob.Job) int {
+	return c.withJob("info", args, func(j jobView) int {
 		if c.json {
 			c.printJSON(jobOf(j))
 			return exitOK
@@ -65,10 +83,12 @@ func (c *cli) info(args []string) int {
 	})
 }
 
-// withJob runs a command whose only argument is a job ID: it parses the
-// arguments, opens the state directory (paused: these commands never start
-// transfers), finds the job and runs fn with it.
-func (c *cli) withJob(cmd string, args []string, fn func(j *dojob.Job) int) int {
+// withJob runs a command whose only argument is a job ID: info, suspend,
+// cancel or complete. It parses the arguments, runs the command on the job
+// with jobOp — here, with the state directory opened paused (these
+// commands never start transfers), or in the dojob process that holds the
+// directory — and shows the job with fn.
+func (c *cli) withJob(cmd string, args []string, fn func(j jobView) int) int {
 	fs := c.flagSet(cmd)
 	pos, err := parseArgs(fs, args)
 	var id dojob.JobID
@@ -79,16 +99,22 @@ func (c *cli) withJob(cmd string, args []string, fn func(j *dojob.Job) int) int 
 		return c.usageError(err)
 	}
 	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
-		j, err := m.Job(id)
+		j, err := jobOp(m, cmd, id)
 		if err != nil {
-			return c.fail(fmt.Errorf("job %s: %w", id, err))
+			return c.fail(err)
 		}
 		return fn(j)
+	}, func(cl *ctlClient) (int, error) {
+		resp, err := cl.do(ctlRequest{Op: cmd, ID: id})
+		if err != nil {
+			return c.remoteFail(err)
+		}
+		return fn(*resp.Job), nil
 	})
 }
 
 // printInfo prints every detail of j.
-func (c *cli) printInfo(j *dojob.Job) {
+func (c *cli) printInfo(j jobView) {
 	p, t := j.Progress(), j.Times()
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 1, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, k+":\t"+format+"\n", args...) }
@@ -134,24 +160,12 @@ func (c *cli) printInfo(j *dojob.Job) {
 
 // simple implements "dojob suspend|cancel|complete ID".
 func (c *cli) simple(cmd string, args []string) int {
-	return c.withJob(cmd, args, func(j *dojob.Job) int {
-		var err error
-		var done string
-		switch cmd {
-		case "suspend":
-			err, done = j.Suspend(), "suspended"
-		case "cancel":
-			err, done = j.Cancel(), "cancelled"
-		case "complete":
-			err, done = j.Complete(), "completed"
-		}
-		if err != nil {
-			return c.fail(fmt.Errorf("%s job %s: %w", cmd, j.ID(), err))
-		}
+	return c.withJob(cmd, args, func(j jobView) int {
 		if c.json {
 			c.printJSON(jobOf(j))
 			return exitOK
 		}
+		done := map[string]string{"suspend": "suspended", "cancel": "cancelled", "complete": "completed"}[cmd]
 		msg := fmt.Sprintf("%s job %s: %s", done, j.ID(), j.State())
 		if cmd == "complete" {
 			n := 0
@@ -215,7 +229,7 @@ type resultJSON struct {
 }
 
 // jobOf describes j for --json output.
-func jobOf(j *dojob.Job) jobJSON {
+func jobOf(j jobView) jobJSON {
 	p, t := j.Progress(), j.Times()
 	out := jobJSON{
 		ID: j.ID().String(), Name: j.DisplayName(), Description: j.Description(),
@@ -261,7 +275,7 @@ func errorOf(e *dojob.JobError) *errorJSON {
 
 // resultOf describes the outcome of get or resume on j; jerr, if not nil,
 // is the error the job ended with (gone from the job once it is cancelled).
-func resultOf(j *dojob.Job, jerr *dojob.JobError, interrupted bool) resultJSON {
+func resultOf(j jobView, jerr *dojob.JobError, interrupted bool) resultJSON {
 	r := resultJSON{jobJSON: jobOf(j), Interrupted: interrupted}
 	if jerr != nil {
 		r.Error = errorOf(jerr)

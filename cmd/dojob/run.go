@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -97,6 +96,9 @@ failed; 2 usage error.
 type options struct {
 	tty     bool              // stdout is a terminal: draw progress bars
 	console mpb.ConsoleWriter // with tty: the writer bars are drawn with; nil = mpb's own on stdout
+	// shareWait bounds the wait for a state directory held by a process
+	// that serves no control endpoint; 0 = defaultShareWait.
+	shareWait time.Duration
 }
 
 // run executes the command line args (without the program name), writing
@@ -127,6 +129,12 @@ type cli struct {
 	stateDir    string // --state-dir; "" = defaultStateDir
 	stateDirSet bool   // --state-dir was given (repeated in hints)
 	json, quiet bool
+
+	// release, set by withManager while this process holds the state
+	// directory, stops the control endpoint and closes the Manager, in
+	// that order (the endpoint must be gone before the lock is).
+	// Idempotent.
+	release func() error
 }
 
 // runWith is run with explicit options.
@@ -270,40 +278,6 @@ func (mf *managerFlags) check() error {
 		return errors.New("--stall-timeout and --checkpoint-interval must not be negative")
 	}
 	return nil
-}
-
-// withManager opens the Manager of the state directory, runs fn with it,
-// and closes it — always, before returning — so the directory is released
-// and every goroutine of the Manager has ended. A failing Close turns a
-// success into exitFail.
-func (c *cli) withManager(mf managerFlags, fn func(m *dojob.Manager) int) int {
-	dir := c.stateDir
-	if dir == "" {
-		var err error
-		dir, err = defaultStateDir(runtime.GOOS, os.Getenv, os.UserHomeDir, os.UserConfigDir)
-		if err != nil {
-			return c.fail(fmt.Errorf("no state directory (use --state-dir): %w", err))
-		}
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return c.fail(err)
-	}
-	m, err := dojob.NewManager(mf.config(dir))
-	if errors.Is(err, dojob.ErrSharingViolation) {
-		return c.fail(fmt.Errorf("state directory %s is in use by another dojob command: %w", dir, err))
-	}
-	if err != nil {
-		return c.fail(fmt.Errorf("opening state directory %s: %w", dir, err))
-	}
-	code := fn(m)
-	if err := m.Close(); err != nil {
-		c.fail(fmt.Errorf("closing state directory %s: %w", dir, err))
-		if code == exitOK {
-			code = exitFail
-		}
-	}
-	return code
 }
 
 // hint returns the dojob command line that runs cmd on the job with id,

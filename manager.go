@@ -73,6 +73,8 @@ const (
 // use. Every goroutine it starts — one loop for timers and scheduling, one
 // per running transfer, one per job that has callbacks to deliver, one
 // writer for persistence — is waited for by Close. Idle jobs have none.
+// A Manager must be created by NewManager: the zero Manager is not usable
+// (its methods would panic).
 type Manager struct {
 	cfg    Config
 	log    *slog.Logger

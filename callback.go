@@ -303,7 +303,7 @@ func (j *Job) queueFileLocked(f *file) {
 // pushLocked appends n to the queue and makes sure a drain goroutine runs.
 func (j *Job) pushLocked(n note) {
 	j.notes = append(j.notes, n)
-	if !j.draining && j.m.spawn(j.drain) {
+	if !j.draining && j.m.spawn(j, "callbacks", j.drain) {
 		j.draining = true
 	}
 }
@@ -313,7 +313,7 @@ func (j *Job) pushLocked(n note) {
 func (j *Job) drain() {
 	for {
 		j.mu.Lock()
-		if len(j.notes) == 0 || j.m.closing.Load() {
+		if len(j.notes) == 0 || j.m.closed.Load() {
 			j.draining = false
 			j.mu.Unlock()
 			return

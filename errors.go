@@ -40,7 +40,8 @@ const (
 	// ErrJobEmpty (DO_E_JOB_EMPTY): Resume on a job that holds no file.
 	ErrJobEmpty HRESULT = 0x80D02004
 	// ErrFileNotAvailable (DO_E_FILE_NOT_AVAILABLE): the error is not tied
-	// to a file.
+	// to a file. JobError.FileInfo returns it, as IBackgroundCopyError's
+	// GetFile does.
 	ErrFileNotAvailable HRESULT = 0x80D02010
 	// ErrInvalidState (DO_E_INVALID_STATE): the call is not allowed in the
 	// job's state (ACKNOWLEDGED or CANCELLED).
@@ -216,7 +217,9 @@ func (c ErrorContext) String() string {
 //	errors.Is(e, dojob.HTTPStatus(503))    // true if 503 was the last transient error
 //
 // A JobError handed out by dojob is a snapshot: it is never modified after
-// it is returned, so it is safe to read from any goroutine.
+// it is returned, so it is safe to read from any goroutine. dojob never
+// hands out a zero JobError; one made by the caller has Code 0 (S_OK), no
+// context, no file and no cause, and its methods work on it.
 type JobError struct {
 	Context ErrorContext // where it happened
 	Code    HRESULT      // the documented code, e.g. 0x80D02002 or 0x80190194
@@ -266,6 +269,16 @@ func (e *JobError) As(target any) bool {
 		return true
 	}
 	return false
+}
+
+// FileInfo returns the file the error concerns, or an error matching
+// ErrFileNotAvailable when the error is not tied to a file (File is nil),
+// as IBackgroundCopyError's GetFile does.
+func (e *JobError) FileInfo() (FileInfo, error) {
+	if e == nil || e.File == nil {
+		return FileInfo{}, errorf(ErrFileNotAvailable, "the error is not tied to a file")
+	}
+	return *e.File, nil
 }
 
 // Transient reports whether the error is one the job retries (it put the job

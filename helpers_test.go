@@ -42,7 +42,7 @@ func (r *rig) job(name string, paths ...string) *dojob.Job {
 	j, err := r.m.CreateJob(name)
 	require.NoError(r.t, err)
 	for _, p := range paths {
-		require.NoError(r.t, j.AddFile(r.tr.URL(p), r.local(p)))
+		require.NoError(r.t, j.AddFile(r.tr.FileURL(p), r.local(p)))
 	}
 	return j
 }

@@ -150,7 +150,8 @@ const (
 // goroutines; its methods may also be called from inside its callbacks.
 // A *Job stays valid after the job reaches a final state: its getters keep
 // working and its state-changing methods and setters return ErrInvalidState.
-// After Manager.Close they return ErrNoService.
+// After Manager.Close they return ErrNoService. The zero Job is not usable:
+// it belongs to no Manager, and its state-changing methods would panic.
 type Job struct {
 	m       *Manager
 	id      JobID

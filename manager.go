@@ -73,6 +73,8 @@ const (
 // use. Every goroutine it starts — one loop for timers and scheduling, one
 // per running transfer, one per job that has callbacks to deliver, one
 // writer for persistence — is waited for by Close. Idle jobs have none.
+// A Manager must be created by NewManager: the zero Manager is not usable
+// (its methods would panic).
 type Manager struct {
 	cfg    Config
 	log    *slog.Logger
@@ -90,18 +92,18 @@ type Manager struct {
 	jobs map[JobID]*Job // jobs not in a final state
 	seq  uint64
 
-	// Goroutine ownership: spawn adds to wg under goMu unless closing is set,
-	// so Close can set closing and then wait for every goroutine.
-	goMu    sync.Mutex
-	wg      sync.WaitGroup
-	closing atomic.Bool // Close has begun: no new goroutine, no new delivery
-	closed  atomic.Bool // state-changing calls return ErrNoService
+	// Goroutine ownership: spawn adds to wg (and tasks) under goMu unless
+	// closed is set, and Close sets closed under goMu before it waits, so no
+	// goroutine starts once Close waits for them all.
+	goMu   sync.Mutex
+	wg     sync.WaitGroup
+	tasks  map[*task]struct{} // goroutines started by spawn and still running, for Close's report; guarded by goMu
+	closed atomic.Bool        // Close has begun: no new goroutine or delivery; state-changing calls return ErrNoService
 
 	kicked    atomic.Bool   // a scheduling pass is due
 	paused    atomic.Bool   // Config.Paused until Start
 	wake      chan struct{} // wakes the loop (capacity 1)
-	stop      chan struct{} // closed by Close to stop the loop
-	done      chan struct{} // closed when Close begins (Job.Wait)
+	done      chan struct{} // closed when Close begins: stops the loop, ends Job.Wait
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -134,8 +136,8 @@ func NewManager(cfg Config) (*Manager, error) {
 		epoch: time.Now(),
 		fs:    osFileSystem(),
 		jobs:  make(map[JobID]*Job),
+		tasks: make(map[*task]struct{}),
 		wake:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
 	if m.log == nil {
@@ -156,9 +158,9 @@ func NewManager(cfg Config) (*Manager, error) {
 			s.close()
 			return nil, err
 		}
-		m.spawn(m.writer)
+		m.spawn(nil, "the state writer", m.writer)
 	}
-	m.spawn(m.loop)
+	m.spawn(nil, "the scheduling loop", m.loop)
 	return m, nil
 }
 
@@ -166,17 +168,38 @@ func NewManager(cfg Config) (*Manager, error) {
 // changes do not move it.
 func (m *Manager) now() time.Duration { return time.Since(m.epoch) }
 
-// spawn runs fn on a goroutine that Close waits for. It returns false, and
-// runs nothing, once Close has begun.
-func (m *Manager) spawn(fn func()) bool {
+// task is a goroutine started by spawn, as Close reports it while it waits.
+type task struct {
+	job  *Job   // the job it works for; nil for the Manager's own
+	what string // what it does, e.g. "callbacks"
+}
+
+func (t *task) String() string {
+	if t.job == nil {
+		return t.what
+	}
+	return t.what + " of job " + t.job.id.String()
+}
+
+// spawn runs fn on a goroutine that Close waits for; j and what describe it
+// in Close's report (j is nil for the Manager's own goroutines). It returns
+// false, and runs nothing, once Close has begun.
+func (m *Manager) spawn(j *Job, what string, fn func()) bool {
 	m.goMu.Lock()
 	defer m.goMu.Unlock()
-	if m.closing.Load() {
+	if m.closed.Load() {
 		return false
 	}
+	t := &task{job: j, what: what}
+	m.tasks[t] = struct{}{}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer func() {
+			m.goMu.Lock()
+			delete(m.tasks, t)
+			m.goMu.Unlock()
+		}()
 		fn()
 	}()
 	return true
@@ -240,7 +263,7 @@ func (m *Manager) loop() {
 		select {
 		case <-t.C:
 		case <-m.wake:
-		case <-m.stop:
+		case <-m.done:
 			t.Stop()
 			return
 		}
@@ -362,18 +385,20 @@ func (m *Manager) forget(j *Job) {
 // files are deleted. After Close, state-changing methods and setters return
 // ErrNoService and getters keep working. Close is idempotent; a callback
 // must not call it (it would wait for itself).
+//
+// Close waits for as long as a callback takes to return. If it is still
+// waiting after 5 s, it logs a warning through Config.Logger naming what it
+// waits for (the callbacks or transfers of which jobs), and again every 30 s.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() { m.closeErr = m.close() })
 	return m.closeErr
 }
 
 func (m *Manager) close() error {
-	m.closed.Store(true)
 	m.goMu.Lock()
-	m.closing.Store(true)
+	m.closed.Store(true)
 	m.goMu.Unlock()
 	close(m.done)
-	close(m.stop)
 
 	m.mu.Lock()
 	jobs := make([]*Job, 0, len(m.jobs))
@@ -391,7 +416,7 @@ func (m *Manager) close() error {
 	if m.store != nil {
 		m.store.shutdown() // the writer flushes and exits
 	}
-	m.wg.Wait()
+	m.awaitGoroutines()
 	if m.ownTr != nil {
 		m.ownTr.CloseIdleConnections()
 	}
@@ -417,4 +442,47 @@ func (m *Manager) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// When Close reports what it still waits for (see Close).
+const (
+	closeReportAfter = 5 * time.Second
+	closeReportEvery = 30 * time.Second
+)
+
+// awaitGoroutines waits for every goroutine spawn started, logging what it
+// still waits for after closeReportAfter and then every closeReportEvery:
+// a callback that never returns would otherwise hang Close silently.
+func (m *Manager) awaitGoroutines() {
+	idle := make(chan struct{})
+	go func() { // returns with the last spawned goroutine; awaited below
+		m.wg.Wait()
+		close(idle)
+	}()
+	start := time.Now()
+	t := time.NewTimer(closeReportAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-idle:
+			return
+		case <-t.C:
+			m.log.Warn("dojob: Close is still waiting for goroutines to return; is a callback blocked?",
+				"waited", time.Since(start), "waiting_for", m.runningTasks())
+			t.Reset(closeReportEvery)
+		}
+	}
+}
+
+// runningTasks describes the goroutines spawn started that have not
+// returned, sorted.
+func (m *Manager) runningTasks() []string {
+	m.goMu.Lock()
+	out := make([]string, 0, len(m.tasks))
+	for t := range m.tasks {
+		out = append(out, t.String())
+	}
+	m.goMu.Unlock()
+	slices.Sort(out)
+	return out
 }

@@ -157,7 +157,7 @@ func TestIdleJobsHaveNoGoroutine(t *testing.T) {
 		for i := range 50 {
 			j, err := r.m.CreateJob("retrying")
 			require.NoError(t, err)
-			require.NoError(t, j.AddFile(r.tr.URL("/fail"), r.local("/fail"+strconv.Itoa(i))))
+			require.NoError(t, j.AddFile(r.tr.FileURL("/fail"), r.local("/fail"+strconv.Itoa(i))))
 			require.NoError(t, j.Resume())
 		}
 		for i := range 50 {

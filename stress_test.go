@@ -34,7 +34,7 @@ func TestConcurrentMethods(t *testing.T) {
 	for i := range jobs {
 		j, err := m.CreateJob(fmt.Sprint("shared ", i))
 		require.NoError(t, err)
-		require.NoError(t, j.AddFile(tr.URL(fmt.Sprintf("/j%d/first", i)), filepath.Join(dir, fmt.Sprintf("j%d-first", i))))
+		require.NoError(t, j.AddFile(tr.FileURL(fmt.Sprintf("/j%d/first", i)), filepath.Join(dir, fmt.Sprintf("j%d-first", i))))
 		require.NoError(t, j.SetMinimumRetryDelay(time.Millisecond))
 		require.NoError(t, j.SetNotifyInterface(dojob.CallbackFuncs{
 			Modification: func(j *dojob.Job) error { _ = j.Progress(); return nil },
@@ -83,7 +83,7 @@ func TestConcurrentMethods(t *testing.T) {
 						check("Complete", j.Complete())
 					}
 				case 7:
-					check("AddFile", j.AddFile(tr.URL(fmt.Sprintf("/w%d/%d", w, n)), filepath.Join(dir, fmt.Sprintf("w%d-%d", w, n))))
+					check("AddFile", j.AddFile(tr.FileURL(fmt.Sprintf("/w%d/%d", w, n)), filepath.Join(dir, fmt.Sprintf("w%d-%d", w, n))))
 				case 8:
 					check("SetPriority", j.SetPriority(dojob.Priority(rng.IntN(4))))
 				case 9:

@@ -64,7 +64,7 @@ func (j *Job) start(kind slotKind) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	x := &transfer{j: j, slot: kind, ctx: ctx, cancel: cancel, done: make(chan struct{}), prev: j.last}
 	m.sched.hold(x)
-	if !m.spawn(x.run) {
+	if !m.spawn(j, "transfer", x.run) {
 		cancel(errClosing)
 		m.sched.release(kind, x)
 		return

@@ -7,7 +7,28 @@ import (
 	"time"
 )
 
-// verdict is what check makes of a response.
+// The resume rules: what a response to one request of a transfer means.
+// check is a pure function of what the request asked for and what the
+// response said, so every rule has a row in a table test and a fuzz target
+// shows that no response makes dojob write a byte where it did not ask for
+// one.
+
+// ask is what one request asked for, and what was known of the remote file
+// when it was sent.
+type ask struct {
+	sp      span
+	ranges  bool   // the file was added with ranges: each must be served exactly
+	ifRange bool   // the request carried If-Range (etag, else lastMod)
+	etag    string // the strong ETag known before the request; "" if none
+	lastMod string // the Last-Modified known before the request; "" if none
+	size    int64  // the remote file's size known before the request; SizeUnknown if not
+}
+
+// verdict is what check makes of a response. Exactly one of these holds:
+// err is set (fail); restart (start over with a fresh request, discarding
+// this response); complete (the file already is); otherwise the response is
+// accepted and its body is written at sp.off — or at 0 after emptying the
+// file, when truncate is set.
 type verdict struct {
 	err        error
 	restart    bool  // start the file over with a fresh request
@@ -19,18 +40,45 @@ type verdict struct {
 	lastMod    string
 }
 
-// check decides whether a response can be used for span sp of f, following
-// DESIGN.md §3 (Resume of a file): accept only a 206 whose Content-Range
-// starts where we asked and whose total is the one we know; a 200 to a
-// resume means start over with its body; a 416 whose total equals what we
-// have means the file is complete.
-func (x *transfer) check(resp *http.Response, f *file, sp span, sentIfRange bool, etag, lastMod string, knownSize int64) verdict {
-	v := verdict{length: -1, remoteSize: SizeUnknown, etag: strongETag(resp.Header.Get("ETag")), lastMod: resp.Header.Get("Last-Modified")}
-	code := resp.StatusCode
+// check decides what a response with the given status, header and
+// Content-Length (-1 when unknown) means for request a. now is the time the
+// response arrived, for a Retry-After given as a date.
+//
+// The rules:
+//   - 206 is accepted only with a Content-Range that starts at the offset
+//     asked for, ends where the span ends (or at the end of the file), and
+//     whose total is the size known before; its Content-Length, if any,
+//     must match the Content-Range (else ErrBlockSizeMismatch). A changed
+//     validator (ETag, else Last-Modified) or total means the file changed:
+//     restart.
+//   - 200 carries the whole file: to a request from byte 0 it is accepted;
+//     to a resume it means the server ignored the range or the content
+//     changed, so the file is truncated and this body is the new file. A
+//     file added with ranges cannot use the whole file: restart if If-Range
+//     failed (the content changed), else ErrInsufficientRangeSupport.
+//   - 416 to a resume whose total equals the bytes we have (and the size
+//     we knew, and no changed validator) means the file is complete; any
+//     other 416 to a resume starts over. For a file added with ranges it is
+//     ErrInvalidRange: a range lies beyond the end. A 416 to a request
+//     without Range is a statusError.
+//   - Any other 2xx is DO's transient ErrUnexpectedStatus2xx; any other
+//     status is a statusError (transient or fatal by its code).
+//
+// A whole file whose resume gets an unusable 206 or 416 starts over (it can
+// always do with the whole file); a file added with ranges fails instead,
+// because it can only be served by ranges.
+func check(a ask, status int, h http.Header, contentLength int64, now time.Time) verdict {
+	sp := a.sp
+	v := verdict{length: -1, remoteSize: SizeUnknown, etag: strongETag(h.Get("ETag")), lastMod: h.Get("Last-Modified")}
+	// changed reports a validator in the response that differs from the one
+	// known before. The ETag decides when we knew one; Last-Modified only
+	// when it is all we had (a server may touch the date of the same bytes).
+	changed := (a.etag != "" && v.etag != "" && v.etag != a.etag) ||
+		(a.etag == "" && a.lastMod != "" && v.lastMod != "" && v.lastMod != a.lastMod)
 	switch {
-	case code == http.StatusOK:
-		if f.ranges != nil && !sp.whole {
-			if sentIfRange {
+	case status == http.StatusOK:
+		if a.ranges && !sp.whole {
+			if a.ifRange {
 				v.restart = true // If-Range failed: the content changed
 				return v
 			}
@@ -38,21 +86,18 @@ func (x *transfer) check(resp *http.Response, f *file, sp span, sentIfRange bool
 			return v
 		}
 		v.truncate = sp.off > 0
-		v.length = resp.ContentLength
-		v.remoteSize = SizeUnknown
-		if resp.ContentLength >= 0 {
-			v.remoteSize = resp.ContentLength
+		v.length = contentLength
+		if contentLength >= 0 {
+			v.remoteSize = contentLength
 		}
 		return v
 
-	case code == http.StatusPartialContent:
-		cr, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		changed := (etag != "" && v.etag != "" && v.etag != etag) ||
-			(etag == "" && lastMod != "" && v.lastMod != "" && v.lastMod != lastMod) ||
-			(ok && knownSize != SizeUnknown && cr.total != knownSize)
+	case status == http.StatusPartialContent:
+		cr, ok := parseContentRange(h.Get("Content-Range"))
+		changed = changed || (ok && a.size != SizeUnknown && cr.total != a.size)
 		switch {
 		case !ok || cr.start < 0 || cr.total < 0:
-			if f.ranges != nil {
+			if a.ranges {
 				v.err = protocolError(ErrInsufficientRangeSupport, "206 without a usable Content-Range")
 			} else {
 				v.restart = true
@@ -62,7 +107,7 @@ func (x *transfer) check(resp *http.Response, f *file, sp span, sentIfRange bool
 			v.restart = true
 			return v
 		case cr.start != sp.off:
-			if f.ranges != nil {
+			if a.ranges {
 				v.err = protocolError(ErrInsufficientRangeSupport, "asked for bytes from %d, got %d-%d", sp.off, cr.start, cr.end)
 			} else {
 				v.restart = true
@@ -74,46 +119,48 @@ func (x *transfer) check(resp *http.Response, f *file, sp span, sentIfRange bool
 			wantEnd = cr.total - 1
 		}
 		if cr.end != wantEnd {
-			if f.ranges != nil && wantEnd >= cr.total {
+			switch {
+			case a.ranges && wantEnd >= cr.total:
 				v.err = protocolError(ErrInvalidRange, "range ends at %d beyond the end of the %d-byte remote file", wantEnd, cr.total)
-			} else if f.ranges != nil {
+			case a.ranges:
 				v.err = protocolError(ErrInsufficientRangeSupport, "asked for bytes %d-%d, got %d-%d", sp.off, wantEnd, cr.start, cr.end)
-			} else {
+			default:
 				v.restart = true
 			}
 			return v
 		}
 		v.length = cr.end - cr.start + 1
-		if resp.ContentLength >= 0 && resp.ContentLength != v.length {
-			v.err = protocolError(ErrBlockSizeMismatch, "Content-Length %d does not match Content-Range %d-%d", resp.ContentLength, cr.start, cr.end)
+		if contentLength >= 0 && contentLength != v.length {
+			v.err = protocolError(ErrBlockSizeMismatch, "Content-Length %d does not match Content-Range %d-%d", contentLength, cr.start, cr.end)
 			return v
 		}
 		v.remoteSize = cr.total
 		return v
 
-	case code == http.StatusRequestedRangeNotSatisfiable:
-		cr, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if f.ranges != nil {
+	case status == http.StatusRequestedRangeNotSatisfiable:
+		if a.ranges {
 			v.err = protocolError(ErrInvalidRange, "the server says range %d- lies outside the file", sp.off)
 			return v
 		}
-		if ok && cr.total >= 0 && cr.total == sp.off && (knownSize == SizeUnknown || knownSize == sp.off) {
-			v.complete = true
+		if !sp.ranged {
+			// No Range was sent, so no range can be unsatisfiable.
+			v.err = statusError(status, 0)
 			return v
 		}
-		if sp.off == 0 {
-			v.err = statusError(code, 0)
+		cr, ok := parseContentRange(h.Get("Content-Range"))
+		if ok && cr.total >= 0 && cr.total == sp.off && (a.size == SizeUnknown || a.size == sp.off) && !changed {
+			v.complete = true
 			return v
 		}
 		v.restart = true
 		return v
 
-	case code >= 200 && code <= 299:
+	case status >= 200 && status <= 299:
 		v.err = &JobError{Context: ErrorContextRemoteFile, Code: ErrUnexpectedStatus2xx, transient: true,
-			Err: fmt.Errorf("server answered %d %s", code, http.StatusText(code))}
+			Err: fmt.Errorf("server answered %d %s", status, http.StatusText(status))}
 		return v
 	}
-	v.err = statusError(code, retryAfter(resp.Header, time.Now()))
+	v.err = statusError(status, retryAfter(h, now))
 	return v
 }
 

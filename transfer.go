@@ -405,7 +405,8 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 		resp.Body.Close()
 	}()
 
-	v := x.check(resp, f, sp, ifRange != "", etag, lastMod, remoteSize)
+	v := check(ask{sp: sp, ranges: f.ranges != nil, ifRange: ifRange != "", etag: etag, lastMod: lastMod, size: remoteSize},
+		resp.StatusCode, resp.Header, resp.ContentLength, time.Now())
 	switch {
 	case v.err != nil:
 		return false, false, v.err

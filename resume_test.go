@@ -38,14 +38,16 @@ func outcomeOf(t *testing.T, v verdict) outcome {
 	return outcome{kind: "use", length: v.length, size: v.remoteSize}
 }
 
-func use(length, size int64) outcome      { return outcome{kind: "use", length: length, size: size} }
-func truncate(length, size int64) outcome { return outcome{kind: "truncate", length: length, size: size} }
-func fatal(code HRESULT) outcome          { return outcome{kind: "fail", code: code} }
-func transient(code HRESULT) outcome      { return outcome{kind: "fail", code: code, transient: true} }
+func outUse(length, size int64) outcome { return outcome{kind: "use", length: length, size: size} }
+func outTruncate(length, size int64) outcome {
+	return outcome{kind: "truncate", length: length, size: size}
+}
+func outFatal(code HRESULT) outcome     { return outcome{kind: "fail", code: code} }
+func outTransient(code HRESULT) outcome { return outcome{kind: "fail", code: code, transient: true} }
 
 var (
-	restartV  = outcome{kind: "restart"}
-	completeV = outcome{kind: "complete"}
+	outRestart  = outcome{kind: "restart"}
+	outComplete = outcome{kind: "complete"}
 )
 
 func hdr(kv ...string) http.Header {
@@ -82,58 +84,58 @@ func TestCheck(t *testing.T) {
 		want   outcome
 	}{
 		// 206: accepted only at the asked offset, to the asked end, with the known total.
-		{"206 resume accepted", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v1"`), 900, use(900, 1000)},
-		{"206 without Content-Length: length from Content-Range", resume, 206, hdr("Content-Range", "bytes 100-999/1000"), -1, use(900, 1000)},
-		{"206 range accepted", rng, 206, hdr("Content-Range", "bytes 100-199/4096", "ETag", `"v1"`), 100, use(100, 4096)},
-		{"206 first range, nothing known", rngFirst, 206, hdr("Content-Range", "bytes 100-199/4096"), 100, use(100, 4096)},
-		{"206 range to EOF", rngEOF, 206, hdr("Content-Range", "bytes 4046-4095/4096"), 50, use(50, 4096)},
-		{"206 at another offset: whole file starts over", resume, 206, hdr("Content-Range", "bytes 50-999/1000"), 950, restartV},
-		{"206 at another offset: range fails", rng, 206, hdr("Content-Range", "bytes 150-199/4096"), 50, fatal(ErrInsufficientRangeSupport)},
-		{"206 with another total: changed", resume, 206, hdr("Content-Range", "bytes 100-1999/2000"), 1900, restartV},
-		{"206 with another total: range changed", rng, 206, hdr("Content-Range", "bytes 100-199/5000"), 100, restartV},
-		{"206 with another ETag: changed", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v2"`), 900, restartV},
-		{"206 with another Last-Modified, none but it known: changed", resumeLM, 206, hdr("Content-Range", "bytes 100-999/1000", "Last-Modified", lm2), 900, restartV},
-		{"206 same ETag, another Last-Modified: the ETag decides", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v1"`, "Last-Modified", lm2), 900, use(900, 1000)},
-		{"206 weak ETag counts as none", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `W/"v2"`), 900, use(900, 1000)},
-		{"206 without Content-Range: whole file starts over", resume, 206, hdr(), 900, restartV},
-		{"206 without Content-Range: range fails", rng, 206, hdr(), 100, fatal(ErrInsufficientRangeSupport)},
-		{"206 with unknown total: whole file starts over", resume, 206, hdr("Content-Range", "bytes 100-999/*"), 900, restartV},
-		{"206 with unknown total: range fails", rng, 206, hdr("Content-Range", "bytes 100-199/*"), 100, fatal(ErrInsufficientRangeSupport)},
-		{"206 malformed Content-Range", resume, 206, hdr("Content-Range", "bytes 100-1000/1000"), 901, restartV},
-		{"206 short of the end: whole file starts over", resume, 206, hdr("Content-Range", "bytes 100-500/1000"), 401, restartV},
-		{"206 short of the range: range fails", rng, 206, hdr("Content-Range", "bytes 100-150/4096"), 51, fatal(ErrInsufficientRangeSupport)},
-		{"206 range beyond EOF", rngPastEOF, 206, hdr("Content-Range", "bytes 4000-4095/4096"), 96, fatal(ErrInvalidRange)},
-		{"206 Content-Length differs from Content-Range", resume, 206, hdr("Content-Range", "bytes 100-999/1000"), 500, fatal(ErrBlockSizeMismatch)},
-		{"206 range Content-Length differs", rng, 206, hdr("Content-Range", "bytes 100-199/4096"), 101, fatal(ErrBlockSizeMismatch)},
+		{"206 resume accepted", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v1"`), 900, outUse(900, 1000)},
+		{"206 without Content-Length: length from Content-Range", resume, 206, hdr("Content-Range", "bytes 100-999/1000"), -1, outUse(900, 1000)},
+		{"206 range accepted", rng, 206, hdr("Content-Range", "bytes 100-199/4096", "ETag", `"v1"`), 100, outUse(100, 4096)},
+		{"206 first range, nothing known", rngFirst, 206, hdr("Content-Range", "bytes 100-199/4096"), 100, outUse(100, 4096)},
+		{"206 range to EOF", rngEOF, 206, hdr("Content-Range", "bytes 4046-4095/4096"), 50, outUse(50, 4096)},
+		{"206 at another offset: whole file starts over", resume, 206, hdr("Content-Range", "bytes 50-999/1000"), 950, outRestart},
+		{"206 at another offset: range fails", rng, 206, hdr("Content-Range", "bytes 150-199/4096"), 50, outFatal(ErrInsufficientRangeSupport)},
+		{"206 with another total: changed", resume, 206, hdr("Content-Range", "bytes 100-1999/2000"), 1900, outRestart},
+		{"206 with another total: range changed", rng, 206, hdr("Content-Range", "bytes 100-199/5000"), 100, outRestart},
+		{"206 with another ETag: changed", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v2"`), 900, outRestart},
+		{"206 with another Last-Modified, none but it known: changed", resumeLM, 206, hdr("Content-Range", "bytes 100-999/1000", "Last-Modified", lm2), 900, outRestart},
+		{"206 same ETag, another Last-Modified: the ETag decides", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v1"`, "Last-Modified", lm2), 900, outUse(900, 1000)},
+		{"206 weak ETag counts as none", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `W/"v2"`), 900, outUse(900, 1000)},
+		{"206 without Content-Range: whole file starts over", resume, 206, hdr(), 900, outRestart},
+		{"206 without Content-Range: range fails", rng, 206, hdr(), 100, outFatal(ErrInsufficientRangeSupport)},
+		{"206 with unknown total: whole file starts over", resume, 206, hdr("Content-Range", "bytes 100-999/*"), 900, outRestart},
+		{"206 with unknown total: range fails", rng, 206, hdr("Content-Range", "bytes 100-199/*"), 100, outFatal(ErrInsufficientRangeSupport)},
+		{"206 malformed Content-Range", resume, 206, hdr("Content-Range", "bytes 100-1000/1000"), 901, outRestart},
+		{"206 short of the end: whole file starts over", resume, 206, hdr("Content-Range", "bytes 100-500/1000"), 401, outRestart},
+		{"206 short of the range: range fails", rng, 206, hdr("Content-Range", "bytes 100-150/4096"), 51, outFatal(ErrInsufficientRangeSupport)},
+		{"206 range beyond EOF", rngPastEOF, 206, hdr("Content-Range", "bytes 4000-4095/4096"), 96, outFatal(ErrInvalidRange)},
+		{"206 Content-Length differs from Content-Range", resume, 206, hdr("Content-Range", "bytes 100-999/1000"), 500, outFatal(ErrBlockSizeMismatch)},
+		{"206 range Content-Length differs", rng, 206, hdr("Content-Range", "bytes 100-199/4096"), 101, outFatal(ErrBlockSizeMismatch)},
 
 		// 200: the whole file.
-		{"200 to a fresh request", fresh, 200, hdr("ETag", `"v1"`), 1000, use(1000, 1000)},
-		{"200 without Content-Length", fresh, 200, hdr(), -1, use(-1, SizeUnknown)},
-		{"200 to a resume: start over with its body", resume, 200, hdr("ETag", `"v2"`), 1000, truncate(1000, 1000)},
-		{"200 to a resume without Content-Length", resumeLM, 200, hdr(), -1, truncate(-1, SizeUnknown)},
-		{"200 to a range whose If-Range failed: changed", rng, 200, hdr("ETag", `"v2"`), 4096, restartV},
-		{"200 to a range without If-Range: no range support", rngFirst, 200, hdr(), 4096, fatal(ErrInsufficientRangeSupport)},
-		{"200 to a range that is the whole file", rngWhole, 200, hdr(), 4096, use(4096, 4096)},
+		{"200 to a fresh request", fresh, 200, hdr("ETag", `"v1"`), 1000, outUse(1000, 1000)},
+		{"200 without Content-Length", fresh, 200, hdr(), -1, outUse(-1, SizeUnknown)},
+		{"200 to a resume: start over with its body", resume, 200, hdr("ETag", `"v2"`), 1000, outTruncate(1000, 1000)},
+		{"200 to a resume without Content-Length", resumeLM, 200, hdr(), -1, outTruncate(-1, SizeUnknown)},
+		{"200 to a range whose If-Range failed: changed", rng, 200, hdr("ETag", `"v2"`), 4096, outRestart},
+		{"200 to a range without If-Range: no range support", rngFirst, 200, hdr(), 4096, outFatal(ErrInsufficientRangeSupport)},
+		{"200 to a range that is the whole file", rngWhole, 200, hdr(), 4096, outUse(4096, 4096)},
 
 		// 416.
-		{"416 with total == have: complete", resumeAll, 416, hdr("Content-Range", "bytes */1000"), -1, completeV},
-		{"416 with total == have == known size: complete", ask{sp: resumeAll.sp, ifRange: true, etag: `"v1"`, size: 1000}, 416, hdr("Content-Range", "bytes */1000", "ETag", `"v1"`), -1, completeV},
-		{"416 with total == have but another known size", ask{sp: resumeAll.sp, ifRange: true, etag: `"v1"`, size: 2000}, 416, hdr("Content-Range", "bytes */1000"), -1, restartV},
-		{"416 with total == have but another ETag", resumeAll, 416, hdr("Content-Range", "bytes */1000", "ETag", `"v2"`), -1, restartV},
-		{"416 with another total", resume, 416, hdr("Content-Range", "bytes */5000"), -1, restartV},
-		{"416 without Content-Range", resume, 416, hdr(), -1, restartV},
-		{"416 to a fresh request", fresh, 416, hdr("Content-Range", "bytes */0"), -1, fatal(HTTPStatus(416))},
-		{"416 to a range: beyond EOF", rngPastEOF, 416, hdr("Content-Range", "bytes */4096"), -1, fatal(ErrInvalidRange)},
+		{"416 with total == have: complete", resumeAll, 416, hdr("Content-Range", "bytes */1000"), -1, outComplete},
+		{"416 with total == have == known size: complete", ask{sp: resumeAll.sp, ifRange: true, etag: `"v1"`, size: 1000}, 416, hdr("Content-Range", "bytes */1000", "ETag", `"v1"`), -1, outComplete},
+		{"416 with total == have but another known size", ask{sp: resumeAll.sp, ifRange: true, etag: `"v1"`, size: 2000}, 416, hdr("Content-Range", "bytes */1000"), -1, outRestart},
+		{"416 with total == have but another ETag", resumeAll, 416, hdr("Content-Range", "bytes */1000", "ETag", `"v2"`), -1, outRestart},
+		{"416 with another total", resume, 416, hdr("Content-Range", "bytes */5000"), -1, outRestart},
+		{"416 without Content-Range", resume, 416, hdr(), -1, outRestart},
+		{"416 to a fresh request", fresh, 416, hdr("Content-Range", "bytes */0"), -1, outFatal(HTTPStatus(416))},
+		{"416 to a range: beyond EOF", rngPastEOF, 416, hdr("Content-Range", "bytes */4096"), -1, outFatal(ErrInvalidRange)},
 
 		// Other statuses.
-		{"204: unexpected 2xx, transient", fresh, 204, hdr(), -1, transient(ErrUnexpectedStatus2xx)},
-		{"201: unexpected 2xx", resume, 201, hdr(), 10, transient(ErrUnexpectedStatus2xx)},
-		{"299: unexpected 2xx", rng, 299, hdr(), 10, transient(ErrUnexpectedStatus2xx)},
-		{"304 to a fresh request", fresh, 304, hdr(), -1, fatal(HTTPStatus(304))},
-		{"302 not followed", fresh, 302, hdr("Location", "/elsewhere"), -1, fatal(HTTPStatus(302))},
-		{"404", resume, 404, hdr(), -1, fatal(HTTPStatus(404))},
-		{"501", fresh, 501, hdr(), -1, fatal(HTTPStatus(501))},
-		{"503", resume, 503, hdr(), -1, transient(HTTPStatus(503))},
+		{"204: unexpected 2xx, transient", fresh, 204, hdr(), -1, outTransient(ErrUnexpectedStatus2xx)},
+		{"201: unexpected 2xx", resume, 201, hdr(), 10, outTransient(ErrUnexpectedStatus2xx)},
+		{"299: unexpected 2xx", rng, 299, hdr(), 10, outTransient(ErrUnexpectedStatus2xx)},
+		{"304 to a fresh request", fresh, 304, hdr(), -1, outFatal(HTTPStatus(304))},
+		{"302 not followed", fresh, 302, hdr("Location", "/elsewhere"), -1, outFatal(HTTPStatus(302))},
+		{"404", resume, 404, hdr(), -1, outFatal(HTTPStatus(404))},
+		{"501", fresh, 501, hdr(), -1, outFatal(HTTPStatus(501))},
+		{"503", resume, 503, hdr(), -1, outTransient(HTTPStatus(503))},
 		{"429 with Retry-After", fresh, 429, hdr("Retry-After", "7"), -1, outcome{kind: "fail", code: HTTPStatus(429), transient: true, retryAfter: 7 * time.Second}},
 		{"503 with Retry-After date", fresh, 503, hdr("Retry-After", now.Add(time.Minute).Format(http.TimeFormat)), -1, outcome{kind: "fail", code: HTTPStatus(503), transient: true, retryAfter: time.Minute}},
 	}

@@ -100,7 +100,8 @@ const (
 	// reset or closed before the response was complete.
 	ErrConnectionError HRESULT = 0x80072EFE
 	// ErrRedirectFailed (ERROR_WINHTTP_REDIRECT_FAILED): a redirect was
-	// refused — https to http, or more than 10 of them.
+	// refused — https to http, to a scheme other than http and https, more
+	// than 10 of them, or by the CheckRedirect of Config.HTTPClient. Fatal.
 	ErrRedirectFailed HRESULT = 0x80072F7C
 )
 
@@ -321,6 +322,9 @@ var (
 	errStopped   = errors.New("transfer stopped")
 	errInsecure  = errors.New("redirect from https to http refused")
 	errRedirects = errors.New("stopped after 10 redirects")
+	errScheme    = errors.New("redirect to a scheme other than http or https refused")
+	// errCallerRedirect wraps the error of a caller's own CheckRedirect.
+	errCallerRedirect = errors.New("redirect refused by the client's CheckRedirect")
 )
 
 // classify turns the error of an HTTP attempt into a JobError: its code,
@@ -340,7 +344,7 @@ func classify(err error) *JobError {
 	switch {
 	case errors.Is(err, errStalled):
 		e.Code = ErrTimeout
-	case errors.Is(err, errInsecure), errors.Is(err, errRedirects):
+	case errors.Is(err, errInsecure), errors.Is(err, errRedirects), errors.Is(err, errScheme), errors.Is(err, errCallerRedirect):
 		e.Code, e.transient = ErrRedirectFailed, false
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalidCert):
 		e.Code, e.transient = ErrCertValidation, false

@@ -58,6 +58,8 @@ func TestClassify(t *testing.T) {
 		// Refused redirects: fatal.
 		{"https to http", getErr(errInsecure), ErrRedirectFailed, ErrorContextGeneralTransport, false},
 		{"too many redirects", getErr(errRedirects), ErrRedirectFailed, ErrorContextGeneralTransport, false},
+		{"redirect to another scheme", getErr(errScheme), ErrRedirectFailed, ErrorContextGeneralTransport, false},
+		{"refused by the caller's CheckRedirect", getErr(fmt.Errorf("%w: %w", errCallerRedirect, errors.New("no"))), ErrRedirectFailed, ErrorContextGeneralTransport, false},
 		// JobErrors made earlier keep their code, context and class.
 		{"local error", disk, ErrDiskFull, ErrorContextLocalFile, false},
 		{"protocol error", proto, ErrBlockSizeMismatch, ErrorContextRemoteFile, false},

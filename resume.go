@@ -61,6 +61,8 @@ type verdict struct {
 //     other 416 to a resume starts over. For a file added with ranges it is
 //     ErrInvalidRange: a range lies beyond the end. A 416 to a request
 //     without Range is a statusError.
+//   - 304 to a request with If-Range: the server treated If-Range as a
+//     conditional GET. Restart; after a restart requests carry no If-Range.
 //   - Any other 2xx is DO's transient ErrUnexpectedStatus2xx; any other
 //     status is a statusError (transient or fatal by its code).
 //
@@ -152,6 +154,13 @@ func check(a ask, status int, h http.Header, contentLength int64, now time.Time)
 			v.complete = true
 			return v
 		}
+		v.restart = true
+		return v
+
+	case status == http.StatusNotModified && a.ifRange:
+		// The server took If-Range for a conditional GET (If-None-Match or
+		// If-Modified-Since). Nothing says which bytes it would serve, so
+		// start over with a fresh request, which carries no If-Range.
 		v.restart = true
 		return v
 

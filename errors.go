@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // HRESULT is a Windows result code as DO and BITS report it. It implements
@@ -225,7 +226,7 @@ type JobError struct {
 	Err     error        // the underlying cause; may be nil
 
 	transient  bool
-	retryAfter int64 // a server's Retry-After, in nanoseconds; 0 when none
+	retryAfter time.Duration // a server's Retry-After; 0 when none
 }
 
 // Error describes the error with a "dojob:" prefix. URLs in it never show
@@ -372,7 +373,7 @@ func isTimeout(err error) bool {
 // statusError is the JobError for an HTTP status the transfer cannot use.
 // Transient: 408, 425, 429 and 5xx except 501 and 505; everything else is
 // fatal (DESIGN.md §3).
-func statusError(code int, retryAfter int64) *JobError {
+func statusError(code int, retryAfter time.Duration) *JobError {
 	e := &JobError{
 		Context:    ErrorContextRemoteFile,
 		Code:       HTTPStatus(code),

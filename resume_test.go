@@ -27,7 +27,7 @@ func outcomeOf(t *testing.T, v verdict) outcome {
 	case v.err != nil:
 		var je *JobError
 		require.True(t, errors.As(v.err, &je), "a failing verdict carries a *JobError: %v", v.err)
-		return outcome{kind: "fail", code: je.Code, transient: je.transient, retryAfter: time.Duration(je.retryAfter)}
+		return outcome{kind: "fail", code: je.Code, transient: je.transient, retryAfter: je.retryAfter}
 	case v.restart:
 		return outcome{kind: "restart"}
 	case v.complete:

@@ -26,9 +26,8 @@ import (
 // as an error. HRESULT values are immutable and safe for concurrent use.
 type HRESULT uint32
 
-// The codes dojob returns. Names and values follow the DO and BITS headers
-// (see the project's reference notes); the DO code is used where DO and BITS
-// both define one.
+// The codes dojob returns. Names and values follow the DO and BITS headers;
+// the DO code is used where DO and BITS both define one.
 const (
 	// ErrNoService (DO_E_NO_SERVICE): the Manager is closed, so it can no
 	// longer provide the service.
@@ -329,7 +328,10 @@ var (
 )
 
 // classify turns the error of an HTTP attempt into a JobError: its code,
-// context and whether it is transient (DESIGN.md §3, Errors).
+// context and whether it is transient. Network errors (refused, reset, name
+// not resolved, timeouts) and stalls are transient, in GENERAL_TRANSPORT;
+// TLS certificate errors and refused redirects are fatal there. A JobError
+// made earlier (a status, protocol or local error) is returned as it is.
 func classify(err error) *JobError {
 	var je *JobError
 	if errors.As(err, &je) {
@@ -371,8 +373,8 @@ func isTimeout(err error) bool {
 }
 
 // statusError is the JobError for an HTTP status the transfer cannot use.
-// Transient: 408, 425, 429 and 5xx except 501 and 505; everything else is
-// fatal (DESIGN.md §3).
+// Transient: 408, 425, 429 and 5xx except 501 and 505 (the server may
+// answer differently later); everything else is fatal.
 func statusError(code int, retryAfter time.Duration) *JobError {
 	e := &JobError{
 		Context:    ErrorContextRemoteFile,

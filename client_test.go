@@ -187,11 +187,18 @@ func TestCallerRedirectPolicy(t *testing.T) {
 	})
 }
 
-// TestCallerClientNotModified: the caller's client is copied, not changed.
+// TestCallerClientNotModified: dojob wraps the redirect policy in a copy of
+// the caller's client; the client itself keeps its own CheckRedirect.
 func TestCallerClientNotModified(t *testing.T) {
-	client := &http.Client{}
-	m, err := dojob.NewManager(dojob.Config{HTTPClient: client})
-	require.NoError(t, err)
-	require.NoError(t, m.Close())
-	assert.Nil(t, client.CheckRedirect)
+	plain := &http.Client{}
+	mine := errors.New("the caller's policy")
+	own := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return mine }}
+	for _, c := range []*http.Client{plain, own} {
+		m, err := dojob.NewManager(dojob.Config{HTTPClient: c})
+		require.NoError(t, err)
+		require.NoError(t, m.Close())
+	}
+	assert.Nil(t, plain.CheckRedirect)
+	require.NotNil(t, own.CheckRedirect)
+	assert.Same(t, mine, own.CheckRedirect(nil, nil), "the caller's own function, not a wrapper")
 }

@@ -25,7 +25,9 @@ type Config struct {
 	// HTTPClient performs the transfers. nil means a client of dojob's own:
 	// TLS verified, proxies from the environment, at most 10 redirects and
 	// no redirect from https to http. A client given here is used as is,
-	// except that a nil CheckRedirect gets that same redirect policy. Leave
+	// except that a nil CheckRedirect gets that same redirect policy, and
+	// that no CheckRedirect can allow a redirect to a scheme other than
+	// http and https (dojob uses a copy of the client for that). Leave
 	// its Timeout zero: it would cut off long downloads; StallTimeout and
 	// the no-progress timeout bound them instead.
 	HTTPClient *http.Client

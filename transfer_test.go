@@ -549,7 +549,8 @@ func TestConnectionRefused(t *testing.T) {
 	assert.True(t, errors.Is(jerr, syscall.ECONNREFUSED))
 }
 
-// TestRedirectLimit: a redirect loop ends in ERROR after 10 redirects.
+// TestRedirectLimit: a redirect loop ends in ERROR after 10 redirects
+// followed; the 11th is refused.
 func TestRedirectLimit(t *testing.T) {
 	var hops atomic.Int32
 	loop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -566,7 +567,9 @@ func TestRedirectLimit(t *testing.T) {
 	require.Equal(t, dojob.StateError, resumeWait(t, j))
 	jerr, _ := j.Error()
 	assert.Equal(t, dojob.ErrRedirectFailed, jerr.Code)
-	assert.Equal(t, int32(10), hops.Load(), "the first request and 9 redirects answered; the 10th redirect refused")
+	assert.Equal(t, int32(11), hops.Load(), "the first request and 10 redirects answered; the 11th redirect refused")
+	assert.False(t, jerr.Transient())
+	assert.Equal(t, 1, j.ErrorCount())
 }
 
 // TestCallerClientMayAllowDowngrade: a client of the caller's with its own

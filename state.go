@@ -125,8 +125,7 @@ func (j *Job) setStateLocked(to State) error {
 	j.state = to
 	j.modified = now
 	j.version++
-	close(j.changed)
-	j.changed = make(chan struct{})
+	j.wakeLocked()
 
 	m := j.m
 	// Leaving a state.

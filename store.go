@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // recordVersion is the version of the record format this release writes.
@@ -429,19 +430,73 @@ func readRecord(path string) (*record, error) {
 	if rec.Version != recordVersion {
 		return nil, fmt.Errorf("record version %d is not %d", rec.Version, recordVersion)
 	}
+	if err := rec.check(); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// check refuses a record no version of dojob writes: a job restored from it
+// could act on values no call could have set — transfer to a relative path,
+// fetch a non-HTTP URL, believe a file complete that was never requested,
+// or delete another job's temporary file. Such a record is damaged and is
+// set aside, never guessed at.
+func (rec *record) check() error {
 	if !rec.State.valid() || !rec.Priority.valid() || rec.MinimumRetryDelay <= 0 || rec.MinimumRetryDelay > MaxTimeout ||
 		rec.NotifyFlags&^notifyAll != 0 || rec.ID == (JobID{}) ||
 		(rec.NoProgressTimeout != nil && (*rec.NoProgressTimeout < 0 || *rec.NoProgressTimeout > MaxTimeout)) ||
 		(rec.WindowAge != nil && (*rec.WindowAge < 0 || *rec.WindowAge > MaxTimeout)) || rec.RetryIn < 0 || rec.RetryIn > MaxTimeout {
-		return nil, errors.New("record holds invalid settings")
+		return errors.New("record holds invalid settings")
 	}
-	for i, f := range rec.Files {
-		if checkRemoteURL(f.Remote) != nil || checkLocalPath(f.Local) != nil || filepath.Dir(f.Temp) != filepath.Dir(f.Local) ||
-			!strings.HasPrefix(filepath.Base(f.Temp), ".dojob-") || f.Durable < 0 || (f.Ranges != nil && checkRanges(f.Ranges) != nil) {
-			return nil, fmt.Errorf("record holds an invalid file %d", i)
+	if utf8.RuneCountInString(rec.DisplayName) > maxDisplayName || utf8.RuneCountInString(rec.Description) > maxDescription ||
+		rec.ErrorCount < 0 || rec.Streak < 0 {
+		return errors.New("record holds invalid settings")
+	}
+	for _, e := range []*recordError{rec.Error, rec.LastTransient} {
+		for ; e != nil; e = e.Cause {
+			if e.File < -1 || e.File >= len(rec.Files) {
+				return fmt.Errorf("record's error names file %d of %d", e.File, len(rec.Files))
+			}
 		}
 	}
-	return &rec, nil
+	tempPrefix := ".dojob-" + rec.ID.hex32() + "-"
+	locals := make(map[string]bool, len(rec.Files))
+	temps := make(map[string]bool, len(rec.Files))
+	for i, f := range rec.Files {
+		if err := f.check(tempPrefix); err != nil {
+			return fmt.Errorf("record holds an invalid file %d: %w", i, err)
+		}
+		if locals[f.Local] || temps[f.Temp] {
+			return fmt.Errorf("record holds an invalid file %d: its local or temporary path is another file's", i)
+		}
+		locals[f.Local], temps[f.Temp] = true, true
+	}
+	return nil
+}
+
+// check validates one file of a record, as AddFile and the transfer would
+// have left it.
+func (f *recordFile) check(tempPrefix string) error {
+	switch {
+	case checkRemoteURL(f.Remote) != nil:
+		return errors.New("the remote URL is not an http or https URL")
+	case checkLocalPath(f.Local) != nil:
+		return errors.New("the local path is not absolute and clean")
+	case filepath.Dir(f.Temp) != filepath.Dir(f.Local) || !strings.HasPrefix(filepath.Base(f.Temp), tempPrefix) ||
+		!strings.HasSuffix(f.Temp, ".tmp"):
+		return errors.New("the temporary path is not the job's, next to the local path")
+	case f.Ranges != nil && checkRanges(f.Ranges) != nil:
+		return errors.New("invalid ranges")
+	case f.Size < SizeUnknown || f.RemoteSize < SizeUnknown:
+		return errors.New("negative size")
+	case f.Durable < 0 || (f.Size != SizeUnknown && f.Durable > f.Size):
+		return fmt.Errorf("%d bytes recorded of a file of %d", f.Durable, f.Size)
+	case f.Transferred && (f.Size == SizeUnknown || f.Durable != f.Size):
+		return errors.New("transferred, but not all of its bytes are recorded")
+	case f.Completed && !f.Transferred:
+		return errors.New("completed, but not transferred")
+	}
+	return nil
 }
 
 // restore rebuilds a job from its record, or finishes a job that ended

@@ -202,7 +202,7 @@ func TestDamagedRecordDefects(t *testing.T) {
 					Size: 1000, RemoteSize: 1000, Durable: 1000, ETag: `"v1"`, Transferred: true},
 				{Remote: "https://127.0.0.1:1/b", Local: filepath.Join(dir, "b"), Temp: temp(1),
 					Ranges: []FileRange{{Offset: 0, Length: 10}, {Offset: 100, Length: LengthToEOF}},
-					Size: SizeUnknown, RemoteSize: SizeUnknown},
+					Size:   SizeUnknown, RemoteSize: SizeUnknown},
 			},
 		}
 	}

@@ -2,6 +2,7 @@ package dojob
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 )
@@ -365,7 +366,9 @@ func (j *Job) drain() {
 			if err == nil {
 				j.pendingFinal = false
 			} else {
-				j.m.log.Warn("dojob: callback failed; it will be called again", "job", j.id.String(), "err", err)
+				if j.m.logEnabled(slog.LevelWarn) {
+					j.m.queueLog(slog.LevelWarn, "dojob: callback failed; it will be called again", slog.Any("job", j.id), slog.Any("err", err))
+				}
 				j.m.clock.set(&j.redeliverDL, j.m.now()+j.retryDelay)
 			}
 		}
@@ -378,7 +381,9 @@ func (j *Job) call(cb Callback, n note, jerr *JobError) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("dojob: callback panicked: %v", r)
-			j.m.log.Error("dojob: callback panicked", "job", j.id.String(), "panic", fmt.Sprint(r))
+			if j.m.logEnabled(slog.LevelError) {
+				j.m.queueLog(slog.LevelError, "dojob: callback panicked", slog.Any("job", j.id), slog.String("panic", fmt.Sprint(r)))
+			}
 		}
 	}()
 	switch n.kind {

@@ -57,7 +57,10 @@ type Config struct {
 	Paused bool
 
 	// Logger receives dojob's diagnostics: transient errors, failing
-	// callbacks, damaged records. nil discards them.
+	// callbacks, damaged records. nil discards them. dojob never calls it
+	// with a lock held: what the engine logs is queued (only at the levels
+	// the Logger is enabled for) and handed to it in order by a goroutine
+	// of the Manager, so a slow handler delays no job; Close waits for it.
 	Logger *slog.Logger
 }
 
@@ -81,6 +84,7 @@ type Manager struct {
 	epoch  time.Time       // origin of the monotonic clock (now)
 	fs     fileSystem
 	store  *store    // nil for an in-memory Manager
+	logq   logQueue  // records logged under a lock, waiting for the Logger (log.go)
 	bufs   sync.Pool // *[]byte copy buffers of bufSize
 
 	sched scheduler
@@ -403,6 +407,7 @@ func (m *Manager) close() error {
 			}
 		}
 		errs = append(errs, m.store.close())
+		m.flushLogs()
 	} else {
 		for _, j := range jobs {
 			var temps []string
@@ -415,6 +420,7 @@ func (m *Manager) close() error {
 			j.mu.Unlock()
 			errs = append(errs, m.removeTemps(j, temps))
 		}
+		m.flushLogs()
 	}
 	return errors.Join(errs...)
 }

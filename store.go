@@ -186,8 +186,9 @@ func (m *Manager) unpersist(j *Job) {
 	s.mu.Lock()
 	delete(s.dirty, j)
 	s.mu.Unlock()
-	if err := s.remove(j.id); err != nil {
-		m.log.Error("dojob: deleting job record", "job", j.id.String(), "err", err)
+	if err := s.remove(j.id); err != nil && m.logEnabled(slog.LevelError) {
+		// Queued: the job's persistMu is held, and the writer waits for it.
+		m.queueLog(slog.LevelError, "dojob: deleting job record", slog.Any("job", j.id), slog.Any("err", err))
 	}
 }
 

@@ -237,6 +237,9 @@ func (j *Job) mutableLocked() error {
 	if j.m.closed.Load() {
 		return errorf(ErrNoService, "the manager is closed")
 	}
+	if err := j.m.writeProtected(); err != nil {
+		return err
+	}
 	if j.state.Final() {
 		return errorf(ErrInvalidState, "job %s is %s", j.id, j.state)
 	}

@@ -99,3 +99,14 @@ func resumeWait(t *testing.T, j *dojob.Job) dojob.State {
 	require.NoError(t, err)
 	return st
 }
+
+// mustJobError returns j's error object, failing the test if there is none
+// (the job is not in ERROR or TRANSIENT_ERROR), so a test never dereferences
+// a nil *JobError.
+func mustJobError(t *testing.T, j *dojob.Job) *dojob.JobError {
+	t.Helper()
+	jerr, err := j.Error()
+	require.NoError(t, err, "job %s is %s", j.ID(), j.State())
+	require.NotNil(t, jerr)
+	return jerr
+}

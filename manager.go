@@ -53,13 +53,27 @@ type Config struct {
 	CheckpointInterval time.Duration
 
 	// Paused makes the Manager start no transfer until Manager.Start is
-	// called: jobs can be listed, inspected and changed (a command-line tool
-	// showing a state directory) without the reloaded QUEUED jobs starting
-	// to download. Timers still run.
+	// called, and write nothing of its own accord: jobs can be listed and
+	// inspected (a command-line tool showing a state directory) without the
+	// reloaded QUEUED jobs starting to download, and nothing is recovered —
+	// damaged records stay in place (logged), interrupted Complete and
+	// Cancel calls are left for the next Manager that is not paused.
+	//
+	// With a StateDir that is writable and free, a paused Manager owns it
+	// like any other, and its jobs can be changed (each change is written
+	// as usual; one that another Manager owns gives ErrSharingViolation).
+	// A StateDir that is not writable (its mode denies the owner writing,
+	// or the file system is read-only) is opened read-only, without a lock:
+	// the jobs can be looked at as recorded (their timers do not run), and
+	// every change — CreateJob, a setter, a state change, Start — returns
+	// an error matching ErrWriteProtect. Otherwise timers still run.
 	Paused bool
 
 	// Logger receives dojob's diagnostics: transient errors, failing
-	// callbacks, damaged records. nil discards them.
+	// callbacks, damaged records. nil discards them. dojob never calls it
+	// with a lock held: what the engine logs is queued (only at the levels
+	// the Logger is enabled for) and handed to it in order by a goroutine
+	// of the Manager, so a slow handler delays no job; Close waits for it.
 	Logger *slog.Logger
 }
 
@@ -85,6 +99,7 @@ type Manager struct {
 	epoch  time.Time       // origin of the monotonic clock (now)
 	fs     fileSystem
 	store  *store    // nil for an in-memory Manager
+	logq   logQueue  // records logged under a lock, waiting for the Logger (log.go)
 	bufs   sync.Pool // *[]byte copy buffers of bufSize
 
 	sched scheduler
@@ -151,7 +166,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	m.paused.Store(cfg.Paused)
 	m.clock.wake = m.poke
 	if cfg.StateDir != "" {
-		s, err := openStore(cfg.StateDir, m.log)
+		s, err := openStore(cfg.StateDir, m.log, cfg.Paused)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +175,9 @@ func NewManager(cfg Config) (*Manager, error) {
 			s.close()
 			return nil, err
 		}
-		m.spawn(nil, "the state writer", m.writer)
+		if !s.readOnly {
+			m.spawn(nil, "the state writer", m.writer)
+		}
 	}
 	m.spawn(nil, "the scheduling loop", m.loop)
 	return m, nil
@@ -207,12 +224,30 @@ func (m *Manager) spawn(j *Job, what string, fn func()) bool {
 	return true
 }
 
-// Start lets a Manager created with Config.Paused start transfers. It is a
-// no-op otherwise, and after Close.
-func (m *Manager) Start() {
+// Start lets a Manager created with Config.Paused start transfers. It
+// returns an error matching ErrWriteProtect on a Manager that opened its
+// state directory read-only (see Config.Paused): it cannot run jobs it does
+// not own. It is a no-op otherwise, and after Close (ErrNoService).
+func (m *Manager) Start() error {
+	if m.closed.Load() {
+		return errorf(ErrNoService, "the manager is closed")
+	}
+	if err := m.writeProtected(); err != nil {
+		return err
+	}
 	if m.paused.Swap(false) {
 		m.kick()
 	}
+	return nil
+}
+
+// writeProtected returns ErrWriteProtect on a read-only Manager (a paused
+// one that does not own its state directory), nil otherwise.
+func (m *Manager) writeProtected() error {
+	if m.store != nil && m.store.readOnly {
+		return m.store.writeProtected()
+	}
+	return nil
 }
 
 // poke wakes the loop.
@@ -296,6 +331,9 @@ func (m *Manager) CreateJob(displayName string) (*Job, error) {
 	}
 	if m.closed.Load() {
 		return nil, errorf(ErrNoService, "the manager is closed")
+	}
+	if err := m.writeProtected(); err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	j := m.newJob(newJobID(), now)
@@ -430,6 +468,7 @@ func (m *Manager) close() error {
 			}
 		}
 		errs = append(errs, m.store.close())
+		m.flushLogs()
 	} else {
 		for _, j := range jobs {
 			var temps []string
@@ -442,6 +481,7 @@ func (m *Manager) close() error {
 			j.mu.Unlock()
 			errs = append(errs, m.removeTemps(j, temps))
 		}
+		m.flushLogs()
 	}
 	return errors.Join(errs...)
 }

@@ -184,10 +184,10 @@ func TestPausedManager(t *testing.T) {
 		synctest.Wait()
 		assert.Equal(t, dojob.StateQueued, j.State())
 		assert.Empty(t, r.tr.Requests())
-		r.m.Start()
+		require.NoError(t, r.m.Start())
 		st, err := j.Wait(t.Context())
 		require.NoError(t, err)
 		assert.Equal(t, dojob.StateTransferred, st)
-		r.m.Start() // a no-op now
+		require.NoError(t, r.m.Start()) // a no-op now
 	})
 }

@@ -1,11 +1,12 @@
 package dojob
 
 import (
+	"log/slog"
 	"time"
 )
 
 // This file holds the timing rules of a job: the no-progress window, the
-// retry delay and the stall watchdog (DESIGN.md §3). All times are on the
+// retry delay and the stall watchdog. All times are on the
 // Manager's monotonic clock (Manager.now), so changing the wall clock
 // changes nothing.
 
@@ -65,7 +66,9 @@ func (j *Job) failLocked(e *JobError) {
 	j.retryAt = now + delay
 	j.m.clock.set(&j.retryDL, j.retryAt)
 	j.m.clock.set(&j.windowDL, j.windowStart+to)
-	j.m.log.Info("dojob: transient error; will retry", "job", j.id.String(), "err", e.Error(), "delay", delay)
+	if j.m.logEnabled(slog.LevelInfo) {
+		j.m.queueLog(slog.LevelInfo, "dojob: transient error; will retry", slog.Any("job", j.id), slog.Any("err", e), slog.Duration("delay", delay))
+	}
 }
 
 // onRetry queues a TRANSIENT_ERROR job whose retry delay is over.
@@ -139,7 +142,9 @@ func (j *Job) expireLocked() {
 	j.stopTransferLocked()
 	j.jerr = e
 	_ = j.setStateLocked(StateError)
-	j.m.log.Info("dojob: no progress within the timeout", "job", j.id.String(), "timeout", j.timeoutLocked())
+	if j.m.logEnabled(slog.LevelInfo) {
+		j.m.queueLog(slog.LevelInfo, "dojob: no progress within the timeout", slog.Any("job", j.id), slog.Duration("timeout", j.timeoutLocked()))
+	}
 }
 
 // tickIntervalLocked is how often a running transfer's watchdog ticks: often

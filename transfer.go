@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -90,7 +91,9 @@ func (j *Job) preempt(x *transfer) {
 		return
 	}
 	_ = j.setStateLocked(StateQueued)
-	j.m.log.Debug("dojob: pre-empted", "job", j.id.String())
+	if j.m.logEnabled(slog.LevelDebug) {
+		j.m.queueLog(slog.LevelDebug, "dojob: pre-empted", slog.Any("job", j.id))
+	}
 }
 
 // run is the transfer goroutine: files one after another, in order.

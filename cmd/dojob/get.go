@@ -290,8 +290,8 @@ func (c *cli) transfer(m *dojob.Manager, j *dojob.Job, cancelOnError bool) int {
 	}
 	defer detach() // a no-op error once the job is final or m is closed
 	// Another dojob command may suspend the job through the control
-	// endpoint. Wait does not return for SUSPENDED, so the state callback
-	// ends the wait, and the command stops as on Ctrl-C.
+	// endpoint: Wait returns SUSPENDED (or the state callback ends the wait
+	// first), and the command stops as on Ctrl-C.
 	waitCtx, stopWait := context.WithCancelCause(c.ctx)
 	defer stopWait(nil)
 	cb := dojob.CallbackFuncs{StateChanged: func(j *dojob.Job, from, to dojob.State) error {
@@ -377,6 +377,11 @@ func (c *cli) transfer(m *dojob.Manager, j *dojob.Job, cancelOnError bool) int {
 			c.printJSON(resultOf(j, jerr, false))
 		}
 		return exitFail
+
+	case dojob.StateSuspended: // another dojob command suspended it
+		d.finish(false)
+		detach()
+		return c.suspendedElsewhere(j)
 
 	default: // ACKNOWLEDGED or CANCELLED: another party ended it
 		d.finish(false)

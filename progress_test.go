@@ -330,3 +330,43 @@ func stripRecordFileFields(t *testing.T, stateDir string, fields ...string) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, data, 0o600))
 }
+
+// TestFinishedFileIsProgress: file /a gets all its bytes, but the body ends
+// without its last chunk, so it is not known to be complete; the next
+// attempt's server ignores the range and /a is fetched again whole — no byte
+// past its mark — and finishes. That is progress: the window the first
+// failure opened closes, and the window opened by /b, which fails forever,
+// runs its full timeout from /b's first failure.
+func TestFinishedFileIsProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			size    = 64 << 10
+			timeout = time.Minute
+		)
+		r := newRig(t, dojob.Config{}, dojobtest.WithSize(size), dojobtest.WithoutContentLength(),
+			dojobtest.ScriptFor("/a", dojobtest.DropAfter(size), dojobtest.IgnoreRange()),
+			dojobtest.AlwaysFor("/b", dojobtest.Status(503)))
+		j := r.job("finished", "/a", "/b")
+		require.NoError(t, j.SetNoProgressTimeout(timeout))
+		start := time.Now()
+		require.NoError(t, j.Resume())
+		ctx, cancel := context.WithTimeout(t.Context(), 10*timeout)
+		defer cancel()
+		st, err := j.Wait(ctx)
+		require.NoError(t, err)
+		require.Equal(t, dojob.StateError, st)
+		assert.Equal(t, 2*time.Second+timeout, time.Since(start), "the window opened by /b's first failure, after /a finished")
+		assert.Equal(t, []time.Duration{0, 2 * time.Second}, requestOffsets(r.tr.RequestsFor("/a"), start))
+		assert.Equal(t, []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second},
+			requestOffsets(r.tr.RequestsFor("/b"), start), "the back-off starts again after the finished file")
+		files := j.Files()
+		assert.True(t, files[0].Transferred)
+		assert.Equal(t, int64(size), files[0].BytesTransferred)
+		assert.Equal(t, 1, files[0].Restarts)
+		assert.Equal(t, "server ignored the range", files[0].RestartReason)
+		jerr, err := j.Error()
+		require.NoError(t, err)
+		assert.Equal(t, dojob.ErrNoProgress, jerr.Code)
+		assert.True(t, errors.Is(jerr, dojob.HTTPStatus(503)), "%v", jerr)
+	})
+}

@@ -321,6 +321,12 @@ type recordFile struct {
 	LastModified string      `json:"last_modified,omitempty"`
 	Transferred  bool        `json:"transferred,omitempty"`
 	Completed    bool        `json:"completed,omitempty"`
+
+	// Added within version 1: a record without them (from an older
+	// release) loads with the high-water mark at Durable and no restarts.
+	HighWater     int64  `json:"high_water,omitempty"` // the most bytes the file ever held
+	Restarts      int    `json:"restarts,omitempty"`
+	RestartReason string `json:"restart_reason,omitempty"`
 }
 
 type recordError struct {
@@ -371,6 +377,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 			Size: f.size, RemoteSize: f.remoteSize, Durable: f.durable,
 			ETag: f.etag, LastModified: f.lastMod,
 			Transferred: f.transferred, Completed: f.completed,
+			HighWater: f.markLocked(), Restarts: f.restarts, RestartReason: f.restartReason,
 		}
 	}
 	return r
@@ -594,6 +601,7 @@ func (m *Manager) restore(r *record) *Job {
 			size: rf.Size, remoteSize: rf.RemoteSize, durable: rf.Durable,
 			etag: rf.ETag, lastMod: rf.LastModified,
 			transferred: rf.Transferred, completed: rf.Completed,
+			hwm: max(rf.HighWater, rf.Durable), restarts: max(rf.Restarts, 0), restartReason: rf.RestartReason,
 		})
 	}
 
@@ -694,6 +702,8 @@ func (m *Manager) checkTemp(j *Job, f *file) {
 	case err != nil && errors.Is(err, fs.ErrNotExist):
 		if f.transferred || f.durable > 0 {
 			m.log.Warn("dojob: temporary file missing; the file starts over", "job", j.id.String(), "file", f.temp)
+			f.restarts++
+			f.restartReason = "temporary file missing"
 		}
 		f.transferred = false
 		f.durable = 0

@@ -19,7 +19,7 @@ const maxRetryCap = 60 * time.Second
 const progressInterval = 100 * time.Millisecond
 
 // retryDelay returns the wait after a failed attempt: base doubled once for
-// each earlier consecutive attempt that moved no byte (streak), capped at
+// each earlier consecutive attempt that moved no new byte (streak), capped at
 // max(60 s, base), and never shorter than the server's Retry-After.
 func retryDelay(base time.Duration, streak int, retryAfter time.Duration) time.Duration {
 	limit := max(maxRetryCap, base)
@@ -91,8 +91,10 @@ func (j *Job) closeWindowLocked() {
 	j.m.clock.stop(&j.windowDL)
 }
 
-// noteProgressLocked records the first byte of an attempt (or a finished
-// file): it closes the no-progress window and resets the retry back-off.
+// noteProgressLocked records progress: the first new byte of an attempt
+// (one that takes its file past its high-water mark; bytes fetched again
+// after a restart from byte 0 are not progress) or a finished file. It
+// closes the no-progress window and resets the retry back-off.
 func (j *Job) noteProgressLocked() {
 	j.closeWindowLocked()
 	j.streak = 0

@@ -42,7 +42,8 @@ type transfer struct {
 	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
 
 	// Owned by the goroutine.
-	progressed bool    // this run moved a byte (the no-progress window is closed)
+	progressed bool    // this run moved a new byte (the no-progress window is closed)
+	mark       int64   // the current file's high-water mark when its response was accepted
 	buf        *[]byte // copy buffer from the Manager's pool
 }
 
@@ -163,6 +164,10 @@ func (x *transfer) run() {
 		f.transferred = true
 		f.durable = f.done.Load()
 		j.version++
+		// A finished file is progress even if every byte of it was fetched
+		// before (a file that started over and ended below its old mark,
+		// e.g. new content that is shorter): the job is a file further on,
+		// and a file finishes once, so this cannot keep a job alive.
 		j.noteProgressLocked()
 		j.queueFileLocked(f)
 		m.markDirty(j)
@@ -185,13 +190,14 @@ func (x *transfer) transferFile(f *file) error {
 	defer tf.close()
 	// Resuming needs a validator (a strong ETag or Last-Modified) to send in
 	// If-Range: without one a changed file of the same size would be spliced
-	// silently. Such a partial whole file starts over instead.
+	// silently. Such a partial file starts over instead — a ranged one too:
+	// its ranges are fetched by offset just the same.
 	j := x.j
 	j.mu.Lock()
-	blind := f.ranges == nil && f.done.Load() > 0 && f.etag == "" && f.lastMod == ""
+	blind := f.done.Load() > 0 && f.etag == "" && f.lastMod == ""
 	j.mu.Unlock()
 	if blind {
-		if err := x.restart(tf, f); err != nil {
+		if err := x.restart(tf, f, "no validator to resume safely"); err != nil {
 			return err
 		}
 	}
@@ -202,8 +208,8 @@ func (x *transfer) transferFile(f *file) error {
 			x.keep(tf, f)
 			return err
 		}
-		if restart {
-			if err := x.restart(tf, f); err != nil {
+		if restart != "" {
+			if err := x.restart(tf, f, restart); err != nil {
 				return err
 			}
 			restarted = true
@@ -295,8 +301,10 @@ func (t *lazyTemp) close() {
 }
 
 // restart empties f's temporary file: the content changed on the server, or
-// the server would not resume.
-func (x *transfer) restart(tf *lazyTemp, f *file) error {
+// the server would not resume, or nothing could tell whether it changed;
+// reason says which (FileInfo.RestartReason). The high-water mark keeps the
+// most the file held, so the bytes fetched again are not progress.
+func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 	j := x.j
 	if err := tf.open(); err != nil {
 		return err
@@ -308,6 +316,9 @@ func (x *transfer) restart(tf *lazyTemp, f *file) error {
 		return localError(err)
 	}
 	j.mu.Lock()
+	f.hwm = f.markLocked()
+	f.restarts++
+	f.restartReason = reason
 	f.done.Store(0)
 	x.seen = 0
 	f.durable = 0
@@ -318,9 +329,45 @@ func (x *transfer) restart(tf *lazyTemp, f *file) error {
 		f.size = rangesSize(f.ranges, SizeUnknown)
 	}
 	j.version++
+	j.m.markDirty(j)
 	j.mu.Unlock()
-	j.m.log.Info("dojob: remote file changed or range refused; starting the file over", "job", j.id.String(), "url", redactURL(f.remote))
+	j.m.log.Info("dojob: starting the file over", "job", j.id.String(), "url", redactURL(f.remote), "reason", reason)
 	return nil
+}
+
+// restartReason says in a few lower-case words why a response that check
+// turned down (v.restart) or took as a whole new file (v.truncate) makes f
+// start over. etag, lastMod and knownSize are what the request was made
+// with; sentIfRange whether it carried If-Range.
+func restartReason(resp *http.Response, sentIfRange bool, etag, lastMod string, knownSize int64) string {
+	newETag, newLastMod := strongETag(resp.Header.Get("ETag")), resp.Header.Get("Last-Modified")
+	switch resp.StatusCode {
+	case http.StatusOK:
+		// If-Range failed, or the server ignored the Range header.
+		switch {
+		case sentIfRange && etag != "" && newETag != etag:
+			return "content changed (ETag)"
+		case sentIfRange && etag == "" && lastMod != "" && newLastMod != lastMod:
+			return "content changed (Last-Modified)"
+		}
+		return "server ignored the range"
+	case http.StatusPartialContent:
+		cr, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		switch {
+		case etag != "" && newETag != "" && newETag != etag:
+			return "content changed (ETag)"
+		case etag == "" && lastMod != "" && newLastMod != "" && newLastMod != lastMod:
+			return "content changed (Last-Modified)"
+		case !ok || cr.start < 0 || cr.total < 0:
+			return "server sent no usable content-range"
+		case knownSize != SizeUnknown && cr.total != knownSize:
+			return "content changed (size)"
+		}
+		return "server sent another range"
+	case http.StatusRequestedRangeNotSatisfiable:
+		return "server refused the range"
+	}
+	return "server would not resume"
 }
 
 // span is the part of a remote file one request asks for.
@@ -362,20 +409,21 @@ func (f *file) nextSpanLocked() (s span, complete bool) {
 }
 
 // step makes one request for f and copies its body. It reports whether the
-// file is complete, or whether it must start over from byte 0.
-func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restart bool, err error) {
+// file is complete, or whether it must start over from byte 0 (restart is
+// then the reason, never "").
+func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, restart string, err error) {
 	j, m := x.j, x.j.m
 	j.mu.Lock()
 	sp, complete := f.nextSpanLocked()
 	etag, lastMod, remoteSize := f.etag, f.lastMod, f.remoteSize
 	j.mu.Unlock()
 	if complete {
-		return true, false, nil
+		return true, "", nil
 	}
 
 	req, err := http.NewRequestWithContext(x.ctx, http.MethodGet, f.remote, nil)
 	if err != nil {
-		return false, false, protocolError(ErrInvalidArg, "building the request: %v", err)
+		return false, "", protocolError(ErrInvalidArg, "building the request: %v", err)
 	}
 	// The exact bytes, never a compressed representation: offsets must
 	// count the same bytes on every attempt.
@@ -403,7 +451,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 
 	resp, err := m.client.Do(req)
 	if err != nil {
-		return false, false, err
+		return false, "", err
 	}
 	defer func() {
 		// Closing without draining: a body we stop reading early is not
@@ -415,15 +463,15 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 		resp.StatusCode, resp.Header, resp.ContentLength, time.Now())
 	switch {
 	case v.err != nil:
-		return false, false, v.err
+		return false, "", v.err
 	case v.restart:
 		if restarted {
 			if f.ranges != nil {
-				return false, false, protocolError(ErrInsufficientRangeSupport, "the server does not serve the requested ranges consistently")
+				return false, "", protocolError(ErrInsufficientRangeSupport, "the server does not serve the requested ranges consistently")
 			}
-			return false, false, protocolError(ErrBlockSizeMismatch, "the server's answer does not match the file it served before")
+			return false, "", protocolError(ErrBlockSizeMismatch, "the server's answer does not match the file it served before")
 		}
-		return false, true, nil
+		return false, restartReason(resp, ifRange != "", etag, lastMod, remoteSize), nil
 	case v.complete:
 		// 416 at full size: what we have is the whole file, whose size the
 		// answer confirmed.
@@ -431,25 +479,25 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 		f.size = f.done.Load()
 		f.remoteSize = f.size
 		j.mu.Unlock()
-		return true, false, nil
+		return true, "", nil
 	}
 
 	if v.truncate {
 		// A 200 to a resume request: the server ignored the range or the
 		// content changed. The body is the whole new file.
-		if err := x.restart(tf, f); err != nil {
-			return false, false, err
+		if err := x.restart(tf, f, restartReason(resp, ifRange != "", etag, lastMod, remoteSize)); err != nil {
+			return false, "", err
 		}
 	}
 
 	if err := tf.open(); err != nil {
-		return false, false, err
+		return false, "", err
 	}
 	// Accept the response: TRANSFERRING, the validators and sizes it told.
 	j.mu.Lock()
 	if j.xfer != x {
 		j.mu.Unlock()
-		return false, false, errStopped
+		return false, "", errStopped
 	}
 	if v.etag != "" || v.lastMod != "" || f.etag == "" && f.lastMod == "" {
 		f.etag, f.lastMod = v.etag, v.lastMod
@@ -463,15 +511,16 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 		}
 	}
 	x.seenAt = m.now()
+	x.mark = f.markLocked() // only bytes past it are progress
 	_ = j.setStateLocked(StateTransferring)
 	j.mu.Unlock()
 
 	n, err := x.copy(tf.tempFile, resp.Body, f, v.length)
 	if err != nil {
-		return false, false, err
+		return false, "", err
 	}
 	if v.length >= 0 && n < v.length {
-		return false, false, fmt.Errorf("body ended after %d of %d bytes: %w", n, v.length, io.ErrUnexpectedEOF)
+		return false, "", fmt.Errorf("body ended after %d of %d bytes: %w", n, v.length, io.ErrUnexpectedEOF)
 	}
 	if f.ranges == nil && v.remoteSize == SizeUnknown {
 		// No announced length: the end of the body is the end of the file.
@@ -479,18 +528,19 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 		f.size = f.done.Load()
 		f.remoteSize = f.size
 		j.mu.Unlock()
-		return true, false, nil
+		return true, "", nil
 	}
 	if f.ranges != nil {
-		return false, false, nil // the next step finds the next range, or completion
+		return false, "", nil // the next step finds the next range, or completion
 	}
-	return true, false, nil
+	return true, "", nil
 }
 
 // copy is the hot path: it moves body bytes into the temporary file. Per
-// write it adds to f's byte counter and reads one flag — no lock, no clock,
-// no allocation. The first byte of a run closes the no-progress window
-// (once, under the lock); the watchdog tick asks for checkpoints.
+// write it adds to f's byte counter and compares it with the file's
+// high-water mark, and reads one flag — no lock, no clock, no allocation.
+// The first new byte of a run (one past the mark) closes the no-progress
+// window (once, under the lock); the watchdog tick asks for checkpoints.
 func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int64, error) {
 	if x.buf == nil {
 		x.buf = x.j.m.bufs.Get().(*[]byte)
@@ -511,7 +561,7 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 				return n, localError(werr)
 			}
 			if x.account(f, nw) {
-				if !x.progressed {
+				if !x.progressed && f.done.Load() > x.mark {
 					x.firstByte()
 				}
 				if x.ckptDue.Load() {
@@ -533,14 +583,18 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 
 // account is the bookkeeping of one write on the hot path: one atomic add
 // to the file's byte counter (which Progress, the watchdog and checkpoints
-// read) and one atomic load. It reports whether the slow path has work: the
-// run's first byte, or a checkpoint the watchdog asked for.
+// read), one comparison with the mark and one atomic load. It reports
+// whether the slow path has work: the run's first new byte — the write that
+// takes the file past its high-water mark, so a file that started over is
+// not progress until it gets back there — or a checkpoint the watchdog
+// asked for. Once the run has progressed the mark is not looked at again:
+// the window stays closed until the run ends.
 func (x *transfer) account(f *file, n int) (slow bool) {
-	f.done.Add(int64(n))
-	return !x.progressed || x.ckptDue.Load()
+	done := f.done.Add(int64(n))
+	return (!x.progressed && done > x.mark) || x.ckptDue.Load()
 }
 
-// firstByte records the first byte of a run: progress closes the
+// firstByte records the first new byte of a run: progress closes the
 // no-progress window and resets the retry back-off.
 func (x *transfer) firstByte() {
 	x.progressed = true

@@ -101,6 +101,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
 tmpfs_root=$(mktemp -d "$tmpfs_parent/dojob-compare.XXXXXX")
 disk_root=$(mktemp -d "$disk_parent/.compare.XXXXXX")
 

@@ -40,8 +40,7 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "fileserver: %s is not a directory\n", *dir)
 		return 2
 	}
-	host, _, err := net.SplitHostPort(*addr)
-	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+	if !isLoopback(*addr) {
 		fmt.Fprintf(os.Stderr, "fileserver: %s is not a loopback address\n", *addr)
 		return 2
 	}
@@ -54,6 +53,15 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return serve(ctx, ln, *dir)
+}
+
+// isLoopback reports whether addr is host:port with a loopback IP address
+// as the host (a name such as localhost is refused: it could resolve to
+// anything).
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
 
 // serve serves dir on ln until ctx ends, having printed the base URL.

@@ -40,6 +40,7 @@ type transfer struct {
 	ckptAt time.Duration // when the last checkpoint was asked for
 
 	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
+	bg      bgSync      // the checkpoint fsync in flight, off the copy goroutine
 
 	// Owned by the goroutine.
 	progressed bool    // this run moved a new byte (the no-progress window is closed)
@@ -188,6 +189,7 @@ func (j *Job) endRunLocked() {
 func (x *transfer) transferFile(f *file) error {
 	tf := &lazyTemp{fs: x.j.m.fs, f: f}
 	defer tf.close()
+	defer x.bg.wait() // before the close: a checkpoint's fsync may still run
 	// Resuming needs a validator (a strong ETag or Last-Modified) to send in
 	// If-Range: without one a changed file of the same size would be spliced
 	// silently. Such a partial file starts over instead — a ranged one too:
@@ -222,6 +224,9 @@ func (x *transfer) transferFile(f *file) error {
 	if err := tf.open(); err != nil {
 		return err
 	}
+	if err := x.bg.wait(); err != nil {
+		return localError(err)
+	}
 	if err := tf.Sync(); err != nil {
 		return localError(err)
 	}
@@ -236,6 +241,7 @@ func (x *transfer) keep(tf *lazyTemp, f *file) {
 	if tf.tempFile == nil {
 		return
 	}
+	_ = x.bg.wait() // a failed checkpoint changes nothing: this fsync decides
 	if err := tf.Sync(); err != nil {
 		return // the checkpoint recorded before stays the trusted length
 	}
@@ -309,6 +315,9 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 	if err := tf.open(); err != nil {
 		return err
 	}
+	// A checkpoint's sync in flight would record a length of the old
+	// content after the truncation.
+	_ = x.bg.wait()
 	if err := tf.Truncate(0); err != nil {
 		return localError(err)
 	}
@@ -547,6 +556,7 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 	}
 	buf := *x.buf
 	var n int64
+	pending := int64(0) // bytes written since the last startWriteback
 	for length < 0 || n < length {
 		rd := buf
 		if length >= 0 && length-n < int64(len(rd)) {
@@ -559,6 +569,11 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 			if werr != nil {
 				f.done.Add(int64(nw))
 				return n, localError(werr)
+			}
+			if pending += int64(nw); pending >= writebackChunk {
+				end := f.done.Load() + int64(nw) // the file's length after this write
+				startWriteback(tf, end-pending, pending)
+				pending = 0
 			}
 			if x.account(f, nw) {
 				if !x.progressed && f.done.Load() > x.mark {
@@ -607,17 +622,24 @@ func (x *transfer) firstByte() {
 }
 
 // checkpoint makes the bytes so far durable and records how many there are,
-// so a restart after a crash resumes from here.
+// so a restart after a crash resumes from here. The fsync runs off the copy
+// goroutine (bgSync): the length is noted here, where every byte it counts
+// has been written, and recorded once the fsync has returned. Anything
+// saved along with the length must be taken here too, at the same count.
+// A failed fsync is reported by the next checkpoint or at the file's end.
 func (x *transfer) checkpoint(tf tempFile, f *file) error {
 	x.ckptDue.Store(false)
-	if err := tf.Sync(); err != nil {
+	if err := x.bg.failed(); err != nil {
 		return localError(err)
 	}
+	n := f.done.Load()
 	j := x.j
-	j.mu.Lock()
-	f.durable = f.done.Load()
-	j.version++
-	j.mu.Unlock()
-	j.m.markDirty(j)
+	x.bg.start(tf, func() {
+		j.mu.Lock()
+		f.durable = max(f.durable, n)
+		j.version++
+		j.mu.Unlock()
+		j.m.markDirty(j)
+	})
 	return nil
 }

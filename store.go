@@ -306,6 +306,7 @@ type record struct {
 	WindowAge         *time.Duration `json:"window_age_ns,omitempty"` // age of the open no-progress window
 	RetryIn           time.Duration  `json:"retry_in_ns,omitempty"`   // TRANSIENT_ERROR: time left before the retry
 	Streak            int            `json:"streak,omitempty"`
+	MaxParallelFiles  int            `json:"max_parallel_files,omitempty"` // added within version 1; absent: 1
 	Files             []recordFile   `json:"files"`
 }
 
@@ -358,6 +359,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 		Error:             j.recordErrorLocked(j.jerr),
 		LastTransient:     j.recordErrorLocked(j.lastTransient),
 		Streak:            j.streak,
+		MaxParallelFiles:  j.parallel,
 		Files:             make([]recordFile, len(j.files)),
 	}
 	if j.timeoutSet {
@@ -530,7 +532,7 @@ func (rec *record) check() error {
 		return errors.New("record holds invalid settings")
 	}
 	if utf8.RuneCountInString(rec.DisplayName) > maxDisplayName || utf8.RuneCountInString(rec.Description) > maxDescription ||
-		rec.ErrorCount < 0 || rec.Streak < 0 {
+		rec.ErrorCount < 0 || rec.Streak < 0 || rec.MaxParallelFiles < 0 || rec.MaxParallelFiles > MaxParallelFilesLimit {
 		return errors.New("record holds invalid settings")
 	}
 	for _, e := range []*recordError{rec.Error, rec.LastTransient} {
@@ -595,6 +597,7 @@ func (m *Manager) restore(r *record) *Job {
 	j.flags = r.NotifyFlags
 	j.modified, j.completedAt = r.Modified, r.TransferCompleted
 	j.errCount, j.streak = r.ErrorCount, r.Streak
+	j.parallel = r.MaxParallelFiles
 	for _, rf := range r.Files {
 		j.files = append(j.files, &file{
 			remote: rf.Remote, local: rf.Local, temp: rf.Temp, ranges: rf.Ranges,

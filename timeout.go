@@ -187,13 +187,9 @@ func (j *Job) onTick(now time.Duration) {
 	if x == nil {
 		return
 	}
-	if f := x.cur; f != nil {
-		if n := f.done.Load(); n != x.seen {
-			x.seen, x.seenAt = n, now
-		} else if now-x.seenAt >= j.m.cfg.StallTimeout {
-			x.cancel(errStalled)
-			return
-		}
+	if x.stalledLocked(now, j.m.cfg.StallTimeout) {
+		x.cancel(errStalled)
+		return
 	}
 	if b := j.bytesLocked(); b != j.notedBytes {
 		j.modified = time.Now()
@@ -202,7 +198,7 @@ func (j *Job) onTick(now time.Duration) {
 	}
 	if j.m.store != nil && now-x.ckptAt >= j.m.cfg.CheckpointInterval {
 		x.ckptAt = now
-		x.ckptDue.Store(true)
+		x.askCheckpointLocked()
 	}
 	j.m.clock.set(&j.tickDL, now+j.tickIntervalLocked())
 }

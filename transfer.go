@@ -28,6 +28,7 @@ type transfer struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the goroutine has exited
 	prev   *transfer     // the job's previous run, which must exit first
+	root   *transfer     // for one file of a parallel run (parallel.go): the job's run
 
 	// Guarded by the scheduler's mu.
 	preempted bool
@@ -38,6 +39,7 @@ type transfer struct {
 	seen   int64         // its byte counter at the last watchdog tick
 	seenAt time.Duration // when that counter last changed (or headers arrived)
 	ckptAt time.Duration // when the last checkpoint was asked for
+	subs   []*transfer   // the files of a parallel run under way (parallel.go)
 
 	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
 	bg      bgSync      // the checkpoint fsync in flight, off the copy goroutine
@@ -113,6 +115,13 @@ func (x *transfer) run() {
 	if x.prev != nil {
 		<-x.prev.done // its goroutine may still hold a temporary file
 		x.prev = nil
+	}
+	j.mu.Lock()
+	n := j.maxParallelLocked()
+	j.mu.Unlock()
+	if n > 1 {
+		x.runParallel(n)
+		return
 	}
 	for {
 		j.mu.Lock()
@@ -504,7 +513,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	}
 	// Accept the response: TRANSFERRING, the validators and sizes it told.
 	j.mu.Lock()
-	if j.xfer != x {
+	if !x.liveLocked() {
 		j.mu.Unlock()
 		return false, "", errStopped
 	}
@@ -615,7 +624,7 @@ func (x *transfer) firstByte() {
 	x.progressed = true
 	j := x.j
 	j.mu.Lock()
-	if j.xfer == x {
+	if x.liveLocked() {
 		j.noteProgressLocked()
 	}
 	j.mu.Unlock()

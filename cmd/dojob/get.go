@@ -88,6 +88,11 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 	return nil
 }
 
+// defaultParallel is how many files of a get transfer at once unless
+// --parallel says otherwise: many small files go at the speed of a few
+// connections, as with curl --parallel.
+const defaultParallel = 8
+
 // fileSpec is one file of a get: where from, where to.
 type fileSpec struct {
 	url  string // as given
@@ -100,6 +105,7 @@ func (c *cli) get(args []string) int {
 	out := fs.String("o", "", "")
 	dir := fs.String("d", "", "")
 	keep := fs.Bool("keep", false, "")
+	parallel := fs.Int("parallel", defaultParallel, "")
 	var jf jobFlags
 	jf.priority.p = dojob.PriorityForeground
 	jf.register(fs)
@@ -111,6 +117,9 @@ func (c *cli) get(args []string) int {
 	}
 	if err == nil {
 		err = mf.check()
+	}
+	if err == nil && (*parallel < 1 || *parallel > dojob.MaxParallelFilesLimit) {
+		err = fmt.Errorf("--parallel must be between 1 and %d", dojob.MaxParallelFilesLimit)
 	}
 	if err != nil {
 		return c.usageError(err)
@@ -130,6 +139,9 @@ func (c *cli) get(args []string) int {
 			}
 		}
 		if err := jf.apply(j, true); err != nil {
+			return c.fail(err)
+		}
+		if err := j.SetMaxParallelFiles(*parallel); err != nil {
 			return c.fail(err)
 		}
 		return c.transfer(m, j, !*keep)

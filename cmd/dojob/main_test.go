@@ -233,6 +233,8 @@ func TestUsageErrors(t *testing.T) {
 		{"get", "--retry-delay", "0s", "-d", dir, url},
 		{"get", "--no-progress-timeout", "-1s", "-d", dir, url},
 		{"get", "--stall-timeout", "soon", "-d", dir, url},
+		{"get", "--parallel", "0", "-d", dir, url},
+		{"get", "--parallel", "33", "-d", dir, url},
 		{"info"},
 		{"info", "{not-an-id}"},
 		{"resume", "1", "2"},

@@ -65,6 +65,8 @@ Flags of get:
                        file is named after the last segment of its URL's path
   --keep               if the job ends in ERROR, keep it (and its partial
                        files) for info and resume instead of cancelling it
+  --parallel N         how many of the files transfer at once, each over its
+                       own connection (default 8; 1: one after another)
 
 Flags of get and resume (resume changes only what is given):
   --priority P         foreground, high, normal or low (get: foreground)

@@ -46,6 +46,9 @@ type store struct {
 
 // openStore creates or opens a state directory and locks it.
 func openStore(dir string, log *slog.Logger) (*store, error) {
+	if !persistenceSupported {
+		return nil, errorf(ErrNotImplemented, "state directories are not supported on this platform (no file lock)")
+	}
 	if dir == "" || !filepath.IsAbs(dir) {
 		abs, err := filepath.Abs(dir)
 		if err != nil {

@@ -126,9 +126,8 @@ func TestHardLinkAtPromoteRefused(t *testing.T) {
 	v.check(t)
 }
 
-// suspended runs a job of one 256 KiB file in a synctest bubble until about
-// half of it is in the temporary file, then suspends it. It returns the
-// Manager, the job, the Transport, the destination folder and the bytes
+// suspended is a job of one file stopped half-way: its Manager's config,
+// the Manager, the job, the Transport, the destination folder and the bytes
 // recorded.
 type suspended struct {
 	cfg  dojob.Config
@@ -141,6 +140,8 @@ type suspended struct {
 
 const suspendSize = 256 << 10
 
+// suspendMidFile runs a job of one 256 KiB file, inside a synctest bubble,
+// until about half of it is in the temporary file, then suspends it.
 func suspendMidFile(t *testing.T, stateDir string) *suspended {
 	t.Helper()
 	s := &suspended{dir: t.TempDir()}

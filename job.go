@@ -362,10 +362,14 @@ func (j *Job) Cancel() error {
 // It works in every non-final state; a running transfer is stopped first.
 //
 // If a rename fails, Complete returns that error (a *JobError with context
-// LOCAL_FILE) and the job stays in its state, with the files renamed before
-// the failure already in place and marked Completed; a job that was trying
-// to transfer is queued again. Calling Complete from JobTransferred is the
-// canonical way to finish a job.
+// LOCAL_FILE; ERROR_PATH_NOT_FOUND naming the directory if the destination's
+// directory is gone) and the job stays in its state, with the files renamed
+// before the failure already in place and marked Completed; a job that was
+// trying to transfer is queued again. A file whose temporary file is gone
+// with its folder is no longer transferred: Resume downloads it again (a
+// TRANSFERRED job is queued), and Cancel cleans up. A file whose temporary
+// file is still there stays transferred for another Complete. Calling
+// Complete from JobTransferred is the canonical way to finish a job.
 func (j *Job) Complete() error {
 	j.opMu.Lock()
 	defer j.opMu.Unlock()
@@ -396,6 +400,9 @@ func (j *Job) Complete() error {
 	}
 
 	perr := j.m.promote(j, files)
+	if perr != nil {
+		j.m.forgetLost(j, files)
+	}
 
 	j.mu.Lock()
 	j.completing = false
@@ -473,11 +480,13 @@ func (j *Job) Progress() Progress {
 func (j *Job) progressLocked() Progress {
 	p := Progress{FilesTotal: len(j.files)}
 	for _, f := range j.files {
-		p.BytesTransferred += f.done.Load()
+		// Sums saturate at math.MaxInt64: ranges near the int64 limit, or
+		// many files, must not wrap to a negative total.
+		p.BytesTransferred = addSat(p.BytesTransferred, f.done.Load())
 		if f.size == SizeUnknown {
 			p.BytesTotal = SizeUnknown
 		} else if p.BytesTotal != SizeUnknown {
-			p.BytesTotal += f.size
+			p.BytesTotal = addSat(p.BytesTotal, f.size)
 		}
 		if f.transferred {
 			p.FilesTransferred++

@@ -152,6 +152,14 @@ const (
 // working and its state-changing methods and setters return ErrInvalidState.
 // After Manager.Close they return ErrNoService. The zero Job is not usable:
 // it belongs to no Manager, and its state-changing methods would panic.
+//
+// Lock order (for maintainers; docs/design.md, Lock order): a Job's opMu,
+// then its persistMu, then its mu, then one of the Manager's index lock,
+// the scheduler's, the clock's, the store's or the log queue's (none of
+// these is taken under another), and last the Manager's goMu. A goroutine
+// never takes a lock that comes earlier than one it holds; mu is never held
+// across I/O, a callback, the Logger or a wait. Helpers named …Locked need
+// mu held and say which other locks they take.
 type Job struct {
 	m       *Manager
 	id      JobID
@@ -215,7 +223,8 @@ type Job struct {
 	qprio      Priority // the priority the scheduler sorts by
 	requeueSeq uint64   // a pre-empted job's place in line, restored by enqueue (set under mu)
 
-	// Persistence (store.go), guarded by persistMu.
+	// Persistence (store.go), guarded by persistMu, which is taken before
+	// mu and held across the record's write.
 	persistMu sync.Mutex
 	saved     uint64 // the version last written
 	removed   bool   // the record is deleted (final job); guarded by mu
@@ -421,7 +430,8 @@ func (j *Job) Complete() error {
 }
 
 // reactivateLocked puts a job whose transfer Complete stopped back to work
-// after Complete failed: an active job is queued again.
+// after Complete failed: an active job is queued again. It takes the
+// scheduler's lock, and those of setStateLocked.
 func (j *Job) reactivateLocked() {
 	switch j.state {
 	case StateQueued:
@@ -657,7 +667,7 @@ func (j *Job) timeoutLocked() time.Duration {
 
 // stopTransferLocked stops the running transfer, if any; its goroutine exits
 // on its own without touching the job's state. j.last still names it, so a
-// caller that must wait for the goroutine can.
+// caller that must wait for the goroutine can. It takes the clock's lock.
 func (j *Job) stopTransferLocked() {
 	if x := j.xfer; x != nil {
 		j.xfer = nil

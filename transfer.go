@@ -176,7 +176,8 @@ func (x *transfer) run() {
 	}
 }
 
-// endRunLocked detaches the finishing run from the job.
+// endRunLocked detaches the finishing run from the job. It takes the clock's
+// lock.
 func (j *Job) endRunLocked() {
 	j.xfer = nil
 	j.m.clock.stop(&j.tickDL)

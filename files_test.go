@@ -153,7 +153,7 @@ func suspendMidFile(t *testing.T, stateDir string) *suspended {
 	require.NoError(t, err)
 	s.j, err = s.m.CreateJob("suspended")
 	require.NoError(t, err)
-	require.NoError(t, s.j.AddFile(s.tr.URL("/f"), filepath.Join(s.dir, "f")))
+	require.NoError(t, s.j.AddFile(s.tr.FileURL("/f"), filepath.Join(s.dir, "f")))
 	require.NoError(t, s.j.Resume())
 	_, err = s.tr.AwaitRequests(t.Context(), func(rs []dojobtest.Request) bool { return len(rs) == 1 && rs[0].BodyBytes >= suspendSize/2 })
 	require.NoError(t, err)

@@ -8,8 +8,8 @@ import "sync/atomic"
 func FailWritesAfter(m *Manager, limit int64, err error) {
 	base := m.fs.openTemp
 	var written atomic.Int64
-	m.fs.openTemp = func(path string) (tempFile, error) {
-		f, e := base(path)
+	m.fs.openTemp = func(path string, fresh bool) (tempFile, error) {
+		f, e := base(path, fresh)
 		if e != nil {
 			return nil, e
 		}

@@ -14,9 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// attemptTimes models DESIGN.md §3 (Retries) for a server that fails every
-// attempt at once: the instants, from the first attempt, at which attempts
-// start before the no-progress window (opened by the first failure) ends.
+// attemptTimes models the retry rules (docs/design.md, No-progress window
+// and retries: the delay doubles with each further failed attempt, capped at
+// max(60 s, the minimum)) for a server that fails every attempt at once: the
+// instants, from the first attempt, at which attempts start before the
+// no-progress window (opened by the first failure) ends.
 func attemptTimes(minDelay, timeout time.Duration) []time.Duration {
 	var out []time.Duration
 	limit := max(60*time.Second, minDelay)

@@ -44,6 +44,7 @@ type jobFlags struct {
 	priority          priorityFlag
 	noProgressTimeout time.Duration
 	retryDelay        time.Duration
+	parallel          int             // files transferred at once
 	set               map[string]bool // the flags given on the command line
 }
 
@@ -52,6 +53,7 @@ func (jf *jobFlags) register(fs *flag.FlagSet) {
 	fs.Var(&jf.priority, "priority", "")
 	fs.DurationVar(&jf.noProgressTimeout, "no-progress-timeout", 0, "")
 	fs.DurationVar(&jf.retryDelay, "retry-delay", 0, "")
+	fs.IntVar(&jf.parallel, "parallel", defaultParallel, "")
 }
 
 // parsed records which flags of fs were given and validates them.
@@ -64,11 +66,15 @@ func (jf *jobFlags) parsed(fs *flag.FlagSet) error {
 	if jf.set["retry-delay"] && jf.retryDelay <= 0 {
 		return errors.New("--retry-delay must be positive")
 	}
+	if jf.parallel < 1 || jf.parallel > dojob.MaxParallelFilesLimit {
+		return fmt.Errorf("--parallel must be between 1 and %d", dojob.MaxParallelFilesLimit)
+	}
 	return nil
 }
 
-// apply sets the given flags on j; the priority also when always is set
-// (get makes its jobs FOREGROUND unless told otherwise).
+// apply sets the given flags on j; the priority and the parallel files also
+// when always is set (get makes its jobs FOREGROUND, 8 files at a time,
+// unless told otherwise).
 func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 	if jf.priority.set || always {
 		if err := j.SetPriority(jf.priority.p); err != nil {
@@ -82,6 +88,11 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 	}
 	if jf.set["retry-delay"] {
 		if err := j.SetMinimumRetryDelay(jf.retryDelay); err != nil {
+			return err
+		}
+	}
+	if jf.set["parallel"] || always {
+		if err := j.SetMaxParallelFiles(jf.parallel); err != nil {
 			return err
 		}
 	}
@@ -105,7 +116,6 @@ func (c *cli) get(args []string) int {
 	out := fs.String("o", "", "")
 	dir := fs.String("d", "", "")
 	keep := fs.Bool("keep", false, "")
-	parallel := fs.Int("parallel", defaultParallel, "")
 	var jf jobFlags
 	jf.priority.p = dojob.PriorityForeground
 	jf.register(fs)
@@ -117,9 +127,6 @@ func (c *cli) get(args []string) int {
 	}
 	if err == nil {
 		err = mf.check()
-	}
-	if err == nil && (*parallel < 1 || *parallel > dojob.MaxParallelFilesLimit) {
-		err = fmt.Errorf("--parallel must be between 1 and %d", dojob.MaxParallelFilesLimit)
 	}
 	if err != nil {
 		return c.usageError(err)
@@ -139,9 +146,6 @@ func (c *cli) get(args []string) int {
 			}
 		}
 		if err := jf.apply(j, true); err != nil {
-			return c.fail(err)
-		}
-		if err := j.SetMaxParallelFiles(*parallel); err != nil {
 			return c.fail(err)
 		}
 		return c.transfer(m, j, !*keep)

@@ -65,8 +65,6 @@ Flags of get:
                        file is named after the last segment of its URL's path
   --keep               if the job ends in ERROR, keep it (and its partial
                        files) for info and resume instead of cancelling it
-  --parallel N         how many of the files transfer at once, each over its
-                       own connection (default 8; 1: one after another)
 
 Flags of get and resume (resume changes only what is given):
   --priority P         foreground, high, normal or low (get: foreground)
@@ -74,6 +72,9 @@ Flags of get and resume (resume changes only what is given):
                        1h for foreground jobs, 24h for the others)
   --retry-delay D      minimum wait before a retry after a transient error
                        (default 2s; doubles while retries move no byte)
+  --parallel N         how many of the job's files transfer at once, each
+                       over its own connection, 1 to 32 (get: 8; 1 is one
+                       after another, in order)
   --stall-timeout D    a connection without headers or body bytes for D is
                        a transient error (default 60s)
   --checkpoint-interval D  how often the bytes received are made durable, so

@@ -2,6 +2,7 @@ package dojob
 
 import "sync/atomic"
 
+
 // FailWritesAfter makes the temporary files of m's transfers fail every
 // write with err once limit bytes have been written to them all together —
 // a full disk, for tests. Call it before any job runs.
@@ -40,4 +41,19 @@ func (f *failingFile) Write(p []byte) (int, error) {
 	n, err := f.tempFile.Write(p)
 	f.written.Add(int64(n))
 	return n, err
+}
+
+// HoldRenames makes Complete's renames of m's files wait until release is
+// closed, and closes started when the first one begins — a slow or stuck
+// file system, for tests.
+func HoldRenames(m *Manager, started chan<- struct{}, release <-chan struct{}) {
+	base := m.fs.rename
+	var once atomic.Bool
+	m.fs.rename = func(from, to string) error {
+		if once.CompareAndSwap(false, true) {
+			close(started)
+		}
+		<-release
+		return base(from, to)
+	}
 }

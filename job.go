@@ -390,6 +390,10 @@ func (j *Job) Complete() error {
 	last := j.last
 	j.stopTransferLocked()
 	j.completing = true
+	// Complete closes the no-progress window, as Resume, Suspend and Cancel
+	// do: renaming files can take a while, and an expiry meanwhile would
+	// move the job to ERROR under Complete's feet.
+	j.closeWindowLocked()
 	j.version++
 	j.m.sched.remove(j)
 	files := make([]*file, len(j.files))

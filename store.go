@@ -194,7 +194,7 @@ func (m *Manager) flush() {
 	s.mu.Unlock()
 	for j := range batch {
 		if err := m.persist(j); err != nil {
-			m.log.Error("dojob: writing job record", "job", j.id.String(), "err", err)
+			m.logAsync(slog.LevelError, "dojob: writing job record", "job", j.id.String(), "err", err)
 		}
 	}
 }

@@ -197,7 +197,7 @@ func (x *transfer) transferFile(f *file) error {
 			return err
 		}
 		if tf.lost {
-			x.j.m.log.Warn("dojob: temporary file missing or shorter than recorded; the file starts over", "job", x.j.id.String(), "file", f.temp, "recorded", f.done.Load())
+			x.j.m.logAsync(slog.LevelWarn, "dojob: temporary file missing or shorter than recorded; the file starts over", "job", x.j.id.String(), "file", f.temp, "recorded", f.done.Load())
 			if err := x.restart(tf, f, "temporary file missing or shorter than recorded"); err != nil {
 				return err
 			}
@@ -366,7 +366,7 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 	j.version++
 	j.m.markDirty(j)
 	j.mu.Unlock()
-	j.m.log.Info("dojob: starting the file over", "job", j.id.String(), "url", redactURL(f.remote), "reason", reason)
+	j.m.logAsync(slog.LevelInfo, "dojob: starting the file over", "job", j.id.String(), "url", redactURL(f.remote), "reason", reason)
 	return nil
 }
 

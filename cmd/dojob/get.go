@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path"
@@ -99,6 +101,8 @@ func (c *cli) get(args []string) int {
 	out := fs.String("o", "", "")
 	dir := fs.String("d", "", "")
 	keep := fs.Bool("keep", false, "")
+	force := fs.Bool("force", false, "")
+	createDirs := fs.Bool("create-dirs", false, "")
 	var jf jobFlags
 	jf.priority.p = dojob.PriorityForeground
 	jf.register(fs)
@@ -118,6 +122,13 @@ func (c *cli) get(args []string) int {
 	if err != nil {
 		return c.usageError(err)
 	}
+	// The destinations are checked before the state directory is opened,
+	// so nothing is requested for a download that could not be put in
+	// place.
+	if err := checkDestinations(specs, *force, *createDirs); err != nil {
+		return c.fail(err)
+	}
+	c.hintFlags = givenFlags(fs, "stall-timeout", "checkpoint-interval")
 	return c.withManager(mf, func(m *dojob.Manager) int {
 		j := findJob(m, specs)
 		if j != nil {
@@ -131,7 +142,7 @@ func (c *cli) get(args []string) int {
 		if err := jf.apply(j, true); err != nil {
 			return c.fail(err)
 		}
-		return c.transfer(m, j, !*keep)
+		return c.transfer(m, mf, j, !*keep)
 	})
 }
 
@@ -149,23 +160,53 @@ func (c *cli) resume(args []string) int {
 	if err == nil {
 		err = mf.check()
 	}
-	var id dojob.JobID
+	var ref string
 	if err == nil {
-		id, err = oneID(pos)
+		ref, err = oneID(pos)
 	}
 	if err != nil {
 		return c.usageError(err)
 	}
+	c.hintFlags = givenFlags(fs, "stall-timeout", "checkpoint-interval")
 	return c.withManager(mf, func(m *dojob.Manager) int {
-		j, err := m.Job(id)
-		if err != nil {
-			return c.fail(fmt.Errorf("job %s: %w", id, err))
+		j, code := c.findJobByID(m, ref)
+		if j == nil {
+			return code
 		}
 		if err := jf.apply(j, false); err != nil {
 			return c.fail(err)
 		}
-		return c.transfer(m, j, false)
+		return c.transfer(m, mf, j, false)
 	})
+}
+
+// checkDestinations checks, before anything is requested, that each file
+// of a get can be put in place: its directory exists (or is created, with
+// createDirs, as Delivery Optimization creates a LocalPath's directories;
+// BITS, and dojob's library, require it to exist) and nothing is at the
+// destination already (unless force: Complete then replaces it). The
+// errors name the path and the flag that changes the answer.
+func checkDestinations(specs []fileSpec, force, createDirs bool) error {
+	for _, s := range specs {
+		dir := filepath.Dir(s.path)
+		fi, err := os.Stat(dir)
+		switch {
+		case err == nil && !fi.IsDir():
+			return fmt.Errorf("get: destination directory %s is not a directory", dir)
+		case errors.Is(err, fs.ErrNotExist) && createDirs:
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("get: creating destination directory: %w", err)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("get: destination directory %s does not exist (use --create-dirs to create it)", dir)
+		case err != nil:
+			return fmt.Errorf("get: destination directory: %w", err)
+		}
+		if _, err := os.Lstat(s.path); err == nil && !force {
+			return fmt.Errorf("get: %s already exists (use --force to replace it)", s.path)
+		}
+	}
+	return nil
 }
 
 // destinations maps the URLs of a get to their local paths: out for a
@@ -266,9 +307,9 @@ func createJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
 // cancels the job if cancelOnError is set. If c.ctx ends first (Ctrl-C),
 // it suspends the job, closes m so that everything is on disk, and prints
 // the command that continues.
-func (c *cli) transfer(m *dojob.Manager, j *dojob.Job, cancelOnError bool) int {
+func (c *cli) transfer(m *dojob.Manager, mf managerFlags, j *dojob.Job, cancelOnError bool) int {
 	start := time.Now()
-	d := c.newDisplay(j)
+	d := c.newDisplay(j, mf.stallTimeout)
 	defer d.finish(false) // on every path; a no-op after the first call
 
 	// State changes come from the job's callback, on a goroutine of the
@@ -296,9 +337,14 @@ func (c *cli) transfer(m *dojob.Manager, j *dojob.Job, cancelOnError bool) int {
 		if c.ctx.Err() == nil {
 			return c.fail(err)
 		}
+		// Suspend first, so the display ends on SUSPENDED (what the job
+		// is), not on the state the interruption found.
+		suspendErr := j.Suspend()
+		if suspendErr == nil {
+			d.await(context.Background(), dojob.StateSuspended)
+		}
 		d.finish(false)
 		detach()
-		suspendErr := j.Suspend()
 		_ = m.Close() // withManager reports its error
 		if c.json {
 			c.printJSON(resultOf(j, nil, true))
@@ -330,17 +376,16 @@ func (c *cli) transfer(m *dojob.Manager, j *dojob.Job, cancelOnError bool) int {
 			c.printJSON(resultOf(j, nil, false))
 			return exitOK
 		}
-		p := j.Progress()
-		elapsed := time.Since(start)
-		c.printf("done: %s, %s in %s (%s/s), job %s\n", plural(p.FilesTotal, "file"), formatBytes(p.BytesTotal),
-			elapsed.Round(time.Millisecond), formatBytes(int64(float64(p.BytesTotal)/max(elapsed.Seconds(), 1e-3))), j.ID())
+		c.printf("%s\n", summary(j, d.bytesBefore(), time.Since(start)))
 		return exitOK
 
 	case dojob.StateError:
 		jerr, _ := j.Error()
 		d.finish(false)
+		// The error is printed here, once; the progress output only said
+		// ERROR.
 		if jerr != nil {
-			fmt.Fprintln(c.stderr, jerr.Error())
+			fmt.Fprintln(c.stderr, "dojob: "+describeError(jerr))
 		} else {
 			fmt.Fprintf(c.stderr, "dojob: job %s ended in ERROR\n", j.ID())
 		}
@@ -366,16 +411,20 @@ func (c *cli) transfer(m *dojob.Manager, j *dojob.Job, cancelOnError bool) int {
 	}
 }
 
-// oneID parses the single job ID of a command's arguments.
-func oneID(pos []string) (dojob.JobID, error) {
-	if len(pos) != 1 {
-		return dojob.JobID{}, errors.New("expected one job ID")
+// summary is the last line of a successful get or resume: the files and
+// bytes of the job, and — when some were already on disk from an earlier
+// run — how many of them this run transferred, at which speed.
+func summary(j *dojob.Job, before int64, elapsed time.Duration) string {
+	p := j.Progress()
+	thisRun := max(p.BytesTotal-before, 0)
+	speed := formatBytes(int64(float64(thisRun)/max(elapsed.Seconds(), 1e-3))) + "/s"
+	s := fmt.Sprintf("done: %s, %s in %s", plural(p.FilesTotal, "file"), formatBytes(p.BytesTotal), elapsed.Round(time.Millisecond))
+	if before > 0 {
+		s += fmt.Sprintf(": %s this run (%s), %s already on disk", formatBytes(thisRun), speed, formatBytes(before))
+	} else {
+		s += " (" + speed + ")"
 	}
-	id, err := dojob.ParseJobID(pos[0])
-	if err != nil {
-		return dojob.JobID{}, fmt.Errorf("%q is not a job ID", pos[0])
-	}
-	return id, nil
+	return s + ", job " + j.ID().String()
 }
 
 // plural formats n with the noun, adding an s unless n is 1.

@@ -65,26 +65,112 @@ func (c *cli) info(args []string) int {
 	})
 }
 
-// withJob runs a command whose only argument is a job ID: it parses the
-// arguments, opens the state directory (paused: these commands never start
-// transfers), finds the job and runs fn with it.
+// withJob runs a command whose only argument is a job ID (or a prefix of
+// one): it parses the arguments, opens the state directory (paused: these
+// commands never start transfers), finds the job and runs fn with it.
 func (c *cli) withJob(cmd string, args []string, fn func(j *dojob.Job) int) int {
 	fs := c.flagSet(cmd)
 	pos, err := parseArgs(fs, args)
-	var id dojob.JobID
+	var ref string
 	if err == nil {
-		id, err = oneID(pos)
+		ref, err = oneID(pos)
 	}
 	if err != nil {
 		return c.usageError(err)
 	}
 	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
-		j, err := m.Job(id)
-		if err != nil {
-			return c.fail(fmt.Errorf("job %s: %w", id, err))
+		j, code := c.findJobByID(m, ref)
+		if j == nil {
+			return code
 		}
 		return fn(j)
 	})
+}
+
+// oneID returns the single job ID, or prefix of one, of a command's
+// arguments.
+func oneID(pos []string) (string, error) {
+	if len(pos) != 1 {
+		return "", errors.New("expected one job ID")
+	}
+	if _, ok := idPrefix(pos[0]); !ok {
+		return "", fmt.Errorf("%q is not a job ID or the start of one", pos[0])
+	}
+	return pos[0], nil
+}
+
+// idPrefix normalizes a job ID or a prefix of one, with or without its
+// braces, to the upper-case form without braces ("3f2a" → "3F2A"). It
+// reports false for anything that cannot start an ID.
+func idPrefix(s string) (string, bool) {
+	t := strings.ToUpper(strings.TrimSuffix(strings.TrimPrefix(s, "{"), "}"))
+	if t == "" || len(t) > 36 || (strings.HasSuffix(s, "}") && !strings.HasPrefix(s, "{")) {
+		return "", false
+	}
+	for _, r := range t {
+		if !strings.ContainsRune("0123456789ABCDEF-", r) {
+			return "", false
+		}
+	}
+	return t, true
+}
+
+// ambiguousError is a job ID prefix that names several jobs: a usage error.
+type ambiguousError struct {
+	ref  string
+	jobs []*dojob.Job
+}
+
+func (e *ambiguousError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "job ID %q is ambiguous; it starts:", e.ref)
+	for _, j := range e.jobs {
+		fmt.Fprintf(&b, "\n  %s  %s  %s", j.ID(), j.State(), j.DisplayName())
+	}
+	return b.String()
+}
+
+// lookupJob finds the job that ref names: a whole ID (as ParseJobID takes
+// it) or the start of exactly one unfinished job's ID, with or without the
+// opening brace, in any case — as git and docker take abbreviated IDs. A
+// prefix that names no job is ErrJobNotFound; one that names several is an
+// *ambiguousError listing them.
+func lookupJob(m *dojob.Manager, ref string) (*dojob.Job, error) {
+	if id, err := dojob.ParseJobID(ref); err == nil {
+		return m.Job(id)
+	}
+	prefix, ok := idPrefix(ref)
+	if !ok {
+		return nil, fmt.Errorf("%q is not a job ID or the start of one", ref)
+	}
+	var found []*dojob.Job
+	for _, j := range m.Jobs() {
+		if strings.HasPrefix(strings.Trim(j.ID().String(), "{}"), prefix) {
+			found = append(found, j)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no job ID starts with %q: %w", ref, dojob.ErrJobNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return nil, &ambiguousError{ref: ref, jobs: found}
+}
+
+// findJobByID is lookupJob for a command: on failure it reports the error
+// (an ambiguous prefix as a usage error) and returns nil and the exit
+// status.
+func (c *cli) findJobByID(m *dojob.Manager, ref string) (*dojob.Job, int) {
+	j, err := lookupJob(m, ref)
+	var amb *ambiguousError
+	switch {
+	case errors.As(err, &amb):
+		return nil, c.usageError(err)
+	case err != nil:
+		return nil, c.fail(err)
+	}
+	return j, exitOK
 }
 
 // printInfo prints every detail of j.
@@ -114,7 +200,7 @@ func (c *cli) printInfo(j *dojob.Job) {
 			row("Error file", "%s", redact(e.File.RemoteURL))
 		}
 		if e.Err != nil {
-			row("Error message", "%s", strings.TrimPrefix(e.Error(), "dojob: "))
+			row("Error message", "%s", describeError(e))
 		}
 	}
 	tw.Flush()
@@ -146,7 +232,7 @@ func (c *cli) simple(cmd string, args []string) int {
 			err, done = j.Complete(), "completed"
 		}
 		if err != nil {
-			return c.fail(fmt.Errorf("%s job %s: %w", cmd, j.ID(), err))
+			return c.fail(fmt.Errorf("%s: %w", cmd, err)) // the library's message names the job
 		}
 		if c.json {
 			c.printJSON(jobOf(j))
@@ -251,7 +337,7 @@ func errorOf(e *dojob.JobError) *errorJSON {
 		Code:    fmt.Sprintf("%#08x", uint32(e.Code)),
 		Name:    e.Code.Name(),
 		Context: e.Context.String(),
-		Message: e.Error(),
+		Message: describeError(e),
 	}
 	if e.File != nil {
 		out.URL = redact(e.File.RemoteURL)

@@ -484,6 +484,7 @@ func interrupt(t *testing.T, s *dojobtest.Server, state, dest, url string) strin
 	// The hint repeats the global flags and the Manager settings given.
 	assert.Regexp(t, `interrupted; continue with: dojob --state-dir \S+ resume \{[0-9A-F-]+\} --checkpoint-interval 10ms\n`, r.stderr)
 	assert.NoFileExists(t, dest)
+	assert.True(t, strings.HasSuffix(r.stdout, "\nSUSPENDED\n"), "the progress ends on SUSPENDED: %q", r.stdout)
 	assertNoCR(t, r)
 	return jobID(t, r.stderr)
 }
@@ -545,7 +546,8 @@ type fakeConsole struct {
 	mu      sync.Mutex
 	buf     bytes.Buffer
 	cur     bytes.Buffer
-	flushed []string // each flushed frame
+	flushed []string      // each flushed frame
+	drawn   chan struct{} // closed and replaced at each flush
 }
 
 // Write records a frame's bytes.
@@ -574,7 +576,39 @@ func (c *fakeConsole) Flush(lines int) error {
 	defer c.mu.Unlock()
 	c.flushed = append(c.flushed, c.cur.String())
 	_, err := c.cur.WriteTo(&c.buf)
+	if c.drawn != nil {
+		close(c.drawn)
+	}
+	c.drawn = make(chan struct{})
 	return err
+}
+
+// awaitFrame waits until a frame that contains all of subs is flushed, or
+// ctx ends, and returns it ("" then).
+func (c *fakeConsole) awaitFrame(ctx context.Context, subs ...string) string {
+	for {
+		c.mu.Lock()
+		for _, f := range c.flushed {
+			all := true
+			for _, s := range subs {
+				all = all && strings.Contains(f, s)
+			}
+			if all {
+				c.mu.Unlock()
+				return f
+			}
+		}
+		if c.drawn == nil {
+			c.drawn = make(chan struct{})
+		}
+		ch := c.drawn
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ""
+		}
+	}
 }
 
 // frames returns the frames flushed so far.
@@ -611,6 +645,9 @@ func TestBars(t *testing.T) {
 	}
 }
 
+// TestBarsInterrupted: on a terminal, a file that stops sending shows how
+// long it has been stalled (not its last speed and "ETA 0s"), a file not
+// started yet shows no speed, and Ctrl-C ends the bars on SUSPENDED.
 func TestBarsInterrupted(t *testing.T) {
 	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize), dojobtest.Always(dojobtest.StallAfter(1000)))
 	state, dir := t.TempDir(), t.TempDir()
@@ -618,14 +655,24 @@ func TestBarsInterrupted(t *testing.T) {
 	console := &fakeConsole{}
 	done := make(chan result, 1)
 	go func() {
-		done <- runOpts(t, ctx, options{tty: true, console: console}, "get", "--state-dir", state, "-d", dir, s.FileURL("/stall.bin"))
+		done <- runOpts(t, ctx, options{tty: true, console: console}, "get", "--state-dir", state, "--stall-timeout", "4s",
+			"-d", dir, s.FileURL("/stall.bin"), s.FileURL("/next.bin"))
 	}()
-	_, err := s.AwaitRequests(testCtx(t, 10*time.Second), func(rs []dojobtest.Request) bool {
-		return len(rs) > 0 && rs[0].BodyBytes >= 1000
-	})
-	require.NoError(t, err)
+	frame := console.awaitFrame(testCtx(t, 10*time.Second), "stall.bin", "stalled for ")
 	cancel()
 	r := <-done
+	require.NotEmpty(t, frame, "a frame shows the stall")
+	t.Logf("frame:\n%s", frame)
+	for _, line := range strings.Split(frame, "\n") {
+		if strings.Contains(line, "stall.bin") {
+			assert.Regexp(t, `stalled for [0-9.]+m?s`, line)
+			assert.NotContains(t, line, "ETA")
+		}
+		if strings.Contains(line, "next.bin") {
+			assert.NotContains(t, line, "/s", "an idle bar shows no speed")
+			assert.NotContains(t, line, "ETA")
+		}
+	}
 	assert.Equal(t, exitFail, r.code)
 	assert.Contains(t, r.stderr, "interrupted; continue with: dojob --state-dir "+state+" resume {")
 	// The bars end on what the job is after the interruption: SUSPENDED.

@@ -2,6 +2,7 @@ package dojob
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 )
@@ -154,6 +155,7 @@ func (j *Job) SetNotifyFlags(f NotifyFlags) error {
 		j.flags = f
 		j.queueFinalLocked()
 		j.armTickLocked()
+		j.wakeLocked() // a notification Wait waited for may no longer be deliverable
 		return true, nil
 	})
 }
@@ -182,6 +184,7 @@ func (j *Job) SetNotifyInterface(cb Callback) error {
 	j.cb = cb
 	j.queueFinalLocked()
 	j.armTickLocked()
+	j.wakeLocked() // a notification Wait waited for may no longer be deliverable
 	return nil
 }
 
@@ -303,7 +306,7 @@ func (j *Job) queueFileLocked(f *file) {
 // pushLocked appends n to the queue and makes sure a drain goroutine runs.
 func (j *Job) pushLocked(n note) {
 	j.notes = append(j.notes, n)
-	if !j.draining && j.m.spawn(j.drain) {
+	if !j.draining && j.m.spawn(j, "callbacks", j.drain) {
 		j.draining = true
 	}
 }
@@ -313,7 +316,7 @@ func (j *Job) pushLocked(n note) {
 func (j *Job) drain() {
 	for {
 		j.mu.Lock()
-		if len(j.notes) == 0 || j.m.closing.Load() {
+		if len(j.notes) == 0 || j.m.closed.Load() {
 			j.draining = false
 			j.mu.Unlock()
 			return
@@ -339,6 +342,10 @@ func (j *Job) drain() {
 			}
 			jerr = j.jerr
 		}
+		final := deliver && (n.kind == noteTransferred || n.kind == noteError)
+		if final {
+			j.finalBusy = true
+		}
 		j.mu.Unlock()
 		if !deliver {
 			continue
@@ -346,10 +353,12 @@ func (j *Job) drain() {
 
 		err := j.call(cb, n, jerr)
 
-		if n.kind != noteTransferred && n.kind != noteError {
+		if !final {
 			continue
 		}
 		j.mu.Lock()
+		j.finalBusy = false
+		j.wakeLocked() // Wait may have been waiting for this call
 		if j.queuedEp == n.episode {
 			j.queuedEp = 0
 		}
@@ -357,7 +366,9 @@ func (j *Job) drain() {
 			if err == nil {
 				j.pendingFinal = false
 			} else {
-				j.m.log.Warn("dojob: callback failed; it will be called again", "job", j.id.String(), "err", err)
+				if j.m.logEnabled(slog.LevelWarn) {
+					j.m.queueLog(slog.LevelWarn, "dojob: callback failed; it will be called again", slog.Any("job", j.id), slog.Any("err", err))
+				}
 				j.m.clock.set(&j.redeliverDL, j.m.now()+j.retryDelay)
 			}
 		}
@@ -370,7 +381,9 @@ func (j *Job) call(cb Callback, n note, jerr *JobError) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("dojob: callback panicked: %v", r)
-			j.m.log.Error("dojob: callback panicked", "job", j.id.String(), "panic", fmt.Sprint(r))
+			if j.m.logEnabled(slog.LevelError) {
+				j.m.queueLog(slog.LevelError, "dojob: callback panicked", slog.Any("job", j.id), slog.String("panic", fmt.Sprint(r)))
+			}
 		}
 	}()
 	switch n.kind {
@@ -385,6 +398,38 @@ func (j *Job) call(cb Callback, n note, jerr *JobError) (err error) {
 	default:
 		return cb.JobModification(j)
 	}
+}
+
+// wakeLocked wakes every Wait: it closes the job's changed channel and
+// replaces it. Called on every state change and whenever what Wait waits
+// for (settledLocked) may have changed.
+func (j *Job) wakeLocked() {
+	close(j.changed)
+	j.changed = make(chan struct{})
+}
+
+// settledLocked reports whether Wait may return: the job is in a state that
+// needs the caller, and no JobTransferred/JobError is running or owed and
+// deliverable (queued, or waiting to be delivered again after a failure).
+// An owed notification that cannot be delivered (no callback, flags off) is
+// not waited for: nothing would ever deliver it while Wait waits.
+func (j *Job) settledLocked() bool {
+	switch j.state {
+	case StateTransferred, StateError, StateSuspended, StateAcknowledged, StateCancelled:
+	default:
+		return false
+	}
+	if j.finalBusy {
+		return false
+	}
+	if j.pendingFinal {
+		k := noteTransferred
+		if j.state == StateError {
+			k = noteError
+		}
+		return !j.wantsLocked(k)
+	}
+	return true
 }
 
 // onRedeliver re-queues a JobTransferred or JobError whose callback failed,

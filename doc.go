@@ -74,7 +74,11 @@
 // retry delay (2 s by default), doubled after each consecutive attempt that
 // moved no byte, capped at max(60 s, the minimum), never shorter than a
 // server's Retry-After — the job is queued again. Any byte of progress
-// closes the window and resets the doubling. If the window reaches the
+// closes the window and resets the doubling; a byte is progress only when
+// it takes its file past the most that file ever held (its high-water mark,
+// kept when a file starts over and across restarts), so a server that makes
+// every attempt start over and fetch the same bytes again does not keep a
+// job alive. A finished file is progress too. If the window reaches the
 // no-progress timeout (by default 1 hour for FOREGROUND jobs and 24 hours
 // for the others) while the job is still trying, the job moves to ERROR
 // with ErrNoProgress wrapping the last transient error, and JobError is

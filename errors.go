@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // HRESULT is a Windows result code as DO and BITS report it. It implements
@@ -25,9 +26,8 @@ import (
 // as an error. HRESULT values are immutable and safe for concurrent use.
 type HRESULT uint32
 
-// The codes dojob returns. Names and values follow the DO and BITS headers
-// (see the project's reference notes); the DO code is used where DO and BITS
-// both define one.
+// The codes dojob returns. Names and values follow the DO and BITS headers;
+// the DO code is used where DO and BITS both define one.
 const (
 	// ErrNoService (DO_E_NO_SERVICE): the Manager is closed, so it can no
 	// longer provide the service.
@@ -40,7 +40,8 @@ const (
 	// ErrJobEmpty (DO_E_JOB_EMPTY): Resume on a job that holds no file.
 	ErrJobEmpty HRESULT = 0x80D02004
 	// ErrFileNotAvailable (DO_E_FILE_NOT_AVAILABLE): the error is not tied
-	// to a file.
+	// to a file. JobError.FileInfo returns it, as IBackgroundCopyError's
+	// GetFile does.
 	ErrFileNotAvailable HRESULT = 0x80D02010
 	// ErrInvalidState (DO_E_INVALID_STATE): the call is not allowed in the
 	// job's state (ACKNOWLEDGED or CANCELLED).
@@ -100,7 +101,8 @@ const (
 	// reset or closed before the response was complete.
 	ErrConnectionError HRESULT = 0x80072EFE
 	// ErrRedirectFailed (ERROR_WINHTTP_REDIRECT_FAILED): a redirect was
-	// refused — https to http, or more than 10 of them.
+	// refused — https to http, to a scheme other than http and https, more
+	// than 10 of them, or by the CheckRedirect of Config.HTTPClient. Fatal.
 	ErrRedirectFailed HRESULT = 0x80072F7C
 )
 
@@ -216,7 +218,9 @@ func (c ErrorContext) String() string {
 //	errors.Is(e, dojob.HTTPStatus(503))    // true if 503 was the last transient error
 //
 // A JobError handed out by dojob is a snapshot: it is never modified after
-// it is returned, so it is safe to read from any goroutine.
+// it is returned, so it is safe to read from any goroutine. dojob never
+// hands out a zero JobError; one made by the caller has Code 0 (S_OK), no
+// context, no file and no cause, and its methods work on it.
 type JobError struct {
 	Context ErrorContext // where it happened
 	Code    HRESULT      // the documented code, e.g. 0x80D02002 or 0x80190194
@@ -224,7 +228,7 @@ type JobError struct {
 	Err     error        // the underlying cause; may be nil
 
 	transient  bool
-	retryAfter int64 // a server's Retry-After, in nanoseconds; 0 when none
+	retryAfter time.Duration // a server's Retry-After; 0 when none
 }
 
 // Error describes the error with a "dojob:" prefix. URLs in it never show
@@ -266,6 +270,16 @@ func (e *JobError) As(target any) bool {
 		return true
 	}
 	return false
+}
+
+// FileInfo returns the file the error concerns, or an error matching
+// ErrFileNotAvailable when the error is not tied to a file (File is nil),
+// as IBackgroundCopyError's GetFile does.
+func (e *JobError) FileInfo() (FileInfo, error) {
+	if e == nil || e.File == nil {
+		return FileInfo{}, errorf(ErrFileNotAvailable, "the error is not tied to a file")
+	}
+	return *e.File, nil
 }
 
 // Transient reports whether the error is one the job retries (it put the job
@@ -321,10 +335,16 @@ var (
 	errStopped   = errors.New("transfer stopped")
 	errInsecure  = errors.New("redirect from https to http refused")
 	errRedirects = errors.New("stopped after 10 redirects")
+	errScheme    = errors.New("redirect to a scheme other than http or https refused")
+	// errCallerRedirect wraps the error of a caller's own CheckRedirect.
+	errCallerRedirect = errors.New("redirect refused by the client's CheckRedirect")
 )
 
 // classify turns the error of an HTTP attempt into a JobError: its code,
-// context and whether it is transient (DESIGN.md §3, Errors).
+// context and whether it is transient. Network errors (refused, reset, name
+// not resolved, timeouts) and stalls are transient, in GENERAL_TRANSPORT;
+// TLS certificate errors and refused redirects are fatal there. A JobError
+// made earlier (a status, protocol or local error) is returned as it is.
 func classify(err error) *JobError {
 	var je *JobError
 	if errors.As(err, &je) {
@@ -340,7 +360,7 @@ func classify(err error) *JobError {
 	switch {
 	case errors.Is(err, errStalled):
 		e.Code = ErrTimeout
-	case errors.Is(err, errInsecure), errors.Is(err, errRedirects):
+	case errors.Is(err, errInsecure), errors.Is(err, errRedirects), errors.Is(err, errScheme), errors.Is(err, errCallerRedirect):
 		e.Code, e.transient = ErrRedirectFailed, false
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalidCert):
 		e.Code, e.transient = ErrCertValidation, false
@@ -366,9 +386,9 @@ func isTimeout(err error) bool {
 }
 
 // statusError is the JobError for an HTTP status the transfer cannot use.
-// Transient: 408, 425, 429 and 5xx except 501 and 505; everything else is
-// fatal (DESIGN.md §3).
-func statusError(code int, retryAfter int64) *JobError {
+// Transient: 408, 425, 429 and 5xx except 501 and 505 (the server may
+// answer differently later); everything else is fatal.
+func statusError(code int, retryAfter time.Duration) *JobError {
 	e := &JobError{
 		Context:    ErrorContextRemoteFile,
 		Code:       HTTPStatus(code),

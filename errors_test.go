@@ -12,7 +12,7 @@ import (
 )
 
 func TestHRESULTValues(t *testing.T) {
-	// The documented values (DESIGN.md §2, reference §9).
+	// The values of the DO and BITS headers.
 	codes := map[dojob.HRESULT]uint32{
 		dojob.ErrNoProgress:                  0x80D02002,
 		dojob.ErrJobNotFound:                 0x80D02003,

@@ -40,6 +40,15 @@ type FileInfo struct {
 	BytesTransferred int64       // bytes in its temporary file
 	Transferred      bool        // every byte is in the temporary file, fsynced
 	Completed        bool        // Complete renamed it to LocalPath
+
+	// Restarts counts the times the file started over from byte 0 because
+	// what it had could not be resumed; RestartReason says why, for the
+	// last of them, in a few lower-case words ("server ignored the range",
+	// "content changed (ETag)", "no validator to resume safely", ...). Bytes
+	// fetched again after a restart are not progress for the no-progress
+	// timeout until they take the file past the most it ever held.
+	Restarts      int
+	RestartReason string // "" until the first restart
 }
 
 // String describes the file with any password in its URL hidden.
@@ -65,7 +74,19 @@ type file struct {
 	lastMod     string // Last-Modified, the If-Range fallback without an ETag
 	transferred bool   // every byte is in temp, fsynced
 	completed   bool   // renamed to local by Complete
+
+	// hwm is the file's high-water mark: the most bytes its temporary file
+	// has held, through every restart from byte 0 (and, persisted, every
+	// Manager). Only a byte past it is progress. It is folded in (raised to
+	// done) when done is about to drop, so between restarts the mark is
+	// max(hwm, done) — markLocked — and the hot path never writes it.
+	hwm           int64
+	restarts      int    // times the file started over from byte 0
+	restartReason string // why, the last time
 }
+
+// markLocked is f's high-water mark: the most bytes it has ever held.
+func (f *file) markLocked() int64 { return max(f.hwm, f.done.Load()) }
 
 func (f *file) infoLocked() FileInfo {
 	fi := FileInfo{
@@ -75,6 +96,8 @@ func (f *file) infoLocked() FileInfo {
 		BytesTransferred: f.done.Load(),
 		Transferred:      f.transferred,
 		Completed:        f.completed,
+		Restarts:         f.restarts,
+		RestartReason:    f.restartReason,
 	}
 	if f.ranges != nil {
 		fi.Ranges = append([]FileRange(nil), f.ranges...)

@@ -73,16 +73,16 @@ func parseDigits(s string) (int64, bool) {
 // overflow; a wait this long ends in the no-progress timeout anyway.
 const maxRetryAfter = 100 * 365 * 24 * time.Hour
 
-// retryAfter returns the server's Retry-After as nanoseconds, or 0: either
-// delay-seconds or an HTTP-date, measured from the response's Date header
-// when there is one (so clock skew between client and server does not
-// matter), else from now.
-func retryAfter(h http.Header, now time.Time) int64 {
+// retryAfter returns the server's Retry-After, or 0: either delay-seconds
+// or an HTTP-date, measured from the response's Date header when there is
+// one (so clock skew between client and server does not matter), else from
+// now.
+func retryAfter(h http.Header, now time.Time) time.Duration {
 	d, ok := parseRetryAfter(h.Get("Retry-After"), h.Get("Date"), now)
 	if !ok {
 		return 0
 	}
-	return int64(d)
+	return d
 }
 
 // parseRetryAfter parses a Retry-After value (RFC 9110 §10.2.3).

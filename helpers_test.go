@@ -42,7 +42,7 @@ func (r *rig) job(name string, paths ...string) *dojob.Job {
 	j, err := r.m.CreateJob(name)
 	require.NoError(r.t, err)
 	for _, p := range paths {
-		require.NoError(r.t, j.AddFile(r.tr.URL(p), r.local(p)))
+		require.NoError(r.t, j.AddFile(r.tr.FileURL(p), r.local(p)))
 	}
 	return j
 }
@@ -98,4 +98,15 @@ func resumeWait(t *testing.T, j *dojob.Job) dojob.State {
 	st, err := j.Wait(t.Context())
 	require.NoError(t, err)
 	return st
+}
+
+// mustJobError returns j's error object, failing the test if there is none
+// (the job is not in ERROR or TRANSIENT_ERROR), so a test never dereferences
+// a nil *JobError.
+func mustJobError(t *testing.T, j *dojob.Job) *dojob.JobError {
+	t.Helper()
+	jerr, err := j.Error()
+	require.NoError(t, err, "job %s is %s", j.ID(), j.State())
+	require.NotNil(t, jerr)
+	return jerr
 }

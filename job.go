@@ -150,7 +150,8 @@ const (
 // goroutines; its methods may also be called from inside its callbacks.
 // A *Job stays valid after the job reaches a final state: its getters keep
 // working and its state-changing methods and setters return ErrInvalidState.
-// After Manager.Close they return ErrNoService.
+// After Manager.Close they return ErrNoService. The zero Job is not usable:
+// it belongs to no Manager, and its state-changing methods would panic.
 type Job struct {
 	m       *Manager
 	id      JobID
@@ -204,6 +205,7 @@ type Job struct {
 	draining     bool   // a drain goroutine is running for this job
 	episode      uint64 // entries into TRANSFERRED or ERROR so far
 	pendingFinal bool   // JobTransferred / JobError owed for the current episode
+	finalBusy    bool   // a JobTransferred / JobError call is running (Wait waits for it)
 	queuedEp     uint64 // the episode whose JobTransferred/JobError is queued or being delivered; 0 when none
 	notedBytes   int64  // BytesTransferred at the last progress JobModification
 
@@ -235,6 +237,9 @@ func (j *Job) State() State {
 func (j *Job) mutableLocked() error {
 	if j.m.closed.Load() {
 		return errorf(ErrNoService, "the manager is closed")
+	}
+	if err := j.m.writeProtected(); err != nil {
+		return err
 	}
 	if j.state.Final() {
 		return errorf(ErrInvalidState, "job %s is %s", j.id, j.state)
@@ -420,18 +425,32 @@ func (j *Job) reactivateLocked() {
 	}
 }
 
-// Wait blocks until the job is TRANSFERRED, ERROR, ACKNOWLEDGED or
-// CANCELLED, and returns that state. If ctx ends first it returns the
-// current state and ctx's error; if the Manager is closed first, the current
-// state and ErrNoService. Wait does not poll: it sleeps on a channel that is
-// closed at every state change.
+// Wait blocks until the job is in a state that needs the caller —
+// TRANSFERRED, ERROR, SUSPENDED, ACKNOWLEDGED or CANCELLED — and no
+// JobTransferred or JobError callback owed for that state is queued, waiting
+// to be delivered again, or running; it returns that state. So a
+// JobTransferred that calls Complete makes Wait return ACKNOWLEDGED (with the
+// files in place), and one that calls Cancel makes it return CANCELLED.
+//
+// A callback that keeps failing is still owed: Wait keeps waiting through
+// its re-deliveries, until one returns nil or the job leaves the state. A
+// notification that nothing can deliver — no callback registered, or flags
+// that exclude it — is not waited for. If ctx ends first Wait returns the
+// current state and ctx's error. Once the Manager is closed (Close drops the
+// callbacks not yet running, so nothing will change any more), Wait returns
+// at once with the current state and ErrNoService, whatever the state. Wait
+// does not poll: it sleeps on a channel that is closed at every state change
+// and whenever a callback owed for the state finishes or stops being owed.
 func (j *Job) Wait(ctx context.Context) (State, error) {
 	for {
 		j.mu.Lock()
 		s, ch := j.state, j.changed
+		settled := j.settledLocked()
 		j.mu.Unlock()
-		switch s {
-		case StateTransferred, StateError, StateAcknowledged, StateCancelled:
+		if j.m.closed.Load() {
+			return s, errorf(ErrNoService, "the manager is closed")
+		}
+		if settled {
 			return s, nil
 		}
 		select {

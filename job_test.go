@@ -166,7 +166,7 @@ func TestStepSequence(t *testing.T) {
 			wantState   dojob.State
 			wantErr     dojob.HRESULT
 		}
-		add := func(p string) func() error { return func() error { return j.AddFile(r.tr.URL(p), r.local(p)) } }
+		add := func(p string) func() error { return func() error { return j.AddFile(r.tr.FileURL(p), r.local(p)) } }
 		steps := []step{
 			{"resume empty", j.Resume, nil, S, dojob.ErrJobEmpty},
 			{"add /a", add("/a"), nil, S, 0},

@@ -25,7 +25,9 @@ type Config struct {
 	// HTTPClient performs the transfers. nil means a client of dojob's own:
 	// TLS verified, proxies from the environment, at most 10 redirects and
 	// no redirect from https to http. A client given here is used as is,
-	// except that a nil CheckRedirect gets that same redirect policy. Leave
+	// except that a nil CheckRedirect gets that same redirect policy, and
+	// that no CheckRedirect can allow a redirect to a scheme other than
+	// http and https (dojob uses a copy of the client for that). Leave
 	// its Timeout zero: it would cut off long downloads; StallTimeout and
 	// the no-progress timeout bound them instead.
 	HTTPClient *http.Client
@@ -51,13 +53,27 @@ type Config struct {
 	CheckpointInterval time.Duration
 
 	// Paused makes the Manager start no transfer until Manager.Start is
-	// called: jobs can be listed, inspected and changed (a command-line tool
-	// showing a state directory) without the reloaded QUEUED jobs starting
-	// to download. Timers still run.
+	// called, and write nothing of its own accord: jobs can be listed and
+	// inspected (a command-line tool showing a state directory) without the
+	// reloaded QUEUED jobs starting to download, and nothing is recovered —
+	// damaged records stay in place (logged), interrupted Complete and
+	// Cancel calls are left for the next Manager that is not paused.
+	//
+	// With a StateDir that is writable and free, a paused Manager owns it
+	// like any other, and its jobs can be changed (each change is written
+	// as usual; one that another Manager owns gives ErrSharingViolation).
+	// A StateDir that is not writable (its mode denies the owner writing,
+	// or the file system is read-only) is opened read-only, without a lock:
+	// the jobs can be looked at as recorded (their timers do not run), and
+	// every change — CreateJob, a setter, a state change, Start — returns
+	// an error matching ErrWriteProtect. Otherwise timers still run.
 	Paused bool
 
 	// Logger receives dojob's diagnostics: transient errors, failing
-	// callbacks, damaged records. nil discards them.
+	// callbacks, damaged records. nil discards them. dojob never calls it
+	// with a lock held: what the engine logs is queued (only at the levels
+	// the Logger is enabled for) and handed to it in order by a goroutine
+	// of the Manager, so a slow handler delays no job; Close waits for it.
 	Logger *slog.Logger
 }
 
@@ -73,6 +89,8 @@ const (
 // use. Every goroutine it starts — one loop for timers and scheduling, one
 // per running transfer, one per job that has callbacks to deliver, one
 // writer for persistence — is waited for by Close. Idle jobs have none.
+// A Manager must be created by NewManager: the zero Manager is not usable
+// (its methods would panic).
 type Manager struct {
 	cfg    Config
 	log    *slog.Logger
@@ -81,6 +99,7 @@ type Manager struct {
 	epoch  time.Time       // origin of the monotonic clock (now)
 	fs     fileSystem
 	store  *store    // nil for an in-memory Manager
+	logq   logQueue  // records logged under a lock, waiting for the Logger (log.go)
 	bufs   sync.Pool // *[]byte copy buffers of bufSize
 
 	sched scheduler
@@ -90,18 +109,18 @@ type Manager struct {
 	jobs map[JobID]*Job // jobs not in a final state
 	seq  uint64
 
-	// Goroutine ownership: spawn adds to wg under goMu unless closing is set,
-	// so Close can set closing and then wait for every goroutine.
-	goMu    sync.Mutex
-	wg      sync.WaitGroup
-	closing atomic.Bool // Close has begun: no new goroutine, no new delivery
-	closed  atomic.Bool // state-changing calls return ErrNoService
+	// Goroutine ownership: spawn adds to wg (and tasks) under goMu unless
+	// closed is set, and Close sets closed under goMu before it waits, so no
+	// goroutine starts once Close waits for them all.
+	goMu   sync.Mutex
+	wg     sync.WaitGroup
+	tasks  map[*task]struct{} // goroutines started by spawn and still running, for Close's report; guarded by goMu
+	closed atomic.Bool        // Close has begun: no new goroutine or delivery; state-changing calls return ErrNoService
 
 	kicked    atomic.Bool   // a scheduling pass is due
 	paused    atomic.Bool   // Config.Paused until Start
 	wake      chan struct{} // wakes the loop (capacity 1)
-	stop      chan struct{} // closed by Close to stop the loop
-	done      chan struct{} // closed when Close begins (Job.Wait)
+	done      chan struct{} // closed when Close begins: stops the loop, ends Job.Wait
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -134,8 +153,8 @@ func NewManager(cfg Config) (*Manager, error) {
 		epoch: time.Now(),
 		fs:    osFileSystem(),
 		jobs:  make(map[JobID]*Job),
+		tasks: make(map[*task]struct{}),
 		wake:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
 	if m.log == nil {
@@ -147,7 +166,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	m.paused.Store(cfg.Paused)
 	m.clock.wake = m.poke
 	if cfg.StateDir != "" {
-		s, err := openStore(cfg.StateDir, m.log)
+		s, err := openStore(cfg.StateDir, m.log, cfg.Paused)
 		if err != nil {
 			return nil, err
 		}
@@ -156,9 +175,11 @@ func NewManager(cfg Config) (*Manager, error) {
 			s.close()
 			return nil, err
 		}
-		m.spawn(m.writer)
+		if !s.readOnly {
+			m.spawn(nil, "the state writer", m.writer)
+		}
 	}
-	m.spawn(m.loop)
+	m.spawn(nil, "the scheduling loop", m.loop)
 	return m, nil
 }
 
@@ -166,28 +187,67 @@ func NewManager(cfg Config) (*Manager, error) {
 // changes do not move it.
 func (m *Manager) now() time.Duration { return time.Since(m.epoch) }
 
-// spawn runs fn on a goroutine that Close waits for. It returns false, and
-// runs nothing, once Close has begun.
-func (m *Manager) spawn(fn func()) bool {
+// task is a goroutine started by spawn, as Close reports it while it waits.
+type task struct {
+	job  *Job   // the job it works for; nil for the Manager's own
+	what string // what it does, e.g. "callbacks"
+}
+
+func (t *task) String() string {
+	if t.job == nil {
+		return t.what
+	}
+	return t.what + " of job " + t.job.id.String()
+}
+
+// spawn runs fn on a goroutine that Close waits for; j and what describe it
+// in Close's report (j is nil for the Manager's own goroutines). It returns
+// false, and runs nothing, once Close has begun.
+func (m *Manager) spawn(j *Job, what string, fn func()) bool {
 	m.goMu.Lock()
 	defer m.goMu.Unlock()
-	if m.closing.Load() {
+	if m.closed.Load() {
 		return false
 	}
+	t := &task{job: j, what: what}
+	m.tasks[t] = struct{}{}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer func() {
+			m.goMu.Lock()
+			delete(m.tasks, t)
+			m.goMu.Unlock()
+		}()
 		fn()
 	}()
 	return true
 }
 
-// Start lets a Manager created with Config.Paused start transfers. It is a
-// no-op otherwise, and after Close.
-func (m *Manager) Start() {
+// Start lets a Manager created with Config.Paused start transfers. It
+// returns an error matching ErrWriteProtect on a Manager that opened its
+// state directory read-only (see Config.Paused): it cannot run jobs it does
+// not own. It is a no-op otherwise, and after Close (ErrNoService).
+func (m *Manager) Start() error {
+	if m.closed.Load() {
+		return errorf(ErrNoService, "the manager is closed")
+	}
+	if err := m.writeProtected(); err != nil {
+		return err
+	}
 	if m.paused.Swap(false) {
 		m.kick()
 	}
+	return nil
+}
+
+// writeProtected returns ErrWriteProtect on a read-only Manager (a paused
+// one that does not own its state directory), nil otherwise.
+func (m *Manager) writeProtected() error {
+	if m.store != nil && m.store.readOnly {
+		return m.store.writeProtected()
+	}
+	return nil
 }
 
 // poke wakes the loop.
@@ -240,7 +300,7 @@ func (m *Manager) loop() {
 		select {
 		case <-t.C:
 		case <-m.wake:
-		case <-m.stop:
+		case <-m.done:
 			t.Stop()
 			return
 		}
@@ -271,6 +331,9 @@ func (m *Manager) CreateJob(displayName string) (*Job, error) {
 	}
 	if m.closed.Load() {
 		return nil, errorf(ErrNoService, "the manager is closed")
+	}
+	if err := m.writeProtected(); err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	j := m.newJob(newJobID(), now)
@@ -362,18 +425,20 @@ func (m *Manager) forget(j *Job) {
 // files are deleted. After Close, state-changing methods and setters return
 // ErrNoService and getters keep working. Close is idempotent; a callback
 // must not call it (it would wait for itself).
+//
+// Close waits for as long as a callback takes to return. If it is still
+// waiting after 5 s, it logs a warning through Config.Logger naming what it
+// waits for (the callbacks or transfers of which jobs), and again every 30 s.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() { m.closeErr = m.close() })
 	return m.closeErr
 }
 
 func (m *Manager) close() error {
-	m.closed.Store(true)
 	m.goMu.Lock()
-	m.closing.Store(true)
+	m.closed.Store(true)
 	m.goMu.Unlock()
 	close(m.done)
-	close(m.stop)
 
 	m.mu.Lock()
 	jobs := make([]*Job, 0, len(m.jobs))
@@ -391,7 +456,7 @@ func (m *Manager) close() error {
 	if m.store != nil {
 		m.store.shutdown() // the writer flushes and exits
 	}
-	m.wg.Wait()
+	m.awaitGoroutines()
 	if m.ownTr != nil {
 		m.ownTr.CloseIdleConnections()
 	}
@@ -403,6 +468,7 @@ func (m *Manager) close() error {
 			}
 		}
 		errs = append(errs, m.store.close())
+		m.flushLogs()
 	} else {
 		for _, j := range jobs {
 			var temps []string
@@ -415,6 +481,50 @@ func (m *Manager) close() error {
 			j.mu.Unlock()
 			errs = append(errs, m.removeTemps(j, temps))
 		}
+		m.flushLogs()
 	}
 	return errors.Join(errs...)
+}
+
+// When Close reports what it still waits for (see Close).
+const (
+	closeReportAfter = 5 * time.Second
+	closeReportEvery = 30 * time.Second
+)
+
+// awaitGoroutines waits for every goroutine spawn started, logging what it
+// still waits for after closeReportAfter and then every closeReportEvery:
+// a callback that never returns would otherwise hang Close silently.
+func (m *Manager) awaitGoroutines() {
+	idle := make(chan struct{})
+	go func() { // returns with the last spawned goroutine; awaited below
+		m.wg.Wait()
+		close(idle)
+	}()
+	start := time.Now()
+	t := time.NewTimer(closeReportAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-idle:
+			return
+		case <-t.C:
+			m.log.Warn("dojob: Close is still waiting for goroutines to return; is a callback blocked?",
+				"waited", time.Since(start), "waiting_for", m.runningTasks())
+			t.Reset(closeReportEvery)
+		}
+	}
+}
+
+// runningTasks describes the goroutines spawn started that have not
+// returned, sorted.
+func (m *Manager) runningTasks() []string {
+	m.goMu.Lock()
+	out := make([]string, 0, len(m.tasks))
+	for t := range m.tasks {
+		out = append(out, t.String())
+	}
+	m.goMu.Unlock()
+	slices.Sort(out)
+	return out
 }

@@ -157,7 +157,7 @@ func TestIdleJobsHaveNoGoroutine(t *testing.T) {
 		for i := range 50 {
 			j, err := r.m.CreateJob("retrying")
 			require.NoError(t, err)
-			require.NoError(t, j.AddFile(r.tr.URL("/fail"), r.local("/fail"+strconv.Itoa(i))))
+			require.NoError(t, j.AddFile(r.tr.FileURL("/fail"), r.local("/fail"+strconv.Itoa(i))))
 			require.NoError(t, j.Resume())
 		}
 		for i := range 50 {
@@ -184,10 +184,10 @@ func TestPausedManager(t *testing.T) {
 		synctest.Wait()
 		assert.Equal(t, dojob.StateQueued, j.State())
 		assert.Empty(t, r.tr.Requests())
-		r.m.Start()
+		require.NoError(t, r.m.Start())
 		st, err := j.Wait(t.Context())
 		require.NoError(t, err)
 		assert.Equal(t, dojob.StateTransferred, st)
-		r.m.Start() // a no-op now
+		require.NoError(t, r.m.Start()) // a no-op now
 	})
 }

@@ -2,6 +2,7 @@ package dojob
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -65,8 +66,8 @@ func (s State) active() bool {
 
 // transitions[from] is the set of states a job may move to from "from".
 // Every change of a job's state goes through setStateLocked, which refuses
-// anything not in this table. Rows cite the BITS/DO behaviour they copy
-// (reference §2.3); the package documentation draws the same table.
+// anything not in this table. Rows name the BITS/DO behaviour they copy;
+// the package documentation draws the same table.
 var transitions = [...][]State{
 	// Scheduler starts it (→CONNECTING); nothing left to transfer
 	// (→TRANSFERRED); no-progress timeout during a retry (→ERROR);
@@ -125,8 +126,7 @@ func (j *Job) setStateLocked(to State) error {
 	j.state = to
 	j.modified = now
 	j.version++
-	close(j.changed)
-	j.changed = make(chan struct{})
+	j.wakeLocked()
 
 	m := j.m
 	// Leaving a state.
@@ -181,6 +181,8 @@ func (j *Job) setStateLocked(to State) error {
 		m.forget(j)
 	}
 	m.markDirty(j)
-	m.log.Debug("dojob: state", "job", j.id.String(), "from", from.String(), "to", to.String())
+	if m.logEnabled(slog.LevelDebug) {
+		m.queueLog(slog.LevelDebug, "dojob: state", slog.Any("job", j.id), slog.String("from", from.String()), slog.String("to", to.String()))
+	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // recordVersion is the version of the record format this release writes.
@@ -37,6 +38,12 @@ type store struct {
 	log  *slog.Logger
 	lock *os.File
 
+	// readOnly: a Paused Manager that could not own the directory (it is
+	// not writable, or another Manager owns it) only looks: it holds no
+	// lock, writes nothing, and every change returns ErrWriteProtect.
+	readOnly bool
+	why      string // why the directory is read-only here, for the error
+
 	mu     sync.Mutex
 	dirty  map[*Job]struct{}
 	signal chan struct{} // capacity 1: the writer has work
@@ -44,8 +51,11 @@ type store struct {
 	once   sync.Once
 }
 
-// openStore creates or opens a state directory and locks it.
-func openStore(dir string, log *slog.Logger) (*store, error) {
+// openStore creates or opens a state directory and locks it. A paused
+// Manager (Config.Paused) that finds the directory read-only (see
+// readOnlyDir, or the lock cannot be created) opens it read-only instead,
+// without a lock and without creating or re-securing anything.
+func openStore(dir string, log *slog.Logger, paused bool) (*store, error) {
 	if dir == "" || !filepath.IsAbs(dir) {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -61,9 +71,18 @@ func openStore(dir string, log *slog.Logger) (*store, error) {
 		signal: make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 	}
+	if paused {
+		if why := readOnlyDir(dir); why != "" {
+			s.readOnly, s.why = true, why
+			return s, nil
+		}
+	}
 	for _, d := range []string{dir, s.jobs} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, localError(fmt.Errorf("creating state directory: %w", err))
+		}
+		if paused {
+			continue // a paused Manager changes no mode of the user's
 		}
 		if err := os.Chmod(d, 0o700); err != nil {
 			return nil, localError(fmt.Errorf("securing state directory: %w", err))
@@ -71,6 +90,15 @@ func openStore(dir string, log *slog.Logger) (*store, error) {
 	}
 	lock, err := lockFile(filepath.Join(dir, "lock"))
 	if err != nil {
+		// A directory another Manager owns is refused even when paused: a
+		// paused Manager that owns its directory may change jobs (the
+		// command line's suspend, cancel, complete), so it must hold the
+		// lock. Opening it read-only instead, for a look beside a running
+		// Manager, would be one more case here.
+		if paused && isReadOnlyErr(err) {
+			s.readOnly, s.why = true, "it is not writable"
+			return s, nil
+		}
 		if errors.Is(err, errLocked) {
 			return nil, errorf(ErrSharingViolation, "state directory %s is in use by another Manager", dir)
 		}
@@ -78,6 +106,35 @@ func openStore(dir string, log *slog.Logger) (*store, error) {
 	}
 	s.lock = lock
 	return s, nil
+}
+
+// readOnlyDir says why a paused Manager must open dir read-only, or "" if
+// it may own it: a directory (or its jobs/) whose mode denies its owner
+// writing is read-only — the mode is what a user set with chmod, and
+// checking it (rather than trying a write) keeps the look free of writes
+// and behaves alike for every user, root included.
+func readOnlyDir(dir string) string {
+	for _, d := range []string{dir, filepath.Join(dir, "jobs")} {
+		fi, err := os.Stat(d)
+		if err == nil && fi.IsDir() && fi.Mode().Perm()&0o200 == 0 {
+			return d + " is not writable"
+		}
+	}
+	return ""
+}
+
+// isReadOnlyErr reports an error that says the file system refuses writes.
+func isReadOnlyErr(err error) bool {
+	var code HRESULT
+	if errors.Is(err, fs.ErrPermission) {
+		return true
+	}
+	return errors.As(localError(err), &code) && code == ErrWriteProtect
+}
+
+// writeProtected is the error of a change on a read-only Manager.
+func (s *store) writeProtected() error {
+	return errorf(ErrWriteProtect, "the state directory %s is open read-only (Config.Paused, and %s)", s.dir, s.why)
 }
 
 // close releases the directory lock.
@@ -98,7 +155,7 @@ func (s *store) shutdown() {
 // markDirty queues a job for the writer. The job's mu may be held.
 func (m *Manager) markDirty(j *Job) {
 	s := m.store
-	if s == nil {
+	if s == nil || s.readOnly {
 		return
 	}
 	s.mu.Lock()
@@ -143,7 +200,7 @@ func (m *Manager) flush() {
 // returns when it is durable. A no-op for an in-memory Manager.
 func (m *Manager) persist(j *Job) error {
 	s := m.store
-	if s == nil {
+	if s == nil || s.readOnly {
 		return nil
 	}
 	j.persistMu.Lock()
@@ -174,7 +231,7 @@ func jsonRecord(r *record) ([]byte, error) { return json.MarshalIndent(r, "", "\
 // unpersist deletes the record of a job that reached a final state.
 func (m *Manager) unpersist(j *Job) {
 	s := m.store
-	if s == nil {
+	if s == nil || s.readOnly {
 		return
 	}
 	j.persistMu.Lock()
@@ -185,8 +242,9 @@ func (m *Manager) unpersist(j *Job) {
 	s.mu.Lock()
 	delete(s.dirty, j)
 	s.mu.Unlock()
-	if err := s.remove(j.id); err != nil {
-		m.log.Error("dojob: deleting job record", "job", j.id.String(), "err", err)
+	if err := s.remove(j.id); err != nil && m.logEnabled(slog.LevelError) {
+		// Queued: the job's persistMu is held, and the writer waits for it.
+		m.queueLog(slog.LevelError, "dojob: deleting job record", slog.Any("job", j.id), slog.Any("err", err))
 	}
 }
 
@@ -263,6 +321,12 @@ type recordFile struct {
 	LastModified string      `json:"last_modified,omitempty"`
 	Transferred  bool        `json:"transferred,omitempty"`
 	Completed    bool        `json:"completed,omitempty"`
+
+	// Added within version 1: a record without them (from an older
+	// release) loads with the high-water mark at Durable and no restarts.
+	HighWater     int64  `json:"high_water,omitempty"` // the most bytes the file ever held
+	Restarts      int    `json:"restarts,omitempty"`
+	RestartReason string `json:"restart_reason,omitempty"`
 }
 
 type recordError struct {
@@ -313,6 +377,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 			Size: f.size, RemoteSize: f.remoteSize, Durable: f.durable,
 			ETag: f.etag, LastModified: f.lastMod,
 			Transferred: f.transferred, Completed: f.completed,
+			HighWater: f.markLocked(), Restarts: f.restarts, RestartReason: f.restartReason,
 		}
 	}
 	return r
@@ -358,18 +423,28 @@ func (j *Job) jobError(r *recordError) *JobError {
 	return e
 }
 
-// reload brings back the jobs of the state directory (NewManager).
+// reload brings back the jobs of the state directory (NewManager). A
+// paused Manager (Config.Paused) only looks: it recovers nothing — damaged
+// records are logged but stay where they are, an interrupted write, Complete
+// or Cancel is left for the next Manager that is not paused, and no record
+// is rewritten — so it writes nothing to the directory.
 func (m *Manager) reload() error {
 	s := m.store
+	look := m.cfg.Paused
 	entries, err := os.ReadDir(s.jobs)
 	if err != nil {
+		if look && errors.Is(err, fs.ErrNotExist) {
+			return nil // nothing to look at
+		}
 		return localError(fmt.Errorf("reading state directory: %w", err))
 	}
 	var jobs []*Job
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasSuffix(name, ".json.tmp") {
-			_ = os.Remove(filepath.Join(s.jobs, name)) // a write a crash interrupted
+			if !look {
+				_ = os.Remove(filepath.Join(s.jobs, name)) // a write a crash interrupted
+			}
 			continue
 		}
 		if !strings.HasSuffix(name, ".json") || e.IsDir() {
@@ -381,8 +456,15 @@ func (m *Manager) reload() error {
 			err = fmt.Errorf("record for job %s stored as %s", rec.ID, name)
 		}
 		if err != nil {
+			if look {
+				m.log.Error("dojob: damaged job record (left in place: the Manager is paused)", "record", path, "cause", err)
+				continue
+			}
 			m.setAside(path, err)
 			continue
+		}
+		if look && (rec.Completing || rec.State.Final()) {
+			continue // an interrupted Complete or Cancel: the job has ended
 		}
 		if j := m.restore(rec); j != nil {
 			jobs = append(jobs, j)
@@ -429,19 +511,73 @@ func readRecord(path string) (*record, error) {
 	if rec.Version != recordVersion {
 		return nil, fmt.Errorf("record version %d is not %d", rec.Version, recordVersion)
 	}
+	if err := rec.check(); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// check refuses a record no version of dojob writes: a job restored from it
+// could act on values no call could have set — transfer to a relative path,
+// fetch a non-HTTP URL, believe a file complete that was never requested,
+// or delete another job's temporary file. Such a record is damaged and is
+// set aside, never guessed at.
+func (rec *record) check() error {
 	if !rec.State.valid() || !rec.Priority.valid() || rec.MinimumRetryDelay <= 0 || rec.MinimumRetryDelay > MaxTimeout ||
 		rec.NotifyFlags&^notifyAll != 0 || rec.ID == (JobID{}) ||
 		(rec.NoProgressTimeout != nil && (*rec.NoProgressTimeout < 0 || *rec.NoProgressTimeout > MaxTimeout)) ||
 		(rec.WindowAge != nil && (*rec.WindowAge < 0 || *rec.WindowAge > MaxTimeout)) || rec.RetryIn < 0 || rec.RetryIn > MaxTimeout {
-		return nil, errors.New("record holds invalid settings")
+		return errors.New("record holds invalid settings")
 	}
-	for i, f := range rec.Files {
-		if checkRemoteURL(f.Remote) != nil || checkLocalPath(f.Local) != nil || filepath.Dir(f.Temp) != filepath.Dir(f.Local) ||
-			!strings.HasPrefix(filepath.Base(f.Temp), ".dojob-") || f.Durable < 0 || (f.Ranges != nil && checkRanges(f.Ranges) != nil) {
-			return nil, fmt.Errorf("record holds an invalid file %d", i)
+	if utf8.RuneCountInString(rec.DisplayName) > maxDisplayName || utf8.RuneCountInString(rec.Description) > maxDescription ||
+		rec.ErrorCount < 0 || rec.Streak < 0 {
+		return errors.New("record holds invalid settings")
+	}
+	for _, e := range []*recordError{rec.Error, rec.LastTransient} {
+		for ; e != nil; e = e.Cause {
+			if e.File < -1 || e.File >= len(rec.Files) {
+				return fmt.Errorf("record's error names file %d of %d", e.File, len(rec.Files))
+			}
 		}
 	}
-	return &rec, nil
+	tempPrefix := ".dojob-" + rec.ID.hex32() + "-"
+	locals := make(map[string]bool, len(rec.Files))
+	temps := make(map[string]bool, len(rec.Files))
+	for i, f := range rec.Files {
+		if err := f.check(tempPrefix); err != nil {
+			return fmt.Errorf("record holds an invalid file %d: %w", i, err)
+		}
+		if locals[f.Local] || temps[f.Temp] {
+			return fmt.Errorf("record holds an invalid file %d: its local or temporary path is another file's", i)
+		}
+		locals[f.Local], temps[f.Temp] = true, true
+	}
+	return nil
+}
+
+// check validates one file of a record, as AddFile and the transfer would
+// have left it.
+func (f *recordFile) check(tempPrefix string) error {
+	switch {
+	case checkRemoteURL(f.Remote) != nil:
+		return errors.New("the remote URL is not an http or https URL")
+	case checkLocalPath(f.Local) != nil:
+		return errors.New("the local path is not absolute and clean")
+	case filepath.Dir(f.Temp) != filepath.Dir(f.Local) || !strings.HasPrefix(filepath.Base(f.Temp), tempPrefix) ||
+		!strings.HasSuffix(f.Temp, ".tmp"):
+		return errors.New("the temporary path is not the job's, next to the local path")
+	case f.Ranges != nil && checkRanges(f.Ranges) != nil:
+		return errors.New("invalid ranges")
+	case f.Size < SizeUnknown || f.RemoteSize < SizeUnknown:
+		return errors.New("negative size")
+	case f.Durable < 0 || (f.Size != SizeUnknown && f.Durable > f.Size):
+		return fmt.Errorf("%d bytes recorded of a file of %d", f.Durable, f.Size)
+	case f.Transferred && (f.Size == SizeUnknown || f.Durable != f.Size):
+		return errors.New("transferred, but not all of its bytes are recorded")
+	case f.Completed && !f.Transferred:
+		return errors.New("completed, but not transferred")
+	}
+	return nil
 }
 
 // restore rebuilds a job from its record, or finishes a job that ended
@@ -465,6 +601,7 @@ func (m *Manager) restore(r *record) *Job {
 			size: rf.Size, remoteSize: rf.RemoteSize, durable: rf.Durable,
 			etag: rf.ETag, lastMod: rf.LastModified,
 			transferred: rf.Transferred, completed: rf.Completed,
+			hwm: max(rf.HighWater, rf.Durable), restarts: max(rf.Restarts, 0), restartReason: rf.RestartReason,
 		})
 	}
 
@@ -516,7 +653,9 @@ func (m *Manager) restore(r *record) *Job {
 	case StateTransientError:
 		j.state = StateTransientError
 		j.retryAt = now + r.RetryIn
-		m.clock.set(&j.retryDL, j.retryAt)
+		if !m.store.readOnly { // a read-only Manager's jobs stay as recorded
+			m.clock.set(&j.retryDL, j.retryAt)
+		}
 	case StateTransferred, StateError:
 		j.state = r.State
 		j.episode, j.pendingFinal = 1, true
@@ -532,12 +671,20 @@ func (m *Manager) restore(r *record) *Job {
 		j.jerr = nil
 	}
 	if j.windowOpen && j.state.active() {
-		m.clock.set(&j.windowDL, j.windowStart+j.timeoutLocked())
+		if !m.store.readOnly {
+			m.clock.set(&j.windowDL, j.windowStart+j.timeoutLocked())
+		}
 	} else {
 		j.windowOpen = false
 	}
 	j.version++ // the restored state (e.g. QUEUED) is written on the next save
 	j.saved = 0
+	if m.cfg.Paused {
+		// Written only if a change is made (by a Manager that owns the
+		// directory): a paused Manager writes nothing of its own accord.
+		j.saved = j.version
+		return j
+	}
 	m.markDirty(j)
 	return j
 }
@@ -555,6 +702,8 @@ func (m *Manager) checkTemp(j *Job, f *file) {
 	case err != nil && errors.Is(err, fs.ErrNotExist):
 		if f.transferred || f.durable > 0 {
 			m.log.Warn("dojob: temporary file missing; the file starts over", "job", j.id.String(), "file", f.temp)
+			f.restarts++
+			f.restartReason = "temporary file missing"
 		}
 		f.transferred = false
 		f.durable = 0

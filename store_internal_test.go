@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -176,4 +179,132 @@ func BenchmarkReload(b *testing.B) {
 	}
 	b.ReportMetric(float64(worst.Milliseconds()), "worst-ms")
 	b.ReportMetric(float64(n), "jobs")
+}
+
+// TestDamagedRecordDefects: a record that no version of dojob writes is
+// damaged — moved to damaged/ and logged — never a job. One row per defect;
+// the first row, without a defect, shows the base record is a good one.
+func TestDamagedRecordDefects(t *testing.T) {
+	dir := t.TempDir()
+	base := func() *record {
+		id := newJobID()
+		temp := func(i int) string {
+			return filepath.Join(dir, ".dojob-"+id.hex32()+"-"+strconv.Itoa(i)+".tmp")
+		}
+		now := time.Now()
+		return &record{
+			Version: recordVersion, ID: id, Seq: 1, DisplayName: "base", Priority: PriorityNormal,
+			MinimumRetryDelay: DefaultMinimumRetryDelay, NotifyFlags: DefaultNotifyFlags,
+			State: StateError, Created: now, Modified: now, ErrorCount: 1,
+			Error: &recordError{Context: ErrorContextRemoteFile, Code: HTTPStatus(404), File: 1},
+			Files: []recordFile{
+				{Remote: "http://127.0.0.1:1/a", Local: filepath.Join(dir, "a"), Temp: temp(0),
+					Size: 1000, RemoteSize: 1000, Durable: 1000, ETag: `"v1"`, Transferred: true},
+				{Remote: "https://127.0.0.1:1/b", Local: filepath.Join(dir, "b"), Temp: temp(1),
+					Ranges: []FileRange{{Offset: 0, Length: 10}, {Offset: 100, Length: LengthToEOF}},
+					Size:   SizeUnknown, RemoteSize: SizeUnknown},
+			},
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		defect func(r *record)
+	}{
+		{"none", func(*record) {}},
+		{"unknown state", func(r *record) { r.State = 42 }},
+		{"negative state", func(r *record) { r.State = -1 }},
+		{"unknown priority", func(r *record) { r.Priority = 9 }},
+		{"unknown notify flags", func(r *record) { r.NotifyFlags = 0x100 }},
+		{"retry delay zero", func(r *record) { r.MinimumRetryDelay = 0 }},
+		{"negative timeout", func(r *record) { d := -time.Second; r.NoProgressTimeout = &d }},
+		{"negative window age", func(r *record) { d := -time.Second; r.WindowAge = &d }},
+		{"negative retry", func(r *record) { r.RetryIn = -1 }},
+		{"null ID", func(r *record) { r.ID = JobID{} }},
+		{"display name too long", func(r *record) { r.DisplayName = strings.Repeat("x", maxDisplayName+1) }},
+		{"description too long", func(r *record) { r.Description = strings.Repeat("x", maxDescription+1) }},
+		{"negative error count", func(r *record) { r.ErrorCount = -1 }},
+		{"negative streak", func(r *record) { r.Streak = -1 }},
+		{"error names no file", func(r *record) { r.Error.File = 2 }},
+		{"cause names no file", func(r *record) { r.Error.Cause = &recordError{Code: HTTPStatus(404), File: -2} }},
+		{"ftp URL", func(r *record) { r.Files[0].Remote = "ftp://127.0.0.1/a" }},
+		{"file URL", func(r *record) { r.Files[0].Remote = "file:///etc/passwd" }},
+		{"URL without host", func(r *record) { r.Files[0].Remote = "http:///a" }},
+		{"relative local path", func(r *record) { r.Files[0].Local = "a"; r.Files[0].Temp = ".dojob-" + r.ID.hex32() + "-0.tmp" }},
+		{"unclean local path", func(r *record) { r.Files[0].Local = filepath.Join(dir, "x") + "/../a" }},
+		{"temporary file elsewhere", func(r *record) { r.Files[0].Temp = filepath.Join(t.TempDir(), filepath.Base(r.Files[0].Temp)) }},
+		{"temporary file of another job", func(r *record) {
+			r.Files[0].Temp = filepath.Join(dir, ".dojob-"+newJobID().hex32()+"-0.tmp")
+		}},
+		{"temporary file not a .tmp", func(r *record) { r.Files[0].Temp = filepath.Join(dir, ".dojob-"+r.ID.hex32()+"-0") }},
+		{"negative size", func(r *record) { r.Files[0].Size = -2 }},
+		{"negative remote size", func(r *record) { r.Files[0].RemoteSize = -5 }},
+		{"negative durable", func(r *record) { r.Files[1].Durable = -1 }},
+		{"durable beyond size", func(r *record) { r.Files[0].Durable = 1001 }},
+		{"transferred short", func(r *record) { r.Files[0].Durable = 999 }},
+		{"transferred of unknown size", func(r *record) { r.Files[1].Transferred = true }},
+		{"completed, not transferred", func(r *record) { r.Files[1].Completed = true }},
+		{"negative range offset", func(r *record) { r.Files[1].Ranges[0].Offset = -1 }},
+		{"empty range", func(r *record) { r.Files[1].Ranges[0].Length = 0 }},
+		{"duplicate local path", func(r *record) { r.Files[1].Local = r.Files[0].Local }},
+		{"duplicate temporary path", func(r *record) { r.Files[1].Temp = r.Files[0].Temp }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stateDir := t.TempDir()
+			jobs := filepath.Join(stateDir, "jobs")
+			if err := os.MkdirAll(jobs, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			rec := base()
+			name := rec.ID.hex32() + ".json"
+			tc.defect(rec)
+			data, err := jsonRecord(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(jobs, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			var mu sync.Mutex
+			m, err := NewManager(Config{StateDir: stateDir, HTTPClient: serve(nil),
+				Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := m.Jobs()
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			_, statErr := os.Stat(filepath.Join(stateDir, "damaged", name))
+			if tc.name == "none" {
+				if len(got) != 1 || got[0].State() != StateError || statErr == nil {
+					t.Fatalf("the good record: jobs %v, damaged/ %v, log %s", got, statErr, logs.String())
+				}
+				return
+			}
+			if len(got) != 0 {
+				t.Errorf("a damaged record became job %s in %s", got[0].ID(), got[0].State())
+			}
+			if statErr != nil {
+				t.Errorf("not set aside: %v", statErr)
+			}
+			if !strings.Contains(logs.String(), "damaged job record set aside") {
+				t.Errorf("not logged: %q", logs.String())
+			}
+		})
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

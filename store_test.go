@@ -108,7 +108,7 @@ func TestStatesSurviveRestart(t *testing.T) {
 		mk := func(name string) *dojob.Job {
 			j, err := m.CreateJob(name)
 			require.NoError(t, err)
-			require.NoError(t, j.AddFile(tr.URL("/"+name), filepath.Join(dir, name)))
+			require.NoError(t, j.AddFile(tr.FileURL("/"+name), filepath.Join(dir, name)))
 			require.NoError(t, j.SetMinimumRetryDelay(time.Hour))
 			return j
 		}
@@ -296,7 +296,7 @@ func TestSuspendKeepsProgressAcrossRestart(t *testing.T) {
 		require.NoError(t, err)
 		j, err := m.CreateJob("suspend")
 		require.NoError(t, err)
-		require.NoError(t, j.AddFile(tr.URL("/f"), filepath.Join(dir, "f")))
+		require.NoError(t, j.AddFile(tr.FileURL("/f"), filepath.Join(dir, "f")))
 		require.NoError(t, j.Resume())
 		_, err = tr.AwaitRequests(t.Context(), func(rs []dojobtest.Request) bool { return len(rs) == 1 && rs[0].BodyBytes >= size/2 })
 		require.NoError(t, err)

@@ -34,7 +34,7 @@ func TestConcurrentMethods(t *testing.T) {
 	for i := range jobs {
 		j, err := m.CreateJob(fmt.Sprint("shared ", i))
 		require.NoError(t, err)
-		require.NoError(t, j.AddFile(tr.URL(fmt.Sprintf("/j%d/first", i)), filepath.Join(dir, fmt.Sprintf("j%d-first", i))))
+		require.NoError(t, j.AddFile(tr.FileURL(fmt.Sprintf("/j%d/first", i)), filepath.Join(dir, fmt.Sprintf("j%d-first", i))))
 		require.NoError(t, j.SetMinimumRetryDelay(time.Millisecond))
 		require.NoError(t, j.SetNotifyInterface(dojob.CallbackFuncs{
 			Modification: func(j *dojob.Job) error { _ = j.Progress(); return nil },
@@ -83,7 +83,7 @@ func TestConcurrentMethods(t *testing.T) {
 						check("Complete", j.Complete())
 					}
 				case 7:
-					check("AddFile", j.AddFile(tr.URL(fmt.Sprintf("/w%d/%d", w, n)), filepath.Join(dir, fmt.Sprintf("w%d-%d", w, n))))
+					check("AddFile", j.AddFile(tr.FileURL(fmt.Sprintf("/w%d/%d", w, n)), filepath.Join(dir, fmt.Sprintf("w%d-%d", w, n))))
 				case 8:
 					check("SetPriority", j.SetPriority(dojob.Priority(rng.IntN(4))))
 				case 9:
@@ -148,14 +148,26 @@ func TestConcurrentMethods(t *testing.T) {
 	t.Logf("states %v after %d requests", states, len(tr.Requests()))
 	assert.Greater(t, len(tr.Requests()), nJobs*3, "transfers ran during the calls")
 
-	// End every job and check what is left on disk.
+	// End every job and check what is left on disk. The callbacks may still
+	// Complete a job, so first let each settle: Suspend stops it (a
+	// TRANSFERRED or final job stays as it is) and Wait returns once no
+	// JobTransferred owed is queued, due again or running. From then on
+	// nothing but this loop changes the job, so its Complete or Cancel
+	// cannot collide with a callback's and must succeed.
 	for _, j := range jobs {
-		switch j.State() {
+		check("Suspend", j.Suspend())
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		st, err := j.Wait(ctx)
+		cancel()
+		require.NoError(t, err)
+		switch st {
 		case dojob.StateAcknowledged, dojob.StateCancelled:
 		case dojob.StateTransferred:
 			require.NoError(t, j.Complete())
-		default:
+		case dojob.StateSuspended:
 			require.NoError(t, j.Cancel())
+		default:
+			t.Fatalf("job %s settled in %v", j.ID(), st)
 		}
 	}
 	require.NoError(t, m.Close())

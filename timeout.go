@@ -1,11 +1,12 @@
 package dojob
 
 import (
+	"log/slog"
 	"time"
 )
 
 // This file holds the timing rules of a job: the no-progress window, the
-// retry delay and the stall watchdog (DESIGN.md §3). All times are on the
+// retry delay and the stall watchdog. All times are on the
 // Manager's monotonic clock (Manager.now), so changing the wall clock
 // changes nothing.
 
@@ -18,7 +19,7 @@ const maxRetryCap = 60 * time.Second
 const progressInterval = 100 * time.Millisecond
 
 // retryDelay returns the wait after a failed attempt: base doubled once for
-// each earlier consecutive attempt that moved no byte (streak), capped at
+// each earlier consecutive attempt that moved no new byte (streak), capped at
 // max(60 s, base), and never shorter than the server's Retry-After.
 func retryDelay(base time.Duration, streak int, retryAfter time.Duration) time.Duration {
 	limit := max(maxRetryCap, base)
@@ -65,7 +66,9 @@ func (j *Job) failLocked(e *JobError) {
 	j.retryAt = now + delay
 	j.m.clock.set(&j.retryDL, j.retryAt)
 	j.m.clock.set(&j.windowDL, j.windowStart+to)
-	j.m.log.Info("dojob: transient error; will retry", "job", j.id.String(), "err", e.Error(), "delay", delay)
+	if j.m.logEnabled(slog.LevelInfo) {
+		j.m.queueLog(slog.LevelInfo, "dojob: transient error; will retry", slog.Any("job", j.id), slog.Any("err", e), slog.Duration("delay", delay))
+	}
 }
 
 // onRetry queues a TRANSIENT_ERROR job whose retry delay is over.
@@ -88,8 +91,10 @@ func (j *Job) closeWindowLocked() {
 	j.m.clock.stop(&j.windowDL)
 }
 
-// noteProgressLocked records the first byte of an attempt (or a finished
-// file): it closes the no-progress window and resets the retry back-off.
+// noteProgressLocked records progress: the first new byte of an attempt
+// (one that takes its file past its high-water mark; bytes fetched again
+// after a restart from byte 0 are not progress) or a finished file. It
+// closes the no-progress window and resets the retry back-off.
 func (j *Job) noteProgressLocked() {
 	j.closeWindowLocked()
 	j.streak = 0
@@ -139,7 +144,9 @@ func (j *Job) expireLocked() {
 	j.stopTransferLocked()
 	j.jerr = e
 	_ = j.setStateLocked(StateError)
-	j.m.log.Info("dojob: no progress within the timeout", "job", j.id.String(), "timeout", j.timeoutLocked())
+	if j.m.logEnabled(slog.LevelInfo) {
+		j.m.queueLog(slog.LevelInfo, "dojob: no progress within the timeout", slog.Any("job", j.id), slog.Duration("timeout", j.timeoutLocked()))
+	}
 }
 
 // tickIntervalLocked is how often a running transfer's watchdog ticks: often

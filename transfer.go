@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -42,7 +42,8 @@ type transfer struct {
 	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
 
 	// Owned by the goroutine.
-	progressed bool    // this run moved a byte (the no-progress window is closed)
+	progressed bool    // this run moved a new byte (the no-progress window is closed)
+	mark       int64   // the current file's high-water mark when its response was accepted
 	buf        *[]byte // copy buffer from the Manager's pool
 }
 
@@ -64,7 +65,7 @@ func (j *Job) start(kind slotKind) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	x := &transfer{j: j, slot: kind, ctx: ctx, cancel: cancel, done: make(chan struct{}), prev: j.last}
 	m.sched.hold(x)
-	if !m.spawn(x.run) {
+	if !m.spawn(j, "transfer", x.run) {
 		cancel(errClosing)
 		m.sched.release(kind, x)
 		return
@@ -91,7 +92,9 @@ func (j *Job) preempt(x *transfer) {
 		return
 	}
 	_ = j.setStateLocked(StateQueued)
-	j.m.log.Debug("dojob: pre-empted", "job", j.id.String())
+	if j.m.logEnabled(slog.LevelDebug) {
+		j.m.queueLog(slog.LevelDebug, "dojob: pre-empted", slog.Any("job", j.id))
+	}
 }
 
 // run is the transfer goroutine: files one after another, in order.
@@ -161,6 +164,10 @@ func (x *transfer) run() {
 		f.transferred = true
 		f.durable = f.done.Load()
 		j.version++
+		// A finished file is progress even if every byte of it was fetched
+		// before (a file that started over and ended below its old mark,
+		// e.g. new content that is shorter): the job is a file further on,
+		// and a file finishes once, so this cannot keep a job alive.
 		j.noteProgressLocked()
 		j.queueFileLocked(f)
 		m.markDirty(j)
@@ -183,13 +190,14 @@ func (x *transfer) transferFile(f *file) error {
 	defer tf.close()
 	// Resuming needs a validator (a strong ETag or Last-Modified) to send in
 	// If-Range: without one a changed file of the same size would be spliced
-	// silently. Such a partial whole file starts over instead.
+	// silently. Such a partial file starts over instead — a ranged one too:
+	// its ranges are fetched by offset just the same.
 	j := x.j
 	j.mu.Lock()
-	blind := f.ranges == nil && f.done.Load() > 0 && f.etag == "" && f.lastMod == ""
+	blind := f.done.Load() > 0 && f.etag == "" && f.lastMod == ""
 	j.mu.Unlock()
 	if blind {
-		if err := x.restart(tf, f); err != nil {
+		if err := x.restart(tf, f, "no validator to resume safely"); err != nil {
 			return err
 		}
 	}
@@ -200,8 +208,8 @@ func (x *transfer) transferFile(f *file) error {
 			x.keep(tf, f)
 			return err
 		}
-		if restart {
-			if err := x.restart(tf, f); err != nil {
+		if restart != "" {
+			if err := x.restart(tf, f, restart); err != nil {
 				return err
 			}
 			restarted = true
@@ -293,8 +301,10 @@ func (t *lazyTemp) close() {
 }
 
 // restart empties f's temporary file: the content changed on the server, or
-// the server would not resume.
-func (x *transfer) restart(tf *lazyTemp, f *file) error {
+// the server would not resume, or nothing could tell whether it changed;
+// reason says which (FileInfo.RestartReason). The high-water mark keeps the
+// most the file held, so the bytes fetched again are not progress.
+func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 	j := x.j
 	if err := tf.open(); err != nil {
 		return err
@@ -306,6 +316,9 @@ func (x *transfer) restart(tf *lazyTemp, f *file) error {
 		return localError(err)
 	}
 	j.mu.Lock()
+	f.hwm = f.markLocked()
+	f.restarts++
+	f.restartReason = reason
 	f.done.Store(0)
 	x.seen = 0
 	f.durable = 0
@@ -316,9 +329,45 @@ func (x *transfer) restart(tf *lazyTemp, f *file) error {
 		f.size = rangesSize(f.ranges, SizeUnknown)
 	}
 	j.version++
+	j.m.markDirty(j)
 	j.mu.Unlock()
-	j.m.log.Info("dojob: remote file changed or range refused; starting the file over", "job", j.id.String(), "url", redactURL(f.remote))
+	j.m.log.Info("dojob: starting the file over", "job", j.id.String(), "url", redactURL(f.remote), "reason", reason)
 	return nil
+}
+
+// restartReason says in a few lower-case words why a response that check
+// turned down (v.restart) or took as a whole new file (v.truncate) makes f
+// start over. etag, lastMod and knownSize are what the request was made
+// with; sentIfRange whether it carried If-Range.
+func restartReason(resp *http.Response, sentIfRange bool, etag, lastMod string, knownSize int64) string {
+	newETag, newLastMod := strongETag(resp.Header.Get("ETag")), resp.Header.Get("Last-Modified")
+	switch resp.StatusCode {
+	case http.StatusOK:
+		// If-Range failed, or the server ignored the Range header.
+		switch {
+		case sentIfRange && etag != "" && newETag != etag:
+			return "content changed (ETag)"
+		case sentIfRange && etag == "" && lastMod != "" && newLastMod != lastMod:
+			return "content changed (Last-Modified)"
+		}
+		return "server ignored the range"
+	case http.StatusPartialContent:
+		cr, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		switch {
+		case etag != "" && newETag != "" && newETag != etag:
+			return "content changed (ETag)"
+		case etag == "" && lastMod != "" && newLastMod != "" && newLastMod != lastMod:
+			return "content changed (Last-Modified)"
+		case !ok || cr.start < 0 || cr.total < 0:
+			return "server sent no usable content-range"
+		case knownSize != SizeUnknown && cr.total != knownSize:
+			return "content changed (size)"
+		}
+		return "server sent another range"
+	case http.StatusRequestedRangeNotSatisfiable:
+		return "server refused the range"
+	}
+	return "server would not resume"
 }
 
 // span is the part of a remote file one request asks for.
@@ -360,20 +409,21 @@ func (f *file) nextSpanLocked() (s span, complete bool) {
 }
 
 // step makes one request for f and copies its body. It reports whether the
-// file is complete, or whether it must start over from byte 0.
-func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restart bool, err error) {
+// file is complete, or whether it must start over from byte 0 (restart is
+// then the reason, never "").
+func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, restart string, err error) {
 	j, m := x.j, x.j.m
 	j.mu.Lock()
 	sp, complete := f.nextSpanLocked()
 	etag, lastMod, remoteSize := f.etag, f.lastMod, f.remoteSize
 	j.mu.Unlock()
 	if complete {
-		return true, false, nil
+		return true, "", nil
 	}
 
 	req, err := http.NewRequestWithContext(x.ctx, http.MethodGet, f.remote, nil)
 	if err != nil {
-		return false, false, protocolError(ErrInvalidArg, "building the request: %v", err)
+		return false, "", protocolError(ErrInvalidArg, "building the request: %v", err)
 	}
 	// The exact bytes, never a compressed representation: offsets must
 	// count the same bytes on every attempt.
@@ -385,7 +435,10 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 			end = strconv.FormatInt(sp.end, 10)
 		}
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(sp.off, 10)+"-"+end)
+		// After a restart, no If-Range: a server that answered it with 304
+		// would again (a 206 is still checked against the validators).
 		switch {
+		case restarted:
 		case etag != "":
 			ifRange = etag
 		case lastMod != "":
@@ -398,7 +451,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 
 	resp, err := m.client.Do(req)
 	if err != nil {
-		return false, false, err
+		return false, "", err
 	}
 	defer func() {
 		// Closing without draining: a body we stop reading early is not
@@ -406,18 +459,19 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 		resp.Body.Close()
 	}()
 
-	v := x.check(resp, f, sp, ifRange != "", etag, lastMod, remoteSize)
+	v := check(ask{sp: sp, ranges: f.ranges != nil, ifRange: ifRange != "", etag: etag, lastMod: lastMod, size: remoteSize},
+		resp.StatusCode, resp.Header, resp.ContentLength, time.Now())
 	switch {
 	case v.err != nil:
-		return false, false, v.err
+		return false, "", v.err
 	case v.restart:
 		if restarted {
 			if f.ranges != nil {
-				return false, false, protocolError(ErrInsufficientRangeSupport, "the server does not serve the requested ranges consistently")
+				return false, "", protocolError(ErrInsufficientRangeSupport, "the server does not serve the requested ranges consistently")
 			}
-			return false, false, protocolError(ErrBlockSizeMismatch, "the server's answer does not match the file it served before")
+			return false, "", protocolError(ErrBlockSizeMismatch, "the server's answer does not match the file it served before")
 		}
-		return false, true, nil
+		return false, restartReason(resp, ifRange != "", etag, lastMod, remoteSize), nil
 	case v.complete:
 		// 416 at full size: what we have is the whole file, whose size the
 		// answer confirmed.
@@ -425,25 +479,25 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 		f.size = f.done.Load()
 		f.remoteSize = f.size
 		j.mu.Unlock()
-		return true, false, nil
+		return true, "", nil
 	}
 
 	if v.truncate {
 		// A 200 to a resume request: the server ignored the range or the
 		// content changed. The body is the whole new file.
-		if err := x.restart(tf, f); err != nil {
-			return false, false, err
+		if err := x.restart(tf, f, restartReason(resp, ifRange != "", etag, lastMod, remoteSize)); err != nil {
+			return false, "", err
 		}
 	}
 
 	if err := tf.open(); err != nil {
-		return false, false, err
+		return false, "", err
 	}
 	// Accept the response: TRANSFERRING, the validators and sizes it told.
 	j.mu.Lock()
 	if j.xfer != x {
 		j.mu.Unlock()
-		return false, false, errStopped
+		return false, "", errStopped
 	}
 	if v.etag != "" || v.lastMod != "" || f.etag == "" && f.lastMod == "" {
 		f.etag, f.lastMod = v.etag, v.lastMod
@@ -457,15 +511,16 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 		}
 	}
 	x.seenAt = m.now()
+	x.mark = f.markLocked() // only bytes past it are progress
 	_ = j.setStateLocked(StateTransferring)
 	j.mu.Unlock()
 
 	n, err := x.copy(tf.tempFile, resp.Body, f, v.length)
 	if err != nil {
-		return false, false, err
+		return false, "", err
 	}
 	if v.length >= 0 && n < v.length {
-		return false, false, fmt.Errorf("body ended after %d of %d bytes: %w", n, v.length, io.ErrUnexpectedEOF)
+		return false, "", fmt.Errorf("body ended after %d of %d bytes: %w", n, v.length, io.ErrUnexpectedEOF)
 	}
 	if f.ranges == nil && v.remoteSize == SizeUnknown {
 		// No announced length: the end of the body is the end of the file.
@@ -473,128 +528,19 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete, restar
 		f.size = f.done.Load()
 		f.remoteSize = f.size
 		j.mu.Unlock()
-		return true, false, nil
+		return true, "", nil
 	}
 	if f.ranges != nil {
-		return false, false, nil // the next step finds the next range, or completion
+		return false, "", nil // the next step finds the next range, or completion
 	}
-	return true, false, nil
-}
-
-// verdict is what check makes of a response.
-type verdict struct {
-	err        error
-	restart    bool  // start the file over with a fresh request
-	truncate   bool  // start over, using this response's body (a 200)
-	complete   bool  // the file is already complete (416 at full size)
-	length     int64 // bytes the body will carry; -1 when unknown
-	remoteSize int64 // the remote file's size as announced; SizeUnknown if not
-	etag       string
-	lastMod    string
-}
-
-// check decides whether a response can be used for span sp of f, following
-// DESIGN.md §3 (Resume of a file): accept only a 206 whose Content-Range
-// starts where we asked and whose total is the one we know; a 200 to a
-// resume means start over with its body; a 416 whose total equals what we
-// have means the file is complete.
-func (x *transfer) check(resp *http.Response, f *file, sp span, sentIfRange bool, etag, lastMod string, knownSize int64) verdict {
-	v := verdict{length: -1, remoteSize: SizeUnknown, etag: strongETag(resp.Header.Get("ETag")), lastMod: resp.Header.Get("Last-Modified")}
-	code := resp.StatusCode
-	switch {
-	case code == http.StatusOK:
-		if f.ranges != nil && !sp.whole {
-			if sentIfRange {
-				v.restart = true // If-Range failed: the content changed
-				return v
-			}
-			v.err = protocolError(ErrInsufficientRangeSupport, "the server answered a range request with the whole file")
-			return v
-		}
-		v.truncate = sp.off > 0
-		v.length = resp.ContentLength
-		v.remoteSize = SizeUnknown
-		if resp.ContentLength >= 0 {
-			v.remoteSize = resp.ContentLength
-		}
-		return v
-
-	case code == http.StatusPartialContent:
-		cr, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		changed := (etag != "" && v.etag != "" && v.etag != etag) ||
-			(etag == "" && lastMod != "" && v.lastMod != "" && v.lastMod != lastMod) ||
-			(ok && knownSize != SizeUnknown && cr.total != knownSize)
-		switch {
-		case !ok || cr.start < 0 || cr.total < 0:
-			if f.ranges != nil {
-				v.err = protocolError(ErrInsufficientRangeSupport, "206 without a usable Content-Range")
-			} else {
-				v.restart = true
-			}
-			return v
-		case changed:
-			v.restart = true
-			return v
-		case cr.start != sp.off:
-			if f.ranges != nil {
-				v.err = protocolError(ErrInsufficientRangeSupport, "asked for bytes from %d, got %d-%d", sp.off, cr.start, cr.end)
-			} else {
-				v.restart = true
-			}
-			return v
-		}
-		wantEnd := sp.end
-		if wantEnd < 0 {
-			wantEnd = cr.total - 1
-		}
-		if cr.end != wantEnd {
-			if f.ranges != nil && wantEnd >= cr.total {
-				v.err = protocolError(ErrInvalidRange, "range ends at %d beyond the end of the %d-byte remote file", wantEnd, cr.total)
-			} else if f.ranges != nil {
-				v.err = protocolError(ErrInsufficientRangeSupport, "asked for bytes %d-%d, got %d-%d", sp.off, wantEnd, cr.start, cr.end)
-			} else {
-				v.restart = true
-			}
-			return v
-		}
-		v.length = cr.end - cr.start + 1
-		if resp.ContentLength >= 0 && resp.ContentLength != v.length {
-			v.err = protocolError(ErrBlockSizeMismatch, "Content-Length %d does not match Content-Range %d-%d", resp.ContentLength, cr.start, cr.end)
-			return v
-		}
-		v.remoteSize = cr.total
-		return v
-
-	case code == http.StatusRequestedRangeNotSatisfiable:
-		cr, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if f.ranges != nil {
-			v.err = protocolError(ErrInvalidRange, "the server says range %d- lies outside the file", sp.off)
-			return v
-		}
-		if ok && cr.total >= 0 && cr.total == sp.off && (knownSize == SizeUnknown || knownSize == sp.off) {
-			v.complete = true
-			return v
-		}
-		if sp.off == 0 {
-			v.err = statusError(code, 0)
-			return v
-		}
-		v.restart = true
-		return v
-
-	case code >= 200 && code <= 299:
-		v.err = &JobError{Context: ErrorContextRemoteFile, Code: ErrUnexpectedStatus2xx, transient: true,
-			Err: fmt.Errorf("server answered %d %s", code, http.StatusText(code))}
-		return v
-	}
-	v.err = statusError(code, retryAfter(resp.Header, time.Now()))
-	return v
+	return true, "", nil
 }
 
 // copy is the hot path: it moves body bytes into the temporary file. Per
-// write it adds to f's byte counter and reads one flag — no lock, no clock,
-// no allocation. The first byte of a run closes the no-progress window
-// (once, under the lock); the watchdog tick asks for checkpoints.
+// write it adds to f's byte counter and compares it with the file's
+// high-water mark, and reads one flag — no lock, no clock, no allocation.
+// The first new byte of a run (one past the mark) closes the no-progress
+// window (once, under the lock); the watchdog tick asks for checkpoints.
 func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int64, error) {
 	if x.buf == nil {
 		x.buf = x.j.m.bufs.Get().(*[]byte)
@@ -615,7 +561,7 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 				return n, localError(werr)
 			}
 			if x.account(f, nw) {
-				if !x.progressed {
+				if !x.progressed && f.done.Load() > x.mark {
 					x.firstByte()
 				}
 				if x.ckptDue.Load() {
@@ -637,14 +583,18 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 
 // account is the bookkeeping of one write on the hot path: one atomic add
 // to the file's byte counter (which Progress, the watchdog and checkpoints
-// read) and one atomic load. It reports whether the slow path has work: the
-// run's first byte, or a checkpoint the watchdog asked for.
+// read), one comparison with the mark and one atomic load. It reports
+// whether the slow path has work: the run's first new byte — the write that
+// takes the file past its high-water mark, so a file that started over is
+// not progress until it gets back there — or a checkpoint the watchdog
+// asked for. Once the run has progressed the mark is not looked at again:
+// the window stays closed until the run ends.
 func (x *transfer) account(f *file, n int) (slow bool) {
-	f.done.Add(int64(n))
-	return !x.progressed || x.ckptDue.Load()
+	done := f.done.Add(int64(n))
+	return (!x.progressed && done > x.mark) || x.ckptDue.Load()
 }
 
-// firstByte records the first byte of a run: progress closes the
+// firstByte records the first new byte of a run: progress closes the
 // no-progress window and resets the retry back-off.
 func (x *transfer) firstByte() {
 	x.progressed = true
@@ -669,51 +619,5 @@ func (x *transfer) checkpoint(tf tempFile, f *file) error {
 	j.version++
 	j.mu.Unlock()
 	j.m.markDirty(j)
-	return nil
-}
-
-// strongETag returns an ETag usable in If-Range: a strong one. Weak ETags
-// (W/"...") cannot be used (RFC 9110), so they count as none.
-func strongETag(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" || strings.HasPrefix(s, "W/") {
-		return ""
-	}
-	return s
-}
-
-// newHTTPClient returns the client transfers use, and the transport dojob
-// owns (nil when the caller gave the client). See Config.HTTPClient.
-func newHTTPClient(c *http.Client) (*http.Client, *http.Transport) {
-	if c == nil {
-		var tr *http.Transport
-		if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-			tr = dt.Clone()
-		} else {
-			// A program replaced http.DefaultTransport; start from net/http's
-			// defaults rather than from its replacement.
-			tr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true,
-				MaxIdleConns: 100, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
-		}
-		return &http.Client{Transport: tr, CheckRedirect: checkRedirect}, tr
-	}
-	if c.CheckRedirect == nil {
-		cc := *c
-		cc.CheckRedirect = checkRedirect
-		return &cc, nil
-	}
-	return c, nil
-}
-
-// checkRedirect is dojob's redirect policy: at most 10 redirects, none from
-// https to http. (net/http already drops Authorization and cookies on a
-// redirect to another host.)
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= 10 {
-		return errRedirects
-	}
-	if prev := via[len(via)-1]; strings.EqualFold(prev.URL.Scheme, "https") && strings.EqualFold(req.URL.Scheme, "http") {
-		return errInsecure
-	}
 	return nil
 }

@@ -374,7 +374,7 @@ func TestRangesNeedRangeSupport(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, j.AddFileWithRanges(r.s.FileURL("/f"), r.local("/f"), []dojob.FileRange{{Offset: 10, Length: 10}}))
 	require.Equal(t, dojob.StateError, r.run(j))
-	jerr, _ := j.Error()
+	jerr := mustJobError(t, j)
 	assert.Equal(t, dojob.ErrInsufficientRangeSupport, jerr.Code)
 	assert.False(t, jerr.Transient())
 }
@@ -387,7 +387,7 @@ func TestRangeOutsideFile(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, j.AddFileWithRanges(r.s.FileURL("/f"), r.local("/f"), []dojob.FileRange{rg}))
 			require.Equal(t, dojob.StateError, r.run(j))
-			jerr, _ := j.Error()
+			jerr := mustJobError(t, j)
 			assert.Equal(t, dojob.ErrInvalidRange, jerr.Code)
 		})
 	}
@@ -469,7 +469,7 @@ func TestHTTPSToHTTPRedirectRefused(t *testing.T) {
 	require.NoError(t, j.AddFile(tlsSrv.URL+"/f", dest))
 	st := resumeWait(t, j)
 	require.Equal(t, dojob.StateError, st)
-	jerr, _ := j.Error()
+	jerr := mustJobError(t, j)
 	assert.Equal(t, dojob.ErrRedirectFailed, jerr.Code)
 	assert.False(t, jerr.Transient())
 	assert.Empty(t, plain.Requests(), "the http URL was never fetched")
@@ -485,7 +485,7 @@ func TestTLSCertificateVerified(t *testing.T) {
 	require.NoError(t, j.AddFile(s.FileURL("/f"), filepath.Join(t.TempDir(), "f")))
 	st := resumeWait(t, j)
 	require.Equal(t, dojob.StateError, st)
-	jerr, _ := j.Error()
+	jerr := mustJobError(t, j)
 	assert.Equal(t, dojob.ErrCertValidation, jerr.Code)
 	assert.Equal(t, dojob.ErrorContextGeneralTransport, jerr.Context)
 	assert.False(t, jerr.Transient())
@@ -523,7 +523,7 @@ func TestCredentialsStayWithTheirHost(t *testing.T) {
 	mu.Lock()
 	assert.Equal(t, []string{""}, authAtB, "another host does not")
 	mu.Unlock()
-	jerr, _ := j.Error()
+	jerr := mustJobError(t, j)
 	assert.Equal(t, dojob.HTTPStatus(404), jerr.Code)
 	assert.NotContains(t, jerr.Error(), "s3cret")
 	assert.NotContains(t, fmt.Sprint(j.Files()), "s3cret")
@@ -542,14 +542,15 @@ func TestConnectionRefused(t *testing.T) {
 	require.NoError(t, j.SetNoProgressTimeout(0)) // fail at the first error
 	st := resumeWait(t, j)
 	require.Equal(t, dojob.StateError, st)
-	jerr, _ := j.Error()
+	jerr := mustJobError(t, j)
 	assert.Equal(t, dojob.ErrCannotConnect, jerr.Code)
 	assert.Equal(t, dojob.ErrorContextGeneralTransport, jerr.Context)
 	assert.True(t, jerr.Transient(), "a refused connection is transient; timeout 0 made it final")
 	assert.True(t, errors.Is(jerr, syscall.ECONNREFUSED))
 }
 
-// TestRedirectLimit: a redirect loop ends in ERROR after 10 redirects.
+// TestRedirectLimit: a redirect loop ends in ERROR after 10 redirects
+// followed; the 11th is refused.
 func TestRedirectLimit(t *testing.T) {
 	var hops atomic.Int32
 	loop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -564,9 +565,11 @@ func TestRedirectLimit(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, j.AddFile(loop.URL+"/f", filepath.Join(t.TempDir(), "f")))
 	require.Equal(t, dojob.StateError, resumeWait(t, j))
-	jerr, _ := j.Error()
+	jerr := mustJobError(t, j)
 	assert.Equal(t, dojob.ErrRedirectFailed, jerr.Code)
-	assert.Equal(t, int32(10), hops.Load(), "the first request and 9 redirects answered; the 10th redirect refused")
+	assert.Equal(t, int32(11), hops.Load(), "the first request and 10 redirects answered; the 11th redirect refused")
+	assert.False(t, jerr.Transient())
+	assert.Equal(t, 1, j.ErrorCount())
 }
 
 // TestCallerClientMayAllowDowngrade: a client of the caller's with its own

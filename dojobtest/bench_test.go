@@ -22,7 +22,7 @@ func BenchmarkTransportGet(b *testing.B) {
 	tr := dojobtest.NewTransport(dojobtest.WithSize(n))
 	defer tr.Close()
 	tr.SHA256("/f")
-	benchGet(b, tr.Client().Get, tr.URL("/f"), n)
+	benchGet(b, tr.Client().Get, tr.FileURL("/f"), n)
 }
 
 func benchGet(b *testing.B, get func(string) (*http.Response, error), url string, n int64) {

@@ -44,22 +44,27 @@
 // NewTransport takes the same options and answers with the same handler,
 // but as an http.RoundTripper that never dials: each request runs the
 // handler on a goroutine the Transport owns, and the body streams to the
-// client through an in-memory pipe. Its URLs (Transport.URL) are on the
-// host dojobtest.invalid, which never resolves.
+// client through an in-memory pipe. Its URLs (FileURL) are on the host
+// dojobtest.invalid, which never resolves. NewTestTransport(t, ...) also
+// registers Close with t.Cleanup, as NewServer does.
+//
+// Server and Transport embed one implementation of everything but their
+// plumbing, so FileURL, Client, Config, Content, SHA256, Requests,
+// RequestsFor, AwaitRequests and BodyBytes mean the same on both.
 //
 // Because every wait in the handler is a timer or a channel, a Transport
 // works inside a testing/synctest bubble, where time is fake: a Drip of
 // 10,000 bytes at 1,000 B/s takes exactly ten seconds of fake time, a stall
 // lasts until the client's deadline, and hours of retries and no-progress
 // timeouts run in milliseconds. Create the Transport, hand its Client to
-// the code under test, and Close it, all inside the bubble:
+// the code under test, and Close it, all inside the bubble (NewTestTransport
+// with the bubble's t closes it there):
 //
 //	func TestRetry(t *testing.T) {
 //		synctest.Test(t, func(t *testing.T) {
-//			tr := dojobtest.NewTransport(dojobtest.Script(dojobtest.StallAfter(100)))
-//			defer tr.Close()
+//			tr := dojobtest.NewTestTransport(t, dojobtest.Script(dojobtest.StallAfter(100)))
 //			m, err := dojob.NewManager(dojob.Config{HTTPClient: tr.Client(), StallTimeout: time.Minute})
-//			// ... add tr.URL("/file.bin") to a job, resume it, wait ...
+//			// ... add tr.FileURL("/file.bin") to a job, resume it, wait ...
 //		})
 //	}
 //

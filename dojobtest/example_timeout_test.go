@@ -49,7 +49,10 @@ func Example_noProgressTimeoutInMilliseconds() {
 				t.Fatal(err)
 			}
 			synctest.Wait() // everything settled: no more callbacks are coming
-			jerr, _ := job.Error()
+			jerr, err := job.Error()
+			if err != nil {
+				t.Fatal(err)
+			}
 			fmt.Println("fake time passed:", time.Since(start))
 			fmt.Printf("state: %v, code: %v, wraps the 503: %v\n", state, jerr.Code, errors.Is(jerr, dojob.HTTPStatus(503)))
 			fmt.Printf("attempts: %d, JobError calls: %d\n", len(tr.Requests()), rec.Count(dojobtest.EventError))
@@ -70,13 +73,17 @@ func Example_noProgressTimeoutInMilliseconds() {
 }
 
 // runAsTest runs f as a test, as go test would, and reports whether it
-// passed. The run is kept quiet even under go test -v, so the Example's
-// output does not depend on the flags.
+// passed. The run is kept quiet even under go test -v, and runs once even
+// under go test -count=N (testing.RunTests obeys the global count, which
+// would print the test's output N times), so the Example's output does not
+// depend on the flags.
 func runAsTest(f func(*testing.T)) bool {
-	if v := flag.Lookup("test.v"); v != nil {
-		old := v.Value.String()
-		_ = v.Value.Set("false")
-		defer func() { _ = v.Value.Set(old) }()
+	for flagName, value := range map[string]string{"test.v": "false", "test.count": "1"} {
+		if v := flag.Lookup(flagName); v != nil {
+			old := v.Value.String()
+			_ = v.Value.Set(value)
+			defer func() { _ = v.Value.Set(old) }()
+		}
 	}
 	return testing.RunTests(func(string, string) (bool, error) { return true, nil },
 		[]testing.InternalTest{{Name: "TestGivesUpAfterADay", F: f}})

@@ -27,7 +27,7 @@ func newJob(t *testing.T, tr *dojobtest.Transport, rec *dojobtest.Recorder, cfg 
 	j, err := m.CreateJob("dojobtest")
 	require.NoError(t, err)
 	dst := filepath.Join(t.TempDir(), filepath.Base(path))
-	require.NoError(t, j.AddFile(tr.URL(path), dst))
+	require.NoError(t, j.AddFile(tr.FileURL(path), dst))
 	require.NoError(t, j.SetNotifyFlags(dojob.NotifyJobTransferred|dojob.NotifyJobError|dojob.NotifyJobModification))
 	require.NoError(t, j.SetNotifyInterface(rec))
 	return m, j, dst

@@ -38,7 +38,7 @@ func serverTarget(s *dojobtest.Server) target {
 }
 
 func transportTarget(tr *dojobtest.Transport) target {
-	return target{fake: true, client: tr.Client(), url: tr.URL, content: tr.Content, sha: tr.SHA256,
+	return target{fake: true, client: tr.Client(), url: tr.FileURL, content: tr.Content, sha: tr.SHA256,
 		requests: tr.RequestsFor, bodyBytes: tr.BodyBytes}
 }
 
@@ -52,9 +52,7 @@ func both(t *testing.T, opts []dojobtest.Option, fn func(t *testing.T, tg target
 	})
 	t.Run("Transport", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			tr := dojobtest.NewTransport(opts...)
-			defer tr.Close()
-			fn(t, transportTarget(tr))
+			fn(t, transportTarget(dojobtest.NewTestTransport(t, opts...)))
 		})
 	})
 }

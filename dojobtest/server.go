@@ -1,17 +1,13 @@
 package dojobtest
 
 import (
-	"context"
 	"fmt"
 	"log"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/dojob/dojob"
 )
 
 // Server is a fault-injecting HTTP file server on a real loopback listener
@@ -21,13 +17,14 @@ import (
 //
 // A Server cannot be used inside a testing/synctest bubble (real sockets are
 // not durably blocking); use a Transport there. Its methods are safe for
-// concurrent use.
+// concurrent use. Its methods other than Close are those of Transport too:
+// both types embed the same implementation.
 type Server struct {
 	// URL is the base URL of the server, "http://127.0.0.1:port" or
 	// "https://127.0.0.1:port", with no trailing slash.
 	URL string
 
-	h         *handler
+	core
 	srv       *httptest.Server
 	closeOnce sync.Once
 }
@@ -77,7 +74,8 @@ func newServer(tb testing.TB, useTLS bool, opts []Option) *Server {
 	} else {
 		srv.Start()
 	}
-	s := &Server{URL: strings.TrimSuffix(srv.URL, "/"), h: h, srv: srv}
+	url := strings.TrimSuffix(srv.URL, "/")
+	s := &Server{URL: url, core: core{h: h, client: srv.Client(), base: url}, srv: srv}
 	if tb != nil {
 		tb.Cleanup(s.Close)
 	}
@@ -104,45 +102,3 @@ func (s *Server) Close() {
 		s.srv.Close()
 	})
 }
-
-// Client returns an HTTP client configured for the server (it trusts the
-// TLS server's certificate). Close closes its idle connections.
-func (s *Server) Client() *http.Client { return s.srv.Client() }
-
-// Config returns a dojob.Config whose HTTPClient is Client, to pass to
-// dojob.NewManager (set the other fields as the test needs).
-func (s *Server) Config() dojob.Config { return dojob.Config{HTTPClient: s.Client()} }
-
-// FileURL returns the URL of the file at path, which starts with "/":
-// s.URL + path.
-func (s *Server) FileURL(path string) string { return s.URL + path }
-
-// Content returns a copy of the bytes served now at path: the latest
-// version of the file, after any ChangeContent.
-func (s *Server) Content(path string) []byte { return s.h.content(path) }
-
-// SHA256 returns the hex SHA-256 of Content(path), computed once per
-// version.
-func (s *Server) SHA256(path string) string { return s.h.sha256(path) }
-
-// Requests returns a copy of the log of every request, in arrival order.
-func (s *Server) Requests() []Request { return s.h.requests("") }
-
-// RequestsFor returns the requests for path, in arrival order ("" lists
-// them all).
-func (s *Server) RequestsFor(path string) []Request { return s.h.requests(path) }
-
-// AwaitRequests blocks until done reports true of the request log, checking
-// now and after each change of it (a request arrives, its status is
-// written, body bytes are sent, it ends), and returns the log it was true
-// of. If ctx ends first it returns the log so far and ctx.Err(). It waits on
-// a channel, never by polling; done runs on the caller's goroutine without
-// any lock held. Use it to wait until a client has come back for a retry or
-// a stalled request has started.
-func (s *Server) AwaitRequests(ctx context.Context, done func([]Request) bool) ([]Request, error) {
-	return s.h.awaitRequests(ctx, done)
-}
-
-// BodyBytes returns the body bytes sent for path, or for all paths if path
-// is "". A client that resumes correctly makes it equal the file's size.
-func (s *Server) BodyBytes(path string) int64 { return s.h.bodyBytes(path) }

@@ -8,9 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
-
-	"github.com/dojob/dojob"
 )
 
 // Host is the host of the URLs a Transport serves: the .invalid top-level
@@ -39,11 +38,12 @@ var (
 // takes microseconds. Create, use and Close a Transport inside a single
 // bubble: synctest binds its channels and timers to the bubble.
 //
-// The request's host is not checked: every URL is answered by path (use URL
-// to build them). A Transport is safe for concurrent use.
+// The request's host is not checked: every URL is answered by path (use
+// FileURL to build them). A Transport is safe for concurrent use. Its
+// methods other than Close and RoundTrip are those of Server too: both types
+// embed the same implementation.
 type Transport struct {
-	h      *handler
-	client *http.Client
+	core
 
 	mu     sync.Mutex
 	closed bool
@@ -57,23 +57,29 @@ type call struct {
 }
 
 // NewTransport returns a Transport that serves files as the options say.
+// The caller must Close it; NewTestTransport does that with tb.Cleanup.
 func NewTransport(opts ...Option) *Transport {
-	t := &Transport{h: newHandler(opts), calls: make(map[*call]struct{})}
-	t.client = &http.Client{Transport: t}
+	t := &Transport{calls: make(map[*call]struct{})}
+	t.core = core{h: newHandler(opts), client: &http.Client{Transport: t}, base: "http://" + Host}
 	return t
 }
 
-// Client returns an http.Client that uses the Transport (always the same
-// one).
-func (t *Transport) Client() *http.Client { return t.client }
+// NewTestTransport is NewTransport in the style of NewServer: it registers
+// tb.Cleanup(t.Close). Inside a testing/synctest bubble pass the bubble's
+// own *testing.T, so that Close runs inside the bubble. tb may be nil: the
+// caller must then Close the Transport.
+func NewTestTransport(tb testing.TB, opts ...Option) *Transport {
+	t := NewTransport(opts...)
+	if tb != nil {
+		tb.Cleanup(t.Close)
+	}
+	return t
+}
 
-// Config returns a dojob.Config whose HTTPClient is Client, to pass to
-// dojob.NewManager (set the other fields as the test needs).
-func (t *Transport) Config() dojob.Config { return dojob.Config{HTTPClient: t.client} }
-
-// URL returns the URL of the file at path, which starts with "/":
-// "http://dojobtest.invalid" + path.
-func (t *Transport) URL(path string) string { return "http://" + Host + path }
+// URL returns FileURL(path).
+//
+// Deprecated: use FileURL, the name Server has too.
+func (t *Transport) URL(path string) string { return t.FileURL(path) }
 
 // Close ends every request still being answered (their clients see
 // ErrTransportClosed) and waits for every handler goroutine the Transport
@@ -89,36 +95,6 @@ func (t *Transport) Close() {
 	t.h.close()
 	t.wg.Wait()
 }
-
-// Content returns a copy of the bytes served now at path: the latest
-// version of the file, after any ChangeContent.
-func (t *Transport) Content(path string) []byte { return t.h.content(path) }
-
-// SHA256 returns the hex SHA-256 of Content(path), computed once per
-// version.
-func (t *Transport) SHA256(path string) string { return t.h.sha256(path) }
-
-// Requests returns a copy of the log of every request, in arrival order.
-func (t *Transport) Requests() []Request { return t.h.requests("") }
-
-// RequestsFor returns the requests for path, in arrival order ("" lists
-// them all).
-func (t *Transport) RequestsFor(path string) []Request { return t.h.requests(path) }
-
-// AwaitRequests blocks until done reports true of the request log, checking
-// now and after each change of it (a request arrives, its status is
-// written, body bytes are sent, it ends), and returns the log it was true
-// of. If ctx ends first it returns the log so far and ctx.Err(). It waits on
-// a channel, never by polling; done runs on the caller's goroutine without
-// any lock held. Use it to wait until a client has come back for a retry or
-// a stalled request has started.
-func (t *Transport) AwaitRequests(ctx context.Context, done func([]Request) bool) ([]Request, error) {
-	return t.h.awaitRequests(ctx, done)
-}
-
-// BodyBytes returns the body bytes sent for path, or for all paths if path
-// is "".
-func (t *Transport) BodyBytes(path string) int64 { return t.h.bodyBytes(path) }
 
 // RoundTrip answers req in memory. It starts the handler on a goroutine with
 // a copy of req whose context is derived from req's and is also cancelled

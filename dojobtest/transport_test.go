@@ -23,7 +23,8 @@ import (
 func TestTransportURLNeverDials(t *testing.T) {
 	tr := dojobtest.NewTransport(dojobtest.WithSize(10))
 	defer tr.Close()
-	assert.Equal(t, "http://dojobtest.invalid/a/b", tr.URL("/a/b"))
+	assert.Equal(t, "http://dojobtest.invalid/a/b", tr.FileURL("/a/b"))
+	assert.Equal(t, tr.FileURL("/a/b"), tr.URL("/a/b"), "the deprecated name still works")
 	assert.Same(t, tr.Client(), tr.Client())
 	// Any host is answered in memory, by path: nothing is resolved.
 	resp, err := tr.Client().Get("https://" + dojobtest.Host + "/x?query=1")
@@ -38,12 +39,32 @@ func TestTransportURLNeverDials(t *testing.T) {
 	assert.ErrorContains(t, err, "unsupported protocol scheme")
 }
 
+func TestNewTestTransportClosesAtCleanup(t *testing.T) {
+	var tr *dojobtest.Transport
+	errs := make(chan error, 1)
+	t.Run("bubble", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tr = dojobtest.NewTestTransport(t, dojobtest.Script(dojobtest.StallHeaders()))
+			go func() {
+				_, err := tr.Client().Get(tr.FileURL("/f")) // no deadline: only Close ends it
+				errs <- err
+			}()
+			synctest.Wait()
+			// No Close here: the Cleanup registered by NewTestTransport runs
+			// inside the bubble, or the stalled goroutine would deadlock it.
+		})
+	})
+	assert.ErrorIs(t, <-errs, dojobtest.ErrTransportClosed)
+	_, err := tr.Client().Get(tr.FileURL("/after"))
+	assert.ErrorIs(t, err, dojobtest.ErrTransportClosed)
+}
+
 func TestTransportDripIsExact(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := dojobtest.NewTransport(dojobtest.WithSize(10_000), dojobtest.Script(dojobtest.Drip(1000)))
 		defer tr.Close()
 		start := time.Now()
-		resp, err := tr.Client().Get(tr.URL("/f"))
+		resp, err := tr.Client().Get(tr.FileURL("/f"))
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		assert.Equal(t, start, time.Now(), "headers at once")
@@ -114,7 +135,7 @@ func TestTransportCancelBeforeHeaders(t *testing.T) {
 				start := time.Now()
 				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 				defer cancel()
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, tr.URL("/f"), nil)
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, tr.FileURL("/f"), nil)
 				require.NoError(t, err)
 				resp, err := tr.RoundTrip(req)
 				assert.Nil(t, resp)
@@ -125,7 +146,7 @@ func TestTransportCancelBeforeHeaders(t *testing.T) {
 				ctx2, cancel2 := context.WithCancelCause(t.Context())
 				cause := errors.New("user gave up")
 				time.AfterFunc(time.Minute, func() { cancel2(cause) })
-				req, err = http.NewRequestWithContext(ctx2, http.MethodGet, tr.URL("/g"), nil)
+				req, err = http.NewRequestWithContext(ctx2, http.MethodGet, tr.FileURL("/g"), nil)
 				require.NoError(t, err)
 				_, err = tr.RoundTrip(req)
 				assert.Equal(t, cause, err)
@@ -146,7 +167,7 @@ func TestTransportBodyCloseEndsHandler(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				tr := dojobtest.NewTransport(dojobtest.Script(f))
 				defer tr.Close()
-				resp, err := tr.Client().Get(tr.URL("/f"))
+				resp, err := tr.Client().Get(tr.FileURL("/f"))
 				require.NoError(t, err)
 				_, err = io.ReadFull(resp.Body, make([]byte, 100))
 				require.NoError(t, err)
@@ -185,16 +206,16 @@ func TestTransportCloseEndsWaits(t *testing.T) {
 		tr := dojobtest.NewTransport(dojobtest.ScriptFor("/stalled", dojobtest.StallHeaders()), dojobtest.ScriptFor("/body", dojobtest.StallAfter(10)))
 		errs := make(chan error, 1)
 		go func() {
-			_, err := tr.Client().Get(tr.URL("/stalled")) // no deadline
+			_, err := tr.Client().Get(tr.FileURL("/stalled")) // no deadline
 			errs <- err
 		}()
-		resp, err := tr.Client().Get(tr.URL("/body"))
+		resp, err := tr.Client().Get(tr.FileURL("/body"))
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		_, err = io.ReadFull(resp.Body, make([]byte, 10))
 		require.NoError(t, err)
 		// A third response nobody reads: its handler blocks writing.
-		unread, err := tr.Client().Get(tr.URL("/unread"))
+		unread, err := tr.Client().Get(tr.FileURL("/unread"))
 		require.NoError(t, err)
 		defer unread.Body.Close()
 
@@ -210,7 +231,7 @@ func TestTransportCloseEndsWaits(t *testing.T) {
 		}
 
 		tr.Close() // twice is fine
-		_, err = tr.Client().Get(tr.URL("/after"))
+		_, err = tr.Client().Get(tr.FileURL("/after"))
 		assert.ErrorIs(t, err, dojobtest.ErrTransportClosed)
 	})
 }
@@ -218,7 +239,7 @@ func TestTransportCloseEndsWaits(t *testing.T) {
 func TestTransportCloseUnreadBody(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := dojobtest.NewTransport()
-		resp, err := tr.Client().Get(tr.URL("/f"))
+		resp, err := tr.Client().Get(tr.FileURL("/f"))
 		require.NoError(t, err)
 		tr.Close() // must not wait for a reader that never comes
 		_, err = io.ReadAll(resp.Body)
@@ -231,7 +252,7 @@ func TestTransportRequestBodyClosed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := dojobtest.NewTransport()
 		body := &closeRecorder{Reader: strings.NewReader("payload")}
-		req, err := http.NewRequest(http.MethodPut, tr.URL("/f"), body)
+		req, err := http.NewRequest(http.MethodPut, tr.FileURL("/f"), body)
 		require.NoError(t, err)
 		resp, err := tr.RoundTrip(req)
 		require.NoError(t, err)
@@ -298,7 +319,7 @@ func TestTransportCancelledBeforeSending(t *testing.T) {
 		defer tr.Close()
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, tr.URL("/f"), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, tr.FileURL("/f"), nil)
 		require.NoError(t, err)
 		_, err = tr.RoundTrip(req)
 		assert.Equal(t, context.Canceled, err)

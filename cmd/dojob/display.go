@@ -72,7 +72,7 @@ type fileView struct {
 type display struct {
 	mode         displayMode
 	out          io.Writer
-	job          *dojob.Job
+	job          jobView       // a job here, or one another dojob process runs
 	stallTimeout time.Duration // the watchdog's: a connection silent this long is dropped
 	stallNotice  time.Duration // a transfer silent this long is shown as stalled
 
@@ -96,8 +96,8 @@ type display struct {
 
 // newDisplay returns the display of j for c's output mode and, outside
 // modeQuiet, starts sampling (and in modeBars drawing). stallTimeout is
-// the Manager's (0: the default).
-func (c *cli) newDisplay(j *dojob.Job, stallTimeout time.Duration) *display {
+// that of the Manager that runs the job (0: the default).
+func (c *cli) newDisplay(j jobView, stallTimeout time.Duration) *display {
 	if stallTimeout <= 0 {
 		stallTimeout = defaultStallTimeout
 	}
@@ -136,18 +136,10 @@ func (c *cli) newDisplay(j *dojob.Job, stallTimeout time.Duration) *display {
 }
 
 // restartInfo returns how many times f has started over from its first
-// byte and why it did the last time.
-//
-// HOOK(restarts): the library is gaining FileInfo.Restarts (int) and
-// FileInfo.RestartReason (string). Until they land this returns 0, "", and
-// the display notices a restart only when a file's byte count goes down
-// between two samples (one that regrows past its old count within a
-// sample goes unnoticed). Once they exist, replace the body with:
-//
-//	return f.Restarts, f.RestartReason
+// byte and why it did the last time (the library counts every restart,
+// also one that regrows past its old byte count between two samples).
 func restartInfo(f dojob.FileInfo) (int, string) {
-	_ = f
-	return 0, ""
+	return f.Restarts, f.RestartReason
 }
 
 // bytesBefore returns how many of the job's bytes were on disk before this
@@ -164,11 +156,18 @@ func (d *display) bytesBefore() int64 {
 
 // stateChanged is the job's StateCallback: it records and shows the change.
 func (d *display) stateChanged(j *dojob.Job, from, to dojob.State) error {
-	text := describeState(j, to, time.Now())
+	d.show(to, describeState(j, to, time.Now()))
+	return nil
+}
+
+// show records and shows a change into state to, described by text (by
+// the callback here, or by the holder's for a job another dojob process
+// runs).
+func (d *display) show(to dojob.State, text string) {
 	d.mu.Lock()
 	if d.finished {
 		d.mu.Unlock()
-		return nil
+		return
 	}
 	if d.mode == modeLines {
 		fmt.Fprintln(d.out, text)
@@ -186,13 +185,12 @@ func (d *display) stateChanged(j *dojob.Job, from, to dojob.State) error {
 		// printed once, on stderr, by the command.)
 		_, _ = fmt.Fprintln(p, text)
 	}
-	return nil
 }
 
 // describeState is the line for a change into state s at now. A transient
 // error shows the error, when the next retry is and when the job gives up;
 // ERROR shows only the state, because the command prints the error itself.
-func describeState(j *dojob.Job, s dojob.State, now time.Time) string {
+func describeState(j jobView, s dojob.State, now time.Time) string {
 	if s != dojob.StateTransientError {
 		return s.String()
 	}
@@ -426,11 +424,11 @@ func (d *display) sample(now time.Time, report bool) {
 		}
 		v := &d.files[i]
 		n, why := restartInfo(f)
-		if n > v.restarts || f.BytesTransferred < v.bytes {
+		if n > v.restarts {
+			// The library counts each restart and keeps the reason of the
+			// last (one that regrew past the old byte count between two
+			// samples too); what was on disk before is gone.
 			v.before, v.speed, v.bytes = 0, 0, 0
-			if why == "" {
-				why = "the server did not resume it"
-			}
 			notes = append(notes, fmt.Sprintf("%s: starting over: %s", v.name, why))
 		}
 		v.restarts = n

@@ -142,7 +142,9 @@ func (c *cli) get(args []string) int {
 		if err := jf.apply(j, true); err != nil {
 			return c.fail(err)
 		}
-		return c.transfer(m, mf, j, !*keep)
+		return c.transfer(mf, j, !*keep)
+	}, func(cl *ctlClient) (int, error) {
+		return c.getRemote(cl, specs, &jf, !*keep)
 	})
 }
 
@@ -176,7 +178,13 @@ func (c *cli) resume(args []string) int {
 		if err := jf.apply(j, false); err != nil {
 			return c.fail(err)
 		}
-		return c.transfer(m, mf, j, false)
+		return c.transfer(mf, j, false)
+	}, func(cl *ctlClient) (int, error) {
+		id, code, err := c.remoteJobID(cl, ref)
+		if err != nil || code != exitOK {
+			return code, err
+		}
+		return c.resumeRemote(cl, id, &jf)
 	})
 }
 
@@ -305,9 +313,10 @@ func createJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
 // transfer resumes j, shows its progress until it is TRANSFERRED or in
 // ERROR, completes it on success, and reports the outcome. On ERROR it
 // cancels the job if cancelOnError is set. If c.ctx ends first (Ctrl-C),
-// it suspends the job, closes m so that everything is on disk, and prints
-// the command that continues.
-func (c *cli) transfer(m *dojob.Manager, mf managerFlags, j *dojob.Job, cancelOnError bool) int {
+// it suspends the job, releases the state directory so that everything is
+// on disk, and prints the command that continues. mf are the flags the
+// job's Manager was opened with.
+func (c *cli) transfer(mf managerFlags, j *dojob.Job, cancelOnError bool) int {
 	start := time.Now()
 	d := c.newDisplay(j, mf.stallTimeout)
 	defer d.finish(false) // on every path; a no-op after the first call
@@ -325,59 +334,120 @@ func (c *cli) transfer(m *dojob.Manager, mf managerFlags, j *dojob.Job, cancelOn
 		return c.fail(err)
 	}
 	defer detach() // a no-op error once the job is final or m is closed
-	if err := j.SetNotifyInterface(dojob.CallbackFuncs{StateChanged: d.stateChanged}); err != nil {
+	// Another dojob command may suspend the job through the control
+	// endpoint: Wait returns SUSPENDED (or the state callback ends the wait
+	// first), and the command stops as on Ctrl-C.
+	waitCtx, stopWait := context.WithCancelCause(c.ctx)
+	defer stopWait(nil)
+	cb := dojob.CallbackFuncs{StateChanged: func(j *dojob.Job, from, to dojob.State) error {
+		if to == dojob.StateSuspended {
+			stopWait(errSuspended)
+		}
+		return d.stateChanged(j, from, to)
+	}}
+	if err := j.SetNotifyInterface(cb); err != nil {
 		return c.fail(err)
+	}
+	ops := outcomeOps{
+		complete: j.Complete,
+		cancel:   j.Cancel,
+		suspend:  j.Suspend,
+		await: func(ctx context.Context, s dojob.State) error {
+			d.await(ctx, s)
+			return nil
+		},
+		keep: detach,
+		stop: func() {
+			detach()
+			_ = c.release() // withManager reports its error
+		},
 	}
 	initial := j.State()
 	if err := j.Resume(); err != nil {
 		return c.fail(err)
 	}
-	st, err := j.Wait(c.ctx)
-	if err != nil {
-		if c.ctx.Err() == nil {
-			return c.fail(err)
-		}
-		// Suspend first, so the display ends on SUSPENDED (what the job
-		// is), not on the state the interruption found.
-		suspendErr := j.Suspend()
-		if suspendErr == nil {
-			d.await(context.Background(), dojob.StateSuspended)
-		}
-		d.finish(false)
-		detach()
-		_ = m.Close() // withManager reports its error
-		if c.json {
-			c.printJSON(resultOf(j, nil, true))
-		}
-		if suspendErr != nil {
-			c.fail(suspendErr)
-		}
-		fmt.Fprintf(c.stderr, "interrupted; continue with: %s\n", c.hint("resume", j.ID()))
-		return exitFail
+	st, err := j.Wait(waitCtx)
+	switch {
+	case err == nil:
+	case c.ctx.Err() != nil:
+		return c.interrupted(d, j, ops)
+	case context.Cause(waitCtx) == errSuspended:
+		st = dojob.StateSuspended
+	default:
+		return c.fail(err)
 	}
+	code, _ := c.outcome(d, j, ops, initial, st, start, cancelOnError)
+	return code
+}
+
+// outcomeOps are what transfer and follow do differently to the job whose
+// outcome they report: a job here, or one the holder runs for this command.
+type outcomeOps struct {
+	complete, cancel, suspend func() error
+	// await lets the display show the change into s, which the job has
+	// made, before it stops (display.await, or polling the holder). An
+	// error matching errHolderGone means the holder went away.
+	await func(ctx context.Context, s dojob.State) error
+	keep  func() // the job stays as it is: this command lets go of it
+	stop  func() // after an interruption: let go of the job and the directory
+}
+
+// interrupted ends a get or resume whose wait c.ctx ended (Ctrl-C): it
+// suspends the job first, so that the display ends on SUSPENDED (what the
+// job is), not on the state the interruption found, and prints the command
+// that continues.
+func (c *cli) interrupted(d *display, j jobView, ops outcomeOps) int {
+	suspendErr := ops.suspend()
+	if suspendErr == nil {
+		_ = ops.await(context.Background(), dojob.StateSuspended)
+	}
+	d.finish(false)
+	ops.stop()
+	if c.json {
+		c.printJSON(resultOf(j, nil, true))
+	}
+	if suspendErr != nil {
+		c.fail(suspendErr)
+	}
+	fmt.Fprintf(c.stderr, "interrupted; continue with: %s\n", c.hint("resume", j.ID()))
+	return exitFail
+}
+
+// outcome reports how the wait of a get or resume for j ended, in state st
+// (initial: its state before the command resumed it), and does what
+// follows: Complete on TRANSFERRED, Cancel on ERROR if cancelOnError. It
+// returns the exit status, or an error matching errHolderGone if the
+// holder of a job another process runs went away before the outcome was
+// decided (then nothing was reported: the command starts over).
+func (c *cli) outcome(d *display, j jobView, ops outcomeOps, initial, st dojob.State, start time.Time, cancelOnError bool) (int, error) {
 	// Let the display print the change into st before it stops: the
-	// callback runs a moment after Wait sees the state. A job that was
+	// callback runs a moment after the wait sees the state. A job that was
 	// TRANSFERRED already makes no change.
 	if initial != st || st != dojob.StateTransferred {
-		d.await(c.ctx, st)
+		if err := ops.await(c.ctx, st); err != nil {
+			d.finish(false)
+			return exitFail, err
+		}
 	}
 
 	switch st {
 	case dojob.StateTransferred:
-		if err := j.Complete(); err != nil {
+		if err := ops.complete(); err != nil {
+			// Not started over even if the holder went away: whether the
+			// files are in place is for info to tell.
 			d.finish(false)
 			c.fail(fmt.Errorf("completing job %s: %w", j.ID(), err))
 			fmt.Fprintf(c.stderr, "the job is kept; retry with: %s\n", c.hint("complete", j.ID()))
-			return exitFail
+			return exitFail, nil
 		}
-		d.await(c.ctx, dojob.StateAcknowledged)
+		_ = ops.await(c.ctx, dojob.StateAcknowledged) // the files are in place whatever it says
 		d.finish(true)
 		if c.json {
 			c.printJSON(resultOf(j, nil, false))
-			return exitOK
+			return exitOK, nil
 		}
 		c.printf("%s\n", summary(j, d.bytesBefore(), time.Since(start)))
-		return exitOK
+		return exitOK, nil
 
 	case dojob.StateError:
 		jerr, _ := j.Error()
@@ -390,31 +460,36 @@ func (c *cli) transfer(m *dojob.Manager, mf managerFlags, j *dojob.Job, cancelOn
 			fmt.Fprintf(c.stderr, "dojob: job %s ended in ERROR\n", j.ID())
 		}
 		if cancelOnError {
-			if err := j.Cancel(); err != nil {
+			if err := ops.cancel(); err != nil {
 				c.fail(err)
 			}
 		} else {
-			detach()
+			ops.keep()
 			fmt.Fprintf(c.stderr, "the job is kept; see: %s\n", c.hint("info", j.ID()))
 		}
 		if c.json {
 			c.printJSON(resultOf(j, jerr, false))
 		}
-		return exitFail
+		return exitFail, nil
+
+	case dojob.StateSuspended: // another dojob command suspended it
+		d.finish(false)
+		ops.keep()
+		return c.suspendedElsewhere(j), nil
 
 	default: // ACKNOWLEDGED or CANCELLED: another party ended it
 		d.finish(false)
 		if c.json {
 			c.printJSON(resultOf(j, nil, false))
 		}
-		return c.fail(fmt.Errorf("job %s ended in %s", j.ID(), st))
+		return c.fail(fmt.Errorf("job %s ended in %s", j.ID(), st)), nil
 	}
 }
 
 // summary is the last line of a successful get or resume: the files and
 // bytes of the job, and — when some were already on disk from an earlier
 // run — how many of them this run transferred, at which speed.
-func summary(j *dojob.Job, before int64, elapsed time.Duration) string {
+func summary(j jobView, before int64, elapsed time.Duration) string {
 	p := j.Progress()
 	thisRun := max(p.BytesTotal-before, 0)
 	speed := formatBytes(int64(float64(thisRun)/max(elapsed.Seconds(), 1e-3))) + "/s"

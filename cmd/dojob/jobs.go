@@ -23,37 +23,51 @@ func (c *cli) list(args []string) int {
 		return c.usageError(err)
 	}
 	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
-		jobs := m.Jobs()
-		if c.json {
-			out := make([]jobJSON, 0, len(jobs))
-			for _, j := range jobs {
-				out = append(out, jobOf(j))
-			}
-			c.printJSON(out)
-			return exitOK
+		return c.printList(views(m.Jobs()))
+	}, func(cl *ctlClient) (int, error) {
+		resp, err := cl.do(ctlRequest{Op: "list"})
+		if err != nil {
+			return c.remoteFail(err)
 		}
-		if c.quiet {
-			return exitOK
+		var jobs []jobView
+		for _, j := range resp.Jobs {
+			jobs = append(jobs, j)
 		}
-		if len(jobs) == 0 {
-			fmt.Fprintln(c.stdout, "no jobs")
-			return exitOK
-		}
-		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATE\tBYTES\tFILES\tNAME")
-		for _, j := range jobs {
-			p := j.Progress()
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", j.ID(), j.State(), formatProgress(p.BytesTransferred, p.BytesTotal),
-				p.FilesTransferred, p.FilesTotal, j.DisplayName())
-		}
-		tw.Flush()
-		return exitOK
+		return c.printList(jobs), nil
 	})
+}
+
+// printList prints the jobs of list.
+func (c *cli) printList(jobs []jobView) int {
+	if c.json {
+		out := make([]jobJSON, 0, len(jobs))
+		for _, j := range jobs {
+			out = append(out, jobOf(j))
+		}
+		c.printJSON(out)
+		return exitOK
+	}
+	if c.quiet {
+		return exitOK
+	}
+	if len(jobs) == 0 {
+		fmt.Fprintln(c.stdout, "no jobs")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tBYTES\tFILES\tNAME")
+	for _, j := range jobs {
+		p := j.Progress()
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", j.ID(), j.State(), formatProgress(p.BytesTransferred, p.BytesTotal),
+			p.FilesTransferred, p.FilesTotal, j.DisplayName())
+	}
+	tw.Flush()
+	return exitOK
 }
 
 // info implements "dojob info ID".
 func (c *cli) info(args []string) int {
-	return c.withJob("info", args, func(j *dojob.Job) int {
+	return c.withJob("info", args, func(j jobView) int {
 		if c.json {
 			c.printJSON(jobOf(j))
 			return exitOK
@@ -66,9 +80,11 @@ func (c *cli) info(args []string) int {
 }
 
 // withJob runs a command whose only argument is a job ID (or a prefix of
-// one): it parses the arguments, opens the state directory (paused: these
-// commands never start transfers), finds the job and runs fn with it.
-func (c *cli) withJob(cmd string, args []string, fn func(j *dojob.Job) int) int {
+// one): info, suspend, cancel or complete. It parses the arguments, finds
+// the job and runs the command on it with jobOp — here, with the state
+// directory opened paused (these commands never start transfers), or in
+// the dojob process that holds the directory — and shows the job with fn.
+func (c *cli) withJob(cmd string, args []string, fn func(j jobView) int) int {
 	fs := c.flagSet(cmd)
 	pos, err := parseArgs(fs, args)
 	var ref string
@@ -79,11 +95,25 @@ func (c *cli) withJob(cmd string, args []string, fn func(j *dojob.Job) int) int 
 		return c.usageError(err)
 	}
 	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
-		j, code := c.findJobByID(m, ref)
-		if j == nil {
+		id, code := c.localJobID(m, ref)
+		if code != exitOK {
 			return code
 		}
+		j, err := jobOp(m, cmd, id)
+		if err != nil {
+			return c.fail(err)
+		}
 		return fn(j)
+	}, func(cl *ctlClient) (int, error) {
+		id, code, err := c.remoteJobID(cl, ref)
+		if err != nil || code != exitOK {
+			return code, err
+		}
+		resp, err := cl.do(ctlRequest{Op: cmd, ID: id})
+		if err != nil {
+			return c.remoteFail(err)
+		}
+		return fn(*resp.Job), nil
 	})
 }
 
@@ -118,7 +148,7 @@ func idPrefix(s string) (string, bool) {
 // ambiguousError is a job ID prefix that names several jobs: a usage error.
 type ambiguousError struct {
 	ref  string
-	jobs []*dojob.Job
+	jobs []jobView
 }
 
 func (e *ambiguousError) Error() string {
@@ -130,51 +160,111 @@ func (e *ambiguousError) Error() string {
 	return b.String()
 }
 
-// lookupJob finds the job that ref names: a whole ID (as ParseJobID takes
-// it) or the start of exactly one unfinished job's ID, with or without the
-// opening brace, in any case — as git and docker take abbreviated IDs. A
-// prefix that names no job is ErrJobNotFound; one that names several is an
-// *ambiguousError listing them.
-func lookupJob(m *dojob.Manager, ref string) (*dojob.Job, error) {
+// lookupID returns the ID of the job that ref names: a whole ID (as
+// ParseJobID takes it; whether the job exists is for the caller to find
+// out) or the start of exactly one unfinished job's ID, with or without the
+// opening brace, in any case — as git and docker take abbreviated IDs.
+// list returns the unfinished jobs (those of this process's Manager, or
+// those the holder of the state directory lists). A prefix that names no
+// job is ErrJobNotFound; one that names several is an *ambiguousError
+// listing them; an error of list is returned as it is.
+func lookupID(ref string, list func() ([]jobView, error)) (dojob.JobID, error) {
 	if id, err := dojob.ParseJobID(ref); err == nil {
-		return m.Job(id)
+		return id, nil
 	}
 	prefix, ok := idPrefix(ref)
 	if !ok {
-		return nil, fmt.Errorf("%q is not a job ID or the start of one", ref)
+		return dojob.JobID{}, fmt.Errorf("%q is not a job ID or the start of one", ref)
 	}
-	var found []*dojob.Job
-	for _, j := range m.Jobs() {
+	jobs, err := list()
+	if err != nil {
+		return dojob.JobID{}, err
+	}
+	var found []jobView
+	for _, j := range jobs {
 		if strings.HasPrefix(strings.Trim(j.ID().String(), "{}"), prefix) {
 			found = append(found, j)
 		}
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("no job ID starts with %q: %w", ref, dojob.ErrJobNotFound)
+		return dojob.JobID{}, fmt.Errorf("no job ID starts with %q: %w", ref, dojob.ErrJobNotFound)
 	case 1:
-		return found[0], nil
+		return found[0].ID(), nil
 	}
-	return nil, &ambiguousError{ref: ref, jobs: found}
+	return dojob.JobID{}, &ambiguousError{ref: ref, jobs: found}
 }
 
-// findJobByID is lookupJob for a command: on failure it reports the error
-// (an ambiguous prefix as a usage error) and returns nil and the exit
-// status.
-func (c *cli) findJobByID(m *dojob.Manager, ref string) (*dojob.Job, int) {
-	j, err := lookupJob(m, ref)
+// idFailed reports an error of lookupID (an ambiguous prefix as a usage
+// error) and returns the exit status.
+func (c *cli) idFailed(err error) int {
 	var amb *ambiguousError
+	if errors.As(err, &amb) {
+		return c.usageError(err)
+	}
+	return c.fail(err)
+}
+
+// localJobID is lookupID among the jobs of m; on failure it reports the
+// error and returns the exit status (exitOK: found).
+func (c *cli) localJobID(m *dojob.Manager, ref string) (dojob.JobID, int) {
+	id, err := lookupID(ref, func() ([]jobView, error) { return views(m.Jobs()), nil })
+	if err != nil {
+		return id, c.idFailed(err)
+	}
+	return id, exitOK
+}
+
+// remoteJobID is lookupID among the jobs the holder of the state
+// directory lists. On failure it reports the error and returns the exit
+// status (exitOK: found) — or, if the holder went away, an error matching
+// errHolderGone, unreported, for withManager to start over.
+func (c *cli) remoteJobID(cl *ctlClient, ref string) (dojob.JobID, int, error) {
+	id, err := lookupID(ref, func() ([]jobView, error) {
+		resp, err := cl.do(ctlRequest{Op: "list"})
+		if err != nil {
+			return nil, err
+		}
+		var jobs []jobView
+		for _, j := range resp.Jobs {
+			jobs = append(jobs, j)
+		}
+		return jobs, nil
+	})
 	switch {
-	case errors.As(err, &amb):
-		return nil, c.usageError(err)
+	case errors.Is(err, errHolderGone):
+		return id, exitFail, err
 	case err != nil:
-		return nil, c.fail(err)
+		return id, c.idFailed(err), nil
+	}
+	return id, exitOK, nil
+}
+
+// findJobByID finds the job of m that ref names (see lookupID); on failure
+// it reports the error and returns nil and the exit status.
+func (c *cli) findJobByID(m *dojob.Manager, ref string) (*dojob.Job, int) {
+	id, code := c.localJobID(m, ref)
+	if code != exitOK {
+		return nil, code
+	}
+	j, err := m.Job(id)
+	if err != nil {
+		return nil, c.fail(err) // the library's message names the job
 	}
 	return j, exitOK
 }
 
+// views returns jobs as jobViews.
+func views(jobs []*dojob.Job) []jobView {
+	out := make([]jobView, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, j)
+	}
+	return out
+}
+
 // printInfo prints every detail of j.
-func (c *cli) printInfo(j *dojob.Job) {
+func (c *cli) printInfo(j jobView) {
 	p, t := j.Progress(), j.Times()
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 1, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, k+":\t"+format+"\n", args...) }
@@ -220,24 +310,12 @@ func (c *cli) printInfo(j *dojob.Job) {
 
 // simple implements "dojob suspend|cancel|complete ID".
 func (c *cli) simple(cmd string, args []string) int {
-	return c.withJob(cmd, args, func(j *dojob.Job) int {
-		var err error
-		var done string
-		switch cmd {
-		case "suspend":
-			err, done = j.Suspend(), "suspended"
-		case "cancel":
-			err, done = j.Cancel(), "cancelled"
-		case "complete":
-			err, done = j.Complete(), "completed"
-		}
-		if err != nil {
-			return c.fail(fmt.Errorf("%s: %w", cmd, err)) // the library's message names the job
-		}
+	return c.withJob(cmd, args, func(j jobView) int {
 		if c.json {
 			c.printJSON(jobOf(j))
 			return exitOK
 		}
+		done := map[string]string{"suspend": "suspended", "cancel": "cancelled", "complete": "completed"}[cmd]
 		msg := fmt.Sprintf("%s job %s: %s", done, j.ID(), j.State())
 		if cmd == "complete" {
 			n := 0
@@ -301,7 +379,7 @@ type resultJSON struct {
 }
 
 // jobOf describes j for --json output.
-func jobOf(j *dojob.Job) jobJSON {
+func jobOf(j jobView) jobJSON {
 	p, t := j.Progress(), j.Times()
 	out := jobJSON{
 		ID: j.ID().String(), Name: j.DisplayName(), Description: j.Description(),
@@ -347,7 +425,7 @@ func errorOf(e *dojob.JobError) *errorJSON {
 
 // resultOf describes the outcome of get or resume on j; jerr, if not nil,
 // is the error the job ended with (gone from the job once it is cancelled).
-func resultOf(j *dojob.Job, jerr *dojob.JobError, interrupted bool) resultJSON {
+func resultOf(j jobView, jerr *dojob.JobError, interrupted bool) resultJSON {
 	r := resultJSON{jobJSON: jobOf(j), Interrupted: interrupted}
 	if jerr != nil {
 		r.Error = errorOf(jerr)

@@ -23,8 +23,13 @@ import (
 )
 
 // TestMain checks that no test leaves a goroutine behind: run must end
-// everything it started (the Manager, the display, mpb).
+// everything it started (the Manager, the display, mpb). With
+// asCommandEnv set, the test binary is the dojob command instead, so that
+// tests can run it as a real second process (see startDojob).
 func TestMain(m *testing.M) {
+	if os.Getenv(asCommandEnv) == "1" {
+		main()
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -535,9 +540,14 @@ func TestStateDirInUse(t *testing.T) {
 	m, err := dojob.NewManager(dojob.Config{StateDir: state})
 	require.NoError(t, err)
 	defer m.Close()
-	r := runCmd(t, testCtx(t, 10*time.Second), "list", "--state-dir", state)
+	// A holder without a control endpoint (a program using the library)
+	// is waited for, then reported.
+	start := time.Now()
+	r := runOpts(t, testCtx(t, 10*time.Second), options{shareWait: 300 * time.Millisecond}, "list", "--state-dir", state)
 	assert.Equal(t, exitFail, r.code)
 	assert.Contains(t, r.stderr, "in use by another dojob command")
+	assert.Contains(t, r.stderr, "ERROR_SHARING_VIOLATION")
+	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 }
 
 // fakeConsole is an mpb.ConsoleWriter that pretends to be an 80-column

@@ -41,7 +41,9 @@ Optimization jobs: transient errors are retried with back-off, transfers
 resume where they stopped (also after Ctrl-C or a crash), and files appear at
 their destinations only when the job is complete. Jobs are kept in a state
 directory. There is no background service: jobs move only while a dojob
-command runs, and get and resume wait for theirs.
+command runs, and get and resume wait for theirs. Several commands may use
+one state directory at once: the get or resume running there runs the jobs
+of the others too (a second get, suspend, list ...), through control.sock.
 
 Commands:
   get [flags] URL...   download URLs in one job, wait, and complete it
@@ -150,6 +152,9 @@ const transferFlagsHelp = `  --priority P         foreground, high, normal or lo
                        a transient error (default 60s)
   --checkpoint-interval D  how often the bytes received are made durable, so
                        that Ctrl-C or a crash loses little (default 250ms)
+                       (beside another get or resume on the same state
+                       directory, the job runs there, with its settings of
+                       these two)
 
 While the job runs, a terminal shows a progress bar per file (speed, ETA, or
 how long it has been stalled) and a state line (transient errors with the
@@ -166,6 +171,9 @@ type options struct {
 	tty     bool              // stdout is a terminal with columns: draw progress bars
 	console mpb.ConsoleWriter // with tty: the writer bars are drawn with; nil = mpb's own on stdout
 	prog    string            // the program's name in hints and help; "" = "dojob"
+	// shareWait bounds the wait for a state directory held by a process
+	// that serves no control endpoint; 0 = defaultShareWait.
+	shareWait time.Duration
 }
 
 // run executes the command line args (without the program name), writing
@@ -209,6 +217,12 @@ type cli struct {
 	stateDirSet bool   // --state-dir was given (repeated in hints)
 	json, quiet bool
 	hintFlags   []string // flags of the command repeated in hints (Manager settings, not kept in the job)
+
+	// release, set by withManager while this process holds the state
+	// directory, stops the control endpoint and closes the Manager, in
+	// that order (the endpoint must be gone before the lock is).
+	// Idempotent.
+	release func() error
 }
 
 // runWith is run with explicit options.
@@ -433,41 +447,6 @@ func (mf *managerFlags) check() error {
 		return errors.New("--stall-timeout and --checkpoint-interval must not be negative")
 	}
 	return nil
-}
-
-// withManager opens the Manager of the state directory, runs fn with it,
-// and closes it — always, before returning — so the directory is released
-// and every goroutine of the Manager has ended. A failing Close turns a
-// success into exitFail.
-func (c *cli) withManager(mf managerFlags, fn func(m *dojob.Manager) int) int {
-	dir := c.stateDir
-	if dir == "" {
-		var err error
-		dir, err = defaultStateDir(runtime.GOOS, os.Getenv, os.UserHomeDir, os.UserConfigDir)
-		if err != nil {
-			return c.fail(fmt.Errorf("no state directory (use --state-dir): %w", err))
-		}
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return c.fail(err)
-	}
-	m, err := dojob.NewManager(mf.config(dir))
-	if errors.Is(err, dojob.ErrSharingViolation) {
-		// The library's message names the directory too; say it once.
-		return c.fail(fmt.Errorf("state directory %s is in use by another dojob command (%v)", dir, dojob.ErrSharingViolation))
-	}
-	if err != nil {
-		return c.fail(fmt.Errorf("opening state directory %s: %w", dir, err))
-	}
-	code := fn(m)
-	if err := m.Close(); err != nil {
-		c.fail(fmt.Errorf("closing state directory %s: %w", dir, err))
-		if code == exitOK {
-			code = exitFail
-		}
-	}
-	return code
 }
 
 // hint returns the command line that runs cmd on the job with id, the way

@@ -329,6 +329,10 @@ type ctlResponse struct {
 	// get, resume: the holder's stall timeout (0: dojob's default), which
 	// the client's display needs to tell a stall.
 	StallTimeout time.Duration `json:"stall_timeout,omitempty"`
+	// get, resume: each file's bytes before the holder resumed the job
+	// (on disk from an earlier run): the job in the answer may have moved
+	// on already, and the summary tells this run's bytes from those.
+	Before []int64 `json:"before,omitempty"`
 }
 
 // ctlError is a failed request: the message the command prints and the
@@ -657,6 +661,9 @@ func (ss *session) handle(req ctlRequest) (resp ctlResponse) {
 		}
 		if err := req.Settings.flags().apply(j, always); err != nil {
 			return fail(err)
+		}
+		for _, f := range j.Files() {
+			resp.Before = append(resp.Before, f.BytesTransferred)
 		}
 		if err := ss.follow(j); err != nil {
 			return fail(err)

@@ -142,6 +142,19 @@ func restartInfo(f dojob.FileInfo) (int, string) {
 	return f.Restarts, f.RestartReason
 }
 
+// startedFrom records, for a job that another dojob process resumed for
+// this command, each file's bytes before it did: the job the display
+// started from may have moved on already. A file never keeps more than it
+// has now (one that started over since keeps none).
+func (d *display) startedFrom(before []int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range min(len(before), len(d.files)) {
+		v := &d.files[i]
+		v.before = min(before[i], v.bytes, v.before)
+	}
+}
+
 // bytesBefore returns how many of the job's bytes were on disk before this
 // command started and are still used: a file that started over counts none.
 func (d *display) bytesBefore() int64 {

@@ -190,6 +190,7 @@ func (c *cli) follow(cl *ctlClient, started ctlResponse, cancelOnError bool) (in
 	j := &remoteJob{s: snap}
 	id := snap.ID()
 	d := c.newDisplay(j, started.StallTimeout)
+	d.startedFrom(started.Before)
 	defer d.finish(false) // on every path; a no-op after the first call
 
 	tick := time.NewTicker(pollInterval)

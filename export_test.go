@@ -2,7 +2,6 @@ package dojob
 
 import "sync/atomic"
 
-
 // FailWritesAfter makes the temporary files of m's transfers fail every
 // write with err once limit bytes have been written to them all together —
 // a full disk, for tests. Call it before any job runs.

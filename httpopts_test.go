@@ -432,3 +432,102 @@ func TestPresignedSwapWithSetRemoteName(t *testing.T) {
 		assert.NotContains(t, logs.String(), "AKIDOLD")
 	})
 }
+
+// TestSetRemoteNameWhileTransferring: a running transfer switches to the
+// new URL: its attempt stops, the bytes it has stay, and the next request
+// goes to the new URL with a Range from there. The job was never in ERROR.
+func TestSetRemoteNameWhileTransferring(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const size = 256 << 10
+		r := newRig(t, dojob.Config{}, dojobtest.WithSize(size), dojobtest.WithRate(64<<10))
+		j, err := r.m.CreateJob("switch")
+		require.NoError(t, err)
+		require.NoError(t, j.AddFile(r.tr.FileURL("/f")+"?sig=first", r.local("/f")))
+		require.NoError(t, j.Resume())
+		_, err = r.tr.AwaitRequests(t.Context(), func(reqs []dojobtest.Request) bool {
+			return len(reqs) == 1 && reqs[0].BodyBytes >= 64<<10
+		})
+		require.NoError(t, err)
+		require.NoError(t, j.SetRemoteName(0, r.tr.FileURL("/f")+"?sig=second"))
+		st, err := j.Wait(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, dojob.StateTransferred, st)
+		reqs := r.tr.RequestsFor("/f")
+		require.Len(t, reqs, 2)
+		assert.Equal(t, "/f?sig=first", reqs[0].URL)
+		assert.Equal(t, "/f?sig=second", reqs[1].URL)
+		assert.Regexp(t, `^bytes=\d+-$`, reqs[1].Range)
+		assert.NotEqual(t, "bytes=0-", reqs[1].Range)
+		assert.Equal(t, 206, reqs[1].Status)
+		assert.Equal(t, 0, j.ErrorCount())
+		assert.Equal(t, 0, j.Files()[0].Restarts)
+		require.NoError(t, j.Complete())
+		r.requireFile("/f")
+	})
+}
+
+// TestReplaceRemotePrefix: BITS's rules — an exact, case-sensitive prefix;
+// every matching file changes, the others do not; no match changes nothing
+// and is no error; an empty prefix or a resulting URL AddFile would refuse
+// is ErrInvalidArg and changes nothing; files already transferred are not
+// fetched again.
+func TestReplaceRemotePrefix(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, dojob.Config{}, dojobtest.WithSize(1000))
+		j, err := r.m.CreateJob("prefix")
+		require.NoError(t, err)
+		base := r.tr.FileURL("")
+		require.NoError(t, j.AddFile(base+"/old/a", r.local("/a")))
+		require.NoError(t, j.AddFile(base+"/old/b", r.local("/b")))
+		require.NoError(t, j.AddFile(base+"/keep/c", r.local("/c")))
+		urls := func() []string {
+			var out []string
+			for _, f := range j.Files() {
+				out = append(out, f.RemoteURL)
+			}
+			return out
+		}
+		before := urls()
+		require.ErrorIs(t, j.ReplaceRemotePrefix("", base+"/new"), dojob.ErrInvalidArg)
+		require.ErrorIs(t, j.ReplaceRemotePrefix(base+"/old", ""), dojob.ErrInvalidArg)
+		require.ErrorIs(t, j.ReplaceRemotePrefix(base+"/old", "ftp://host/new"), dojob.ErrInvalidArg)
+		require.ErrorIs(t, j.ReplaceRemotePrefix(base, "https://"+strings.Repeat("x", 2200)), dojob.ErrInvalidArg)
+		require.NoError(t, j.ReplaceRemotePrefix(strings.ToUpper(base+"/old"), base+"/new"), "no match: no error")
+		require.Equal(t, before, urls())
+
+		// Transfer everything, then rename: nothing is fetched again.
+		require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+		n := len(r.tr.Requests())
+		require.NoError(t, j.ReplaceRemotePrefix(base+"/old", base+"/new"))
+		assert.Equal(t, []string{base + "/new/a", base + "/new/b", base + "/keep/c"}, urls())
+		require.NoError(t, j.Resume())
+		assert.Equal(t, dojob.StateTransferred, j.State())
+		assert.Len(t, r.tr.Requests(), n, "transferred files are not downloaded again")
+
+		// A job not yet run fetches from the new prefix.
+		j2, err := r.m.CreateJob("prefix2")
+		require.NoError(t, err)
+		require.NoError(t, j2.AddFile(base+"/old/d", r.local("/d")))
+		require.NoError(t, j2.ReplaceRemotePrefix(base+"/old/", base+"/new/"))
+		require.Equal(t, dojob.StateTransferred, resumeWait(t, j2))
+		assert.Len(t, r.tr.RequestsFor("/new/d"), 1)
+		assert.Empty(t, r.tr.RequestsFor("/old/d"))
+	})
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://example.com/f":          "https://example.com/f",
+		"https://u:secret@example.com/f": "https://u:xxxxx@example.com/f",
+		"https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F2024&X-Amz-Expires=60&X-Amz-Security-Token=tok&X-Amz-Signature=abc":
+		/**/ "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=REDACTED&X-Amz-Expires=60&X-Amz-Security-Token=REDACTED&X-Amz-Signature=REDACTED",
+		"https://a.blob.core.windows.net/c/f?sv=2022&se=2024-01-01&sp=r&sig=abc%3D": "https://a.blob.core.windows.net/c/f?sv=2022&se=2024-01-01&sp=r&sig=REDACTED",
+		"https://storage.googleapis.com/b/o?X-Goog-Credential=x&X-Goog-Signature=y": "https://storage.googleapis.com/b/o?X-Goog-Credential=REDACTED&X-Goog-Signature=REDACTED",
+		"https://d.cloudfront.net/f?Policy=p&Signature=s&Key-Pair-Id=k":             "https://d.cloudfront.net/f?Policy=REDACTED&Signature=REDACTED&Key-Pair-Id=REDACTED",
+		"https://x/f?TOKEN=t&access_token=a&key=k&page=2#frag":                      "https://x/f?TOKEN=REDACTED&access_token=REDACTED&key=REDACTED&page=2#frag",
+		"https://u:p@x/f?sig=s": "https://u:xxxxx@x/f?sig=REDACTED",
+		"not a url %zz":         "not a url %zz",
+	} {
+		assert.Equal(t, want, dojob.RedactURL(in), in)
+	}
+}

@@ -65,6 +65,11 @@ Flags of get:
                        file is named after the last segment of its URL's path
   --keep               if the job ends in ERROR, keep it (and its partial
                        files) for info and resume instead of cancelling it
+  -H 'Name: value'     a header sent with every request (repeatable); the
+                       job keeps it. Authorization and Cookie go only to the
+                       URL's own origin, never to another after a redirect
+  --user NAME          Basic credentials for the server; the password comes
+                       from $DOJOB_PASSWORD or is asked for on the terminal
 
 Flags of get and resume (resume changes only what is given):
   --priority P         foreground, high, normal or low (get: foreground)

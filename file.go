@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -50,18 +51,25 @@ type FileInfo struct {
 	// timeout until they take the file past the most it ever held.
 	Restarts      int
 	RestartReason string // "" until the first restart
+
+	// ResponseHeaders are the headers of the last HTTP response to a
+	// request for the file, whatever its status
+	// (BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS): a copy, nil before the
+	// first response. They are the server's, kept as sent (Set-Cookie
+	// included), and persisted with the job.
+	ResponseHeaders http.Header
 }
 
-// String describes the file with any password in its URL hidden.
+// String describes the file with the secrets of its URL hidden (RedactURL).
 func (f FileInfo) String() string {
 	return redactURL(f.RemoteURL) + " -> " + f.LocalPath
 }
 
-// file is a job's file. remote, local, ranges and temp never change after
-// AddFile; done is the hot-path counter, written by the transfer goroutine
-// alone; the other fields are guarded by the job's mu.
+// file is a job's file. local, ranges and temp never change after AddFile;
+// done is the hot-path counter, written by the transfer goroutine alone; the
+// other fields are guarded by the job's mu.
 type file struct {
-	remote string
+	remote string // SetRemoteName and ReplaceRemotePrefix change it
 	local  string
 	ranges []FileRange
 	temp   string // the hidden temporary file next to local
@@ -85,6 +93,8 @@ type file struct {
 	hwm           int64
 	restarts      int    // times the file started over from byte 0
 	restartReason string // why, the last time
+
+	respHeader http.Header // the last response's headers; replaced, never modified
 }
 
 // markLocked is f's high-water mark: the most bytes it has ever held.
@@ -103,6 +113,9 @@ func (f *file) infoLocked() FileInfo {
 	}
 	if f.ranges != nil {
 		fi.Ranges = append([]FileRange(nil), f.ranges...)
+	}
+	if f.respHeader != nil {
+		fi.ResponseHeaders = f.respHeader.Clone()
 	}
 	return fi
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -192,6 +193,12 @@ type Job struct {
 	completedAt time.Time
 	completing  bool   // Complete is promoting files; nothing may start a transfer
 	version     uint64 // bumped on every change persistence must record
+
+	// HTTP options (httpopts.go). headers and creds are replaced, never
+	// modified in place, so a request may keep a reference outside the lock.
+	headers          http.Header   // custom request headers, canonical; nil when none
+	headersWriteOnly bool          // CustomHeaders refuses to return them
+	creds            []Credentials // at most one per target and scheme
 
 	// Retries and the no-progress window (timeout.go).
 	streak        int           // consecutive failed attempts that moved no byte

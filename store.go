@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -310,6 +311,12 @@ type record struct {
 	RetryIn           time.Duration  `json:"retry_in_ns,omitempty"`   // TRANSIENT_ERROR: time left before the retry
 	Streak            int            `json:"streak,omitempty"`
 	Files             []recordFile   `json:"files"`
+
+	// Added within version 1 (HTTP options): secrets, kept as the rest of
+	// the record is (0600 in a 0700 directory), never logged.
+	CustomHeaders          http.Header   `json:"custom_headers,omitempty"`
+	CustomHeadersWriteOnly bool          `json:"custom_headers_write_only,omitempty"`
+	Credentials            []Credentials `json:"credentials,omitempty"`
 }
 
 type recordFile struct {
@@ -330,6 +337,9 @@ type recordFile struct {
 	HighWater     int64  `json:"high_water,omitempty"` // the most bytes the file ever held
 	Restarts      int    `json:"restarts,omitempty"`
 	RestartReason string `json:"restart_reason,omitempty"`
+
+	// The last response's headers (FileInfo.ResponseHeaders).
+	ResponseHeaders http.Header `json:"response_headers,omitempty"`
 }
 
 type recordError struct {
@@ -362,6 +372,10 @@ func (j *Job) recordLocked(now time.Duration) *record {
 		LastTransient:     j.recordErrorLocked(j.lastTransient),
 		Streak:            j.streak,
 		Files:             make([]recordFile, len(j.files)),
+
+		CustomHeaders:          j.headers,
+		CustomHeadersWriteOnly: j.headersWriteOnly,
+		Credentials:            j.creds,
 	}
 	if j.timeoutSet {
 		d := j.timeout
@@ -381,6 +395,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 			ETag: f.etag, LastModified: f.lastMod,
 			Transferred: f.transferred, Completed: f.completed,
 			HighWater: f.markLocked(), Restarts: f.restarts, RestartReason: f.restartReason,
+			ResponseHeaders: f.respHeader,
 		}
 	}
 	return r
@@ -536,6 +551,17 @@ func (rec *record) check() error {
 		rec.ErrorCount < 0 || rec.Streak < 0 {
 		return errors.New("record holds invalid settings")
 	}
+	if h, err := checkHeaders(rec.CustomHeaders); err != nil || len(h) != len(rec.CustomHeaders) {
+		return errors.New("record holds invalid custom headers")
+	}
+	seen := map[[2]int]bool{}
+	for _, c := range rec.Credentials {
+		k := [2]int{int(c.Target), int(c.Scheme)}
+		if c.check() != nil || seen[k] {
+			return errors.New("record holds invalid credentials")
+		}
+		seen[k] = true
+	}
 	for _, e := range []*recordError{rec.Error, rec.LastTransient} {
 		for ; e != nil; e = e.Cause {
 			if e.File < -1 || e.File >= len(rec.Files) {
@@ -598,6 +624,13 @@ func (m *Manager) restore(r *record) *Job {
 	j.flags = r.NotifyFlags
 	j.modified, j.completedAt = r.Modified, r.TransferCompleted
 	j.errCount, j.streak = r.ErrorCount, r.Streak
+	if len(r.CustomHeaders) > 0 {
+		j.headers, _ = checkHeaders(r.CustomHeaders) // checked by readRecord
+	}
+	j.headersWriteOnly = r.CustomHeadersWriteOnly
+	if len(r.Credentials) > 0 {
+		j.creds = r.Credentials
+	}
 	for _, rf := range r.Files {
 		j.files = append(j.files, &file{
 			remote: rf.Remote, local: rf.Local, temp: rf.Temp, ranges: rf.Ranges,
@@ -605,6 +638,7 @@ func (m *Manager) restore(r *record) *Job {
 			etag: rf.ETag, lastMod: rf.LastModified,
 			transferred: rf.Transferred, completed: rf.Completed,
 			hwm: max(rf.HighWater, rf.Durable), restarts: max(rf.Restarts, 0), restartReason: rf.RestartReason,
+			respHeader: rf.ResponseHeaders,
 		})
 	}
 

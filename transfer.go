@@ -363,10 +363,11 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 	if f.ranges != nil {
 		f.size = rangesSize(f.ranges, SizeUnknown)
 	}
+	remote := f.remote
 	j.version++
 	j.m.markDirty(j)
 	j.mu.Unlock()
-	j.m.logAsync(slog.LevelInfo, "dojob: starting the file over", "job", j.id.String(), "url", redactURL(f.remote), "reason", reason)
+	j.m.logAsync(slog.LevelInfo, "dojob: starting the file over", "job", j.id.String(), "url", redactURL(remote), "reason", reason)
 	return nil
 }
 
@@ -451,12 +452,18 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	j.mu.Lock()
 	sp, complete := f.nextSpanLocked()
 	etag, lastMod, remoteSize := f.etag, f.lastMod, f.remoteSize
+	remote := f.remote // SetRemoteName may change it; a change stops this run
+	opts := j.reqOptsLocked(remote)
 	j.mu.Unlock()
 	if complete {
 		return true, "", nil
 	}
 
-	req, err := http.NewRequestWithContext(x.ctx, http.MethodGet, f.remote, nil)
+	ctx := x.ctx
+	if opts != nil {
+		ctx = context.WithValue(ctx, reqOptsKey{}, opts)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, remote, nil)
 	if err != nil {
 		return false, "", protocolError(ErrInvalidArg, "building the request: %v", err)
 	}
@@ -488,6 +495,11 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	if err != nil {
 		return false, "", err
 	}
+	// The last response's headers, whatever its status (FileInfo.ResponseHeaders).
+	hdr := resp.Header.Clone()
+	j.mu.Lock()
+	f.respHeader = hdr
+	j.mu.Unlock()
 	defer func() {
 		// Closing without draining: a body we stop reading early is not
 		// worth the bytes it would cost to keep the connection.

@@ -108,6 +108,8 @@ func (c *cli) get(args []string) int {
 	jf.register(fs)
 	mf := managerFlags{transfers: true}
 	mf.register(fs)
+	var hf httpFlags
+	hf.register(fs)
 	urls, err := parseArgs(fs, args)
 	if err == nil {
 		err = jf.parsed(fs)
@@ -129,8 +131,17 @@ func (c *cli) get(args []string) int {
 		return c.fail(err)
 	}
 	c.hintFlags = givenFlags(fs, "stall-timeout", "checkpoint-interval")
+	var creds *dojob.Credentials
+	if hf.user != "" {
+		cr, err := hf.credentials(c.stderr)
+		if err != nil {
+			return c.usageError(err)
+		}
+		creds = &cr
+	}
 	return c.withManager(mf, func(m *dojob.Manager) int {
 		j := findJob(m, specs)
+		continued := j != nil
 		if j != nil {
 			p := j.Progress()
 			c.printf("continuing job %s (%s): %s already transferred\n", j.ID(), j.DisplayName(), formatBytes(p.BytesTransferred))
@@ -142,8 +153,18 @@ func (c *cli) get(args []string) int {
 		if err := jf.apply(j, true); err != nil {
 			return c.fail(err)
 		}
+		if err := hf.apply(j, creds); err != nil {
+			if !continued {
+				_ = j.Cancel() // no half-configured job stays behind
+			}
+			return c.fail(err)
+		}
 		return c.transfer(mf, j, !*keep)
 	}, func(cl *ctlClient) (int, error) {
+		if hf.given() {
+			// The control protocol carries no secrets.
+			return c.usageError(errors.New("-H and --user need the state directory: another dojob command holds it; run this get when it is done, or with another --state-dir")), nil
+		}
 		return c.getRemote(cl, specs, &jf, !*keep)
 	})
 }

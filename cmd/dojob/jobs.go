@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -443,14 +442,9 @@ func (c *cli) printJSON(v any) {
 	fmt.Fprintf(c.stdout, "%s\n", b)
 }
 
-// redact hides the password of a URL, as dojob's own messages do.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
-}
+// redact hides the secrets of a URL (its password, presigned-URL query
+// signatures and tokens), as dojob's own messages do.
+func redact(raw string) string { return dojob.RedactURL(raw) }
 
 // formatBytes formats n bytes with a binary unit: 512 B, 1.5 KiB, 3.0 MiB.
 // A negative n (dojob.SizeUnknown) is "?".

@@ -98,6 +98,11 @@ Flags:
                        Optimization does; BITS requires them to exist)
   --keep               if the job ends in ERROR, keep it (and its partial
                        files) for info and resume instead of cancelling it
+  -H 'Name: value'     a header sent with every request (repeatable); the
+                       job keeps it. Authorization and Cookie go only to the
+                       URL's own origin, never to another after a redirect
+  --user NAME          Basic credentials for the server; the password comes
+                       from $DOJOB_PASSWORD or is asked for on the terminal
 ` + transferFlagsHelp,
 
 	"resume": `usage: %[1]s resume [flags] ID

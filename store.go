@@ -327,6 +327,14 @@ type recordFile struct {
 	HighWater     int64  `json:"high_water,omitempty"` // the most bytes the file ever held
 	Restarts      int    `json:"restarts,omitempty"`
 	RestartReason string `json:"restart_reason,omitempty"`
+
+	// Added within version 1 (verification): absent means none given.
+	ExpectedSize int64    `json:"expected_size,omitempty"`
+	Checksum     string   `json:"checksum,omitempty"`
+	Mirrors      []string `json:"mirrors,omitempty"`
+	Verified     bool     `json:"verified,omitempty"`
+	HashState    []byte   `json:"hash_state,omitempty"` // the digest of the first HashLen bytes of Temp
+	HashLen      int64    `json:"hash_len,omitempty"`
 }
 
 type recordError struct {
@@ -378,6 +386,8 @@ func (j *Job) recordLocked(now time.Duration) *record {
 			ETag: f.etag, LastModified: f.lastMod,
 			Transferred: f.transferred, Completed: f.completed,
 			HighWater: f.markLocked(), Restarts: f.restarts, RestartReason: f.restartReason,
+			ExpectedSize: f.expSize, Checksum: f.checksum, Mirrors: f.mirrors, Verified: f.verified,
+			HashState: f.hashState, HashLen: f.hashLen,
 		}
 	}
 	return r
@@ -576,6 +586,22 @@ func (f *recordFile) check(tempPrefix string) error {
 		return errors.New("transferred, but not all of its bytes are recorded")
 	case f.Completed && !f.Transferred:
 		return errors.New("completed, but not transferred")
+	case f.ExpectedSize < 0:
+		return errors.New("negative expected size")
+	case f.HashLen < 0 || f.HashLen > f.Durable:
+		return errors.New("a digest of bytes that are not recorded")
+	}
+	if _, _, err := parseChecksum(f.Checksum); err != nil {
+		return errors.New("invalid checksum")
+	}
+	if f.Checksum != "" && f.Transferred && !f.Verified {
+		// Only a file whose digest matched is ever recorded transferred.
+		return errors.New("transferred, but its checksum was never matched")
+	}
+	for _, u := range f.Mirrors {
+		if checkRemoteURL(u) != nil {
+			return errors.New("a mirror is not an http or https URL")
+		}
 	}
 	return nil
 }
@@ -596,12 +622,15 @@ func (m *Manager) restore(r *record) *Job {
 	j.modified, j.completedAt = r.Modified, r.TransferCompleted
 	j.errCount, j.streak = r.ErrorCount, r.Streak
 	for _, rf := range r.Files {
+		checksum, sum, _ := parseChecksum(rf.Checksum) // checked by readRecord
 		j.files = append(j.files, &file{
 			remote: rf.Remote, local: rf.Local, temp: rf.Temp, ranges: rf.Ranges,
 			size: rf.Size, remoteSize: rf.RemoteSize, durable: rf.Durable,
 			etag: rf.ETag, lastMod: rf.LastModified,
 			transferred: rf.Transferred, completed: rf.Completed,
 			hwm: max(rf.HighWater, rf.Durable), restarts: max(rf.Restarts, 0), restartReason: rf.RestartReason,
+			expSize: rf.ExpectedSize, checksum: checksum, sum: sum, mirrors: rf.Mirrors, verified: rf.Verified,
+			hashState: rf.HashState, hashLen: rf.HashLen,
 		})
 	}
 
@@ -635,6 +664,9 @@ func (m *Manager) restore(r *record) *Job {
 	}
 	for _, f := range j.files {
 		m.checkTemp(j, f)
+		if !f.transferred {
+			f.verified = false // it will be checked again when it is
+		}
 	}
 
 	j.mu.Lock()

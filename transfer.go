@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -45,6 +46,12 @@ type transfer struct {
 	progressed bool    // this run moved a new byte (the no-progress window is closed)
 	mark       int64   // the current file's high-water mark when its response was accepted
 	buf        *[]byte // copy buffer from the Manager's pool
+
+	// The running digest of the file being transferred (verify.go): when
+	// hf is that file, h has hashed exactly its f.done bytes. nil for a
+	// file without a Checksum.
+	h  hash.Hash
+	hf *file
 }
 
 // errClosing stops transfers when the Manager closes; the job keeps its
@@ -162,6 +169,8 @@ func (x *transfer) run() {
 			return
 		}
 		f.transferred = true
+		f.verified = f.sum != nil // transferFile compared the digest
+		f.resetDigestLocked()
 		f.durable = f.done.Load()
 		j.version++
 		// A finished file is progress even if every byte of it was fetched
@@ -188,6 +197,7 @@ func (j *Job) endRunLocked() {
 func (x *transfer) transferFile(f *file) error {
 	tf := &lazyTemp{fs: x.j.m.fs, f: f}
 	defer tf.close()
+	defer x.releaseDigest(f)
 	// Resuming needs a validator (a strong ETag or Last-Modified) to send in
 	// If-Range: without one a changed file of the same size would be spliced
 	// silently. Such a partial file starts over instead — a ranged one too:
@@ -222,6 +232,9 @@ func (x *transfer) transferFile(f *file) error {
 	if err := tf.open(); err != nil {
 		return err
 	}
+	if err := x.verify(tf, f); err != nil {
+		return err
+	}
 	if err := tf.Sync(); err != nil {
 		return localError(err)
 	}
@@ -239,10 +252,14 @@ func (x *transfer) keep(tf *lazyTemp, f *file) {
 	if err := tf.Sync(); err != nil {
 		return // the checkpoint recorded before stays the trusted length
 	}
+	state := x.digestState(f)
 	j := x.j
 	j.mu.Lock()
-	if n := f.done.Load(); n != f.durable {
+	if n := f.done.Load(); n != f.durable || state != nil && f.hashLen != n {
 		f.durable = n
+		if state != nil {
+			f.hashState, f.hashLen = state, n
+		}
 		j.version++
 		j.m.markDirty(j)
 	}
@@ -316,18 +333,11 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 		return localError(err)
 	}
 	j.mu.Lock()
-	f.hwm = f.markLocked()
 	f.restarts++
 	f.restartReason = reason
-	f.done.Store(0)
 	x.seen = 0
-	f.durable = 0
-	f.etag, f.lastMod = "", ""
-	f.remoteSize = SizeUnknown
-	f.size = SizeUnknown
-	if f.ranges != nil {
-		f.size = rangesSize(f.ranges, SizeUnknown)
-	}
+	x.h, x.hf = nil, nil
+	f.emptyLocked()
 	j.version++
 	j.m.markDirty(j)
 	j.mu.Unlock()
@@ -461,6 +471,11 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 
 	v := check(ask{sp: sp, ranges: f.ranges != nil, ifRange: ifRange != "", etag: etag, lastMod: lastMod, size: remoteSize},
 		resp.StatusCode, resp.Header, resp.ContentLength, time.Now())
+	if v.err == nil && f.expSize > 0 && v.remoteSize != SizeUnknown && v.remoteSize != f.expSize {
+		// Checked before anything else: not a byte of a file of the
+		// wrong size is written, nor is the file emptied for it.
+		return false, "", validationError("the server announced %d bytes, not the expected %d", v.remoteSize, f.expSize)
+	}
 	switch {
 	case v.err != nil:
 		return false, "", v.err
@@ -515,6 +530,10 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	_ = j.setStateLocked(StateTransferring)
 	j.mu.Unlock()
 
+	if err := x.ensureDigest(f); err != nil {
+		return false, "", err
+	}
+
 	n, err := x.copy(tf.tempFile, resp.Body, f, v.length)
 	if err != nil {
 		return false, "", err
@@ -546,6 +565,7 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 		x.buf = x.j.m.bufs.Get().(*[]byte)
 	}
 	buf := *x.buf
+	h := x.h // nil without a Checksum; else it has hashed f's f.done bytes
 	var n int64
 	for length < 0 || n < length {
 		rd := buf
@@ -556,6 +576,9 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 		if nr > 0 {
 			nw, werr := tf.Write(rd[:nr])
 			n += int64(nw)
+			if h != nil {
+				h.Write(rd[:nw]) // the bytes just written, so h keeps up with f.done
+			}
 			if werr != nil {
 				f.done.Add(int64(nw))
 				return n, localError(werr)
@@ -613,9 +636,15 @@ func (x *transfer) checkpoint(tf tempFile, f *file) error {
 	if err := tf.Sync(); err != nil {
 		return localError(err)
 	}
+	state := x.digestState(f)
 	j := x.j
 	j.mu.Lock()
 	f.durable = f.done.Load()
+	if state != nil {
+		// The digest of exactly the durable bytes: a resume after a
+		// crash continues it instead of reading the file again.
+		f.hashState, f.hashLen = state, f.durable
+	}
 	j.version++
 	j.mu.Unlock()
 	j.m.markDirty(j)

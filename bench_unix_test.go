@@ -5,6 +5,8 @@ package dojob_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,6 +32,8 @@ import (
 //	cpu-ratio          Job CPU time ÷ baseline CPU time (target ≤ 1.10)
 //	persist-ratio      persisted Job MB/s ÷ Job MB/s    (target ≥ 0.97)
 //	persist-cpu-ratio  persisted Job CPU ÷ Job CPU
+//	checksum-ratio     Job with a sha256 Checksum MB/s ÷ Job MB/s (target ≥ 0.8)
+//	checksum-cpu-ratio Job with a Checksum CPU ÷ Job CPU
 //
 // The ratios are medians over the iterations (each runs the three ways back
 // to back, in rotating order); the MB/s figures are over the whole run.
@@ -59,6 +63,7 @@ func benchDownload(b *testing.B, size int64) {
 	defer os.RemoveAll(dir)
 	src := filepath.Join(dir, "src")
 	writeRandomFile(b, src, size)
+	sum := fileChecksum(b, src)
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer srv.Close()
 	url := srv.URL + "/src"
@@ -74,24 +79,25 @@ func benchDownload(b *testing.B, size int64) {
 	}
 	defer mp.Close()
 
-	var baseT, jobT, persT, baseCPU, jobCPU, persCPU time.Duration
-	var tputRatios, cpuRatios, persRatios, persCPURatios []float64
+	var baseT, jobT, persT, sumT, baseCPU, jobCPU, persCPU, sumCPU time.Duration
+	var tputRatios, cpuRatios, persRatios, persCPURatios, sumRatios, sumCPURatios []float64
 	var jobAlloc uint64
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		dst := filepath.Join(dir, fmt.Sprintf("dst-%d", i))
-		var bt, jt, pt, bc, jc, pc time.Duration
+		var bt, jt, pt, st, bc, jc, pc, sc time.Duration
 		runs := []func(){
 			func() { bt, bc = measure(func() { bareDownload(b, url, dst+"-bare") }) },
 			func() {
 				var ms0, ms1 runtime.MemStats
 				runtime.ReadMemStats(&ms0)
-				jt, jc = measure(func() { jobDownload(b, m, url, dst+"-job") })
+				jt, jc = measure(func() { jobDownload(b, m, url, dst+"-job", "") })
 				runtime.ReadMemStats(&ms1)
 				jobAlloc += ms1.TotalAlloc - ms0.TotalAlloc
 			},
-			func() { pt, pc = measure(func() { jobDownload(b, mp, url, dst+"-persisted") }) },
+			func() { pt, pc = measure(func() { jobDownload(b, mp, url, dst+"-persisted", "") }) },
+			func() { st, sc = measure(func() { jobDownload(b, m, url, dst+"-checksum", sum) }) },
 		}
 		// Rotate the order every iteration so no way is always first or last.
 		for k := range runs {
@@ -103,7 +109,10 @@ func benchDownload(b *testing.B, size int64) {
 		cpuRatios = append(cpuRatios, jc.Seconds()/bc.Seconds())
 		persRatios = append(persRatios, jt.Seconds()/pt.Seconds())
 		persCPURatios = append(persCPURatios, pc.Seconds()/jc.Seconds())
-		for _, suffix := range []string{"-bare", "-job", "-persisted"} {
+		sumT, sumCPU = sumT+st, sumCPU+sc
+		sumRatios = append(sumRatios, jt.Seconds()/st.Seconds())
+		sumCPURatios = append(sumCPURatios, sc.Seconds()/jc.Seconds())
+		for _, suffix := range []string{"-bare", "-job", "-persisted", "-checksum"} {
 			fi, err := os.Stat(dst + suffix)
 			if err != nil || fi.Size() != size {
 				b.Fatalf("%s: %v", dst+suffix, err)
@@ -123,6 +132,9 @@ func benchDownload(b *testing.B, size int64) {
 	b.ReportMetric(median(cpuRatios), "cpu-ratio")
 	b.ReportMetric(median(persRatios), "persist-ratio")
 	b.ReportMetric(median(persCPURatios), "persist-cpu-ratio")
+	b.ReportMetric(mbps(sumT), "checksum-MB/s")
+	b.ReportMetric(median(sumRatios), "checksum-ratio")
+	b.ReportMetric(median(sumCPURatios), "checksum-cpu-ratio")
 	b.ReportMetric(float64(jobAlloc)/n/1e6, "job-alloc-MB")
 }
 
@@ -172,12 +184,40 @@ func bareDownload(b *testing.B, url, dst string) {
 	}
 }
 
-func jobDownload(b *testing.B, m *dojob.Manager, url, dst string) {
+// fileChecksum is the sha256 Checksum of the file at path.
+func fileChecksum(b *testing.B, path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		b.Fatal(err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// BenchmarkSHA256 is this machine's raw SHA-256 speed over 256 KiB blocks
+// (the copy buffer's size): the ceiling of a download with a Checksum.
+func BenchmarkSHA256(b *testing.B) {
+	block := make([]byte, 256<<10)
+	_, _ = rand.Read(block)
+	h := sha256.New()
+	b.SetBytes(int64(len(block)))
+	for b.Loop() {
+		h.Write(block)
+	}
+}
+
+// jobDownload downloads url to dst with a Job, verified against checksum
+// unless it is "".
+func jobDownload(b *testing.B, m *dojob.Manager, url, dst, checksum string) {
 	j, err := m.CreateJob("bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := j.AddFile(url, dst); err != nil {
+	if err := j.AddFileSet([]dojob.FileSpec{{RemoteURL: url, LocalPath: dst, Checksum: checksum}}); err != nil {
 		b.Fatal(err)
 	}
 	if err := j.SetPriority(dojob.PriorityForeground); err != nil {

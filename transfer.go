@@ -50,8 +50,9 @@ type transfer struct {
 	// The running digest of the file being transferred (verify.go): when
 	// hf is that file, h has hashed exactly its f.done bytes. nil for a
 	// file without a Checksum.
-	h  hash.Hash
-	hf *file
+	h    hash.Hash
+	hf   *file
+	pipe *hashPipe // the hashing pipeline while copy runs, else nil
 }
 
 // errClosing stops transfers when the Manager closes; the job keeps its
@@ -565,9 +566,20 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 		x.buf = x.j.m.bufs.Get().(*[]byte)
 	}
 	buf := *x.buf
-	h := x.h // nil without a Checksum; else it has hashed f's f.done bytes
+	// With a Checksum the bytes are hashed on a second goroutine while the
+	// next buffer is read and written (a pipeline of a few buffers); when
+	// copy returns, or before a checkpoint, x.h has hashed every byte
+	// written. Without one nothing of this runs.
+	var hp *hashPipe
+	if x.h != nil {
+		hp = x.startHashPipe()
+		defer hp.stop()
+	}
 	var n int64
 	for length < 0 || n < length {
+		if hp != nil {
+			buf = hp.next()
+		}
 		rd := buf
 		if length >= 0 && length-n < int64(len(rd)) {
 			rd = rd[:length-n]
@@ -576,8 +588,8 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 		if nr > 0 {
 			nw, werr := tf.Write(rd[:nr])
 			n += int64(nw)
-			if h != nil {
-				h.Write(rd[:nw]) // the bytes just written, so h keeps up with f.done
+			if hp != nil {
+				hp.send(rd[:nw]) // the bytes just written, so the digest keeps up with f.done
 			}
 			if werr != nil {
 				f.done.Add(int64(nw))

@@ -33,7 +33,7 @@ func Example_noProgressTimeoutInMilliseconds() {
 
 			// The code under test would create and resume the job.
 			job, _ := m.CreateJob("nightly")
-			if err := job.AddFile(tr.URL("/nightly.bin"), filepath.Join(t.TempDir(), "nightly.bin")); err != nil {
+			if err := job.AddFile(tr.FileURL("/nightly.bin"), filepath.Join(t.TempDir(), "nightly.bin")); err != nil {
 				t.Fatal(err)
 			}
 			rec := dojobtest.NewRecorder()
@@ -62,14 +62,14 @@ func Example_noProgressTimeoutInMilliseconds() {
 		})
 	}
 
-	start := time.Now()
-	passed := runAsTest(test)
-	fmt.Println("test passed:", passed, "— in under a second of real time:", time.Since(start) < time.Second)
+	// It takes a fraction of a second of real time (not asserted here: a
+	// busy machine may be slower, and fake time is what the test is about).
+	fmt.Println("test passed:", runAsTest(test))
 	// Output:
 	// fake time passed: 24h0m0s
 	// state: ERROR, code: DO_E_DOWNLOAD_NO_PROGRESS (0x80D02002), wraps the 503: true
 	// attempts: 1444, JobError calls: 1
-	// test passed: true — in under a second of real time: true
+	// test passed: true
 }
 
 // runAsTest runs f as a test, as go test would, and reports whether it

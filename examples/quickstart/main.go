@@ -68,8 +68,9 @@ func run(ctx context.Context, stdout io.Writer) error {
 	dest := filepath.Join(dir, "release.bin")
 
 	// 1. A Manager owns jobs. StallTimeout: a connection that moves no
-	// byte for half a second is given up (and retried).
-	m, err := dojob.NewManager(dojob.Config{StallTimeout: 500 * time.Millisecond})
+	// byte for 1.5 seconds is given up (and retried). (Short for a demo,
+	// long enough for a busy machine: the default is 60 s.)
+	m, err := dojob.NewManager(dojob.Config{StallTimeout: 1500 * time.Millisecond})
 	if err != nil {
 		return err
 	}

@@ -141,7 +141,7 @@ func TestChecksumMismatch(t *testing.T) {
 		j, err := r.m.CreateJob("verify")
 		require.NoError(t, err)
 		want := version("/f", 1, size)
-		require.NoError(t, j.AddFileSet([]dojob.FileSpec{{RemoteURL: r.tr.URL("/f"), LocalPath: r.local("/f"), Checksum: sha256Of(want), Size: size}}))
+		require.NoError(t, j.AddFileSet([]dojob.FileSpec{{RemoteURL: r.tr.FileURL("/f"), LocalPath: r.local("/f"), Checksum: sha256Of(want), Size: size}}))
 		rec := dojobtest.NewRecorder()
 		require.NoError(t, j.SetNotifyFlags(dojob.NotifyJobTransferred|dojob.NotifyJobError|dojob.NotifyFileTransferred))
 		require.NoError(t, j.SetNotifyInterface(rec))
@@ -189,8 +189,8 @@ func TestCompleteNeverInstallsAFailedFile(t *testing.T) {
 		j, err := r.m.CreateJob("verify")
 		require.NoError(t, err)
 		require.NoError(t, j.AddFileSet([]dojob.FileSpec{
-			{RemoteURL: r.tr.URL("/good"), LocalPath: r.local("/good"), Checksum: sha256Of(version("/good", 0, size))},
-			{RemoteURL: r.tr.URL("/bad"), LocalPath: r.local("/bad"), Checksum: sha256Of([]byte("something else"))},
+			{RemoteURL: r.tr.FileURL("/good"), LocalPath: r.local("/good"), Checksum: sha256Of(version("/good", 0, size))},
+			{RemoteURL: r.tr.FileURL("/bad"), LocalPath: r.local("/bad"), Checksum: sha256Of([]byte("something else"))},
 		}))
 		require.Equal(t, dojob.StateError, resumeWait(t, j))
 		assert.Equal(t, dojob.ErrValidationFailed, mustJobError(t, j).Code)
@@ -215,10 +215,10 @@ func TestChecksumVariants(t *testing.T) {
 		j, err := r.m.CreateJob("verify")
 		require.NoError(t, err)
 		require.NoError(t, j.AddFileSet([]dojob.FileSpec{
-			{RemoteURL: r.tr.URL("/f"), LocalPath: r.local("/f"), Checksum: "sha512:" + hex.EncodeToString(s512[:])},
-			{RemoteURL: r.tr.URL("/f"), LocalPath: r.local("/ranged"), Size: size, Checksum: sha256Of(ranged),
+			{RemoteURL: r.tr.FileURL("/f"), LocalPath: r.local("/f"), Checksum: "sha512:" + hex.EncodeToString(s512[:])},
+			{RemoteURL: r.tr.FileURL("/f"), LocalPath: r.local("/ranged"), Size: size, Checksum: sha256Of(ranged),
 				Ranges: []dojob.FileRange{{Offset: 1000, Length: 1000}, {Offset: 100, Length: 100}}},
-			{RemoteURL: r.tr.URL("/dropped"), LocalPath: r.local("/dropped"), Size: size, Checksum: sha256Of(version("/dropped", 0, size))},
+			{RemoteURL: r.tr.FileURL("/dropped"), LocalPath: r.local("/dropped"), Size: size, Checksum: sha256Of(version("/dropped", 0, size))},
 		}))
 		require.NoError(t, j.Resume())
 		ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
@@ -260,7 +260,7 @@ func TestExpectedSizeMismatch(t *testing.T) {
 				r := newRig(t, dojob.Config{}, append([]dojobtest.Option{dojobtest.WithSize(size)}, tc.opts...)...)
 				j, err := r.m.CreateJob("size")
 				require.NoError(t, err)
-				spec := dojob.FileSpec{RemoteURL: r.tr.URL("/f"), LocalPath: r.local("/f"), Size: size + 1}
+				spec := dojob.FileSpec{RemoteURL: r.tr.FileURL("/f"), LocalPath: r.local("/f"), Size: size + 1}
 				if strings.Contains(tc.name, "ranged") {
 					spec.Ranges = []dojob.FileRange{{Offset: 100, Length: 100}}
 				}
@@ -328,7 +328,7 @@ func TestDigestSurvivesRestart(t *testing.T) {
 				j, err := m.CreateJob("digest")
 				require.NoError(t, err)
 				sum := sha256Of(version("/f", 0, size))
-				require.NoError(t, j.AddFileSet([]dojob.FileSpec{{RemoteURL: tr1.URL("/f"), LocalPath: filepath.Join(dir, "f"), Checksum: sum}}))
+				require.NoError(t, j.AddFileSet([]dojob.FileSpec{{RemoteURL: tr1.FileURL("/f"), LocalPath: filepath.Join(dir, "f"), Checksum: sum}}))
 				require.NoError(t, j.Resume())
 				_, err = tr1.AwaitRequests(t.Context(), func(rs []dojobtest.Request) bool { return len(rs) == 1 && !rs[0].End.IsZero() })
 				require.NoError(t, err)
@@ -371,7 +371,7 @@ func TestDigestAcrossSuspendResume(t *testing.T) {
 		r := newRig(t, dojob.Config{}, dojobtest.WithSize(size), dojobtest.Script(dojobtest.StallAfter(20000)))
 		j, err := r.m.CreateJob("digest")
 		require.NoError(t, err)
-		require.NoError(t, j.AddFileSet([]dojob.FileSpec{{RemoteURL: r.tr.URL("/f"), LocalPath: r.local("/f"), Checksum: sha256Of(version("/f", 0, size))}}))
+		require.NoError(t, j.AddFileSet([]dojob.FileSpec{{RemoteURL: r.tr.FileURL("/f"), LocalPath: r.local("/f"), Checksum: sha256Of(version("/f", 0, size))}}))
 		require.NoError(t, j.Resume())
 		synctest.Wait()
 		require.Equal(t, dojob.StateTransferring, j.State())

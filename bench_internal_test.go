@@ -50,7 +50,8 @@ func (nopFile) Close() error                        { return nil }
 func (nopFile) ReadFrom(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }
 
 // BenchmarkWriteAccounting measures the bookkeeping of one write on the hot
-// path (the target: ≤ 25 ns, 0 allocations, no timer touched).
+// path (the target, docs/design.md, Performance targets: ≤ 25 ns, 0
+// allocations, no timer touched).
 func BenchmarkWriteAccounting(b *testing.B) {
 	x := &transfer{progressed: true}
 	f := &file{}
@@ -99,8 +100,9 @@ func BenchmarkCopyLoop(b *testing.B) {
 	})
 }
 
-// BenchmarkManyJobs measures what 100,000 idle jobs cost (the target:
-// ≤ 4 KiB of heap each, no goroutine each): half SUSPENDED, half in
+// BenchmarkManyJobs measures what 100,000 idle jobs cost (the target,
+// docs/design.md, Performance targets: ≤ 4 KiB of heap each, no goroutine
+// each): half SUSPENDED, half in
 // TRANSIENT_ERROR with an open no-progress window and a retry scheduled.
 func BenchmarkManyJobs(b *testing.B) {
 	const n = 100_000
@@ -163,7 +165,7 @@ func BenchmarkManyJobs(b *testing.B) {
 // BenchmarkSimultaneousExpiry puts 10,000 jobs in TRANSIENT_ERROR, makes all
 // their no-progress windows end at the same instant, and measures the time
 // from that instant until every job is in ERROR and every JobError has been
-// delivered (the target: within 2 s).
+// delivered (the target, docs/design.md, Performance targets: within 2 s).
 func BenchmarkSimultaneousExpiry(b *testing.B) {
 	const n = 10_000
 	dir := b.TempDir()

@@ -242,7 +242,7 @@ func (j *Job) wantsLocked(k noteKind) bool {
 
 // queueModificationLocked queues a JobModification for a state change, a
 // property change or an added file. Each gets its own call (up to maxNotes
-// queued).
+// queued). It may take goMu (pushLocked).
 func (j *Job) queueModificationLocked() {
 	if !j.wantsLocked(noteModification) {
 		return
@@ -257,7 +257,8 @@ func (j *Job) queueModificationLocked() {
 
 // queueProgressLocked queues a JobModification for progress. Progress is
 // coalesced: one already waiting at the end of the queue absorbs the new
-// one, so a slow callback sees the latest progress, not a backlog.
+// one, so a slow callback sees the latest progress, not a backlog. It may
+// take goMu (pushLocked).
 func (j *Job) queueProgressLocked() {
 	if !j.wantsLocked(noteModification) {
 		return
@@ -268,7 +269,8 @@ func (j *Job) queueProgressLocked() {
 	j.pushLocked(note{kind: noteModification, progress: true})
 }
 
-// queueStateLocked queues JobStateChanged for a StateCallback.
+// queueStateLocked queues JobStateChanged for a StateCallback. It may take
+// goMu (pushLocked).
 func (j *Job) queueStateLocked(from, to State) {
 	if j.wantsLocked(noteState) && len(j.notes) < maxNotes {
 		j.pushLocked(note{kind: noteState, from: from, to: to})
@@ -277,7 +279,8 @@ func (j *Job) queueStateLocked(from, to State) {
 
 // queueFinalLocked queues the JobTransferred or JobError the job owes for
 // its current stay in TRANSFERRED or ERROR, unless it is already queued or
-// cannot be delivered yet (no callback, or flags off).
+// cannot be delivered yet (no callback, or flags off). It takes the clock's
+// lock, and may take goMu (pushLocked).
 func (j *Job) queueFinalLocked() {
 	if !j.pendingFinal || j.queuedEp == j.episode {
 		return
@@ -294,7 +297,8 @@ func (j *Job) queueFinalLocked() {
 	j.pushLocked(note{kind: k, episode: j.episode})
 }
 
-// queueFileLocked queues FileTransferred for f.
+// queueFileLocked queues FileTransferred for f. It may take goMu
+// (pushLocked).
 func (j *Job) queueFileLocked(f *file) {
 	if !j.wantsLocked(noteFile) {
 		return
@@ -303,7 +307,8 @@ func (j *Job) queueFileLocked(f *file) {
 	j.pushLocked(note{kind: noteFile, file: &fi})
 }
 
-// pushLocked appends n to the queue and makes sure a drain goroutine runs.
+// pushLocked appends n to the queue and makes sure a drain goroutine runs;
+// starting one takes the Manager's goMu (spawn).
 func (j *Job) pushLocked(n note) {
 	j.notes = append(j.notes, n)
 	if !j.draining && j.m.spawn(j, "callbacks", j.drain) {

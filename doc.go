@@ -55,7 +55,8 @@
 // ErrJobEmpty and stays); QUEUED → CONNECTING when the scheduler starts it
 // (or straight to TRANSFERRED if nothing is left to transfer); CONNECTING →
 // TRANSFERRING when the response is accepted; TRANSFERRING → CONNECTING for
-// the next file, → TRANSFERRED after the last; CONNECTING and TRANSFERRING
+// the next file, → TRANSFERRED after the last (CONNECTING → TRANSFERRED when
+// a resumed last file turns out to be complete); CONNECTING and TRANSFERRING
 // → TRANSIENT_ERROR or ERROR on failure, → QUEUED when pre-empted;
 // TRANSIENT_ERROR → QUEUED after the retry delay; QUEUED, TRANSIENT_ERROR
 // (and a retry that has not yet moved a byte) → ERROR when the no-progress
@@ -105,7 +106,8 @@
 // refused https→http redirect, range errors, local file errors) go to ERROR
 // at once. All timing runs on the monotonic clock. One goroutine per
 // Manager keeps every timer, so idle jobs cost no goroutine; the copy loop
-// pays one atomic add per write for all this bookkeeping.
+// pays one atomic add and one atomic load per write for all this
+// bookkeeping.
 //
 // # Callbacks
 //
@@ -145,4 +147,9 @@
 // For tests, the dojobtest package provides a fault-injecting file server,
 // the same faults as an in-memory http.RoundTripper for testing/synctest,
 // and a callback Recorder.
+//
+// docs/design.md in the repository explains how the package is built (its
+// goroutines, lock order, state table, record format and recovery rules);
+// docs/decisions.md lists the decisions taken where the Windows
+// documentation is silent.
 package dojob

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -76,6 +75,10 @@ const (
 	// with SetValidationState(i, false). Fatal, in context REMOTE_FILE: the
 	// server delivered something other than the file asked for.
 	ErrValidationFailed HRESULT = 0x80200053
+	// ErrNotImplemented (E_NOTIMPL): the platform does not support the
+	// request — a state directory on js, wasip1 or plan9, which have no
+	// file lock that the kernel releases with the process.
+	ErrNotImplemented HRESULT = 0x80004001
 	// ErrFail (E_FAIL): an error with no better code.
 	ErrFail HRESULT = 0x80004005
 	// ErrAccessDenied (E_ACCESSDENIED): permission denied on a local file.
@@ -150,6 +153,7 @@ var hresultNames = map[HRESULT]string{
 	ErrUnexpectedStatus2xx:         "DO_E_UNEXPECTED_HTTP_STATUS_2XX",
 	ErrStringTooLong:               "BG_E_STRING_TOO_LONG",
 	ErrValidationFailed:            "BG_E_VALIDATION_FAILED",
+	ErrNotImplemented:              "E_NOTIMPL",
 	ErrFail:                        "E_FAIL",
 	ErrAccessDenied:                "E_ACCESSDENIED",
 	ErrPathNotFound:                "ERROR_PATH_NOT_FOUND",
@@ -373,7 +377,7 @@ func classify(err error) *JobError {
 		e.Code, e.transient = ErrCertValidation, false
 	case errors.As(err, &dnsErr):
 		e.Code = ErrNameNotResolved
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case isConnRefused(err):
 		e.Code = ErrCannotConnect
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		e.Code = ErrCannotConnect
@@ -420,7 +424,7 @@ func localError(err error) *JobError {
 		e.Code = ErrDiskFull
 	case errors.Is(err, fs.ErrPermission):
 		e.Code = ErrAccessDenied
-	case errors.Is(err, syscall.EROFS):
+	case isReadOnlyFS(err):
 		e.Code = ErrWriteProtect
 	case errors.Is(err, fs.ErrNotExist):
 		e.Code = ErrPathNotFound

@@ -1,4 +1,4 @@
-//go:build !windows
+//go:build !windows && !plan9
 
 package dojob
 
@@ -11,3 +11,9 @@ import (
 func isDiskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// isConnRefused reports a refused connection.
+func isConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// isReadOnlyFS reports a write to a read-only file system.
+func isReadOnlyFS(err error) bool { return errors.Is(err, syscall.EROFS) }

@@ -17,3 +17,9 @@ const (
 func isDiskFull(err error) bool {
 	return errors.Is(err, errorDiskFull) || errors.Is(err, errorHandleDiskFull) || errors.Is(err, syscall.ENOSPC)
 }
+
+// isConnRefused reports a refused connection.
+func isConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// isReadOnlyFS reports a write to a read-only file system.
+func isReadOnlyFS(err error) bool { return errors.Is(err, syscall.EROFS) }

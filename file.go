@@ -113,6 +113,7 @@ type file struct {
 	local  string
 	ranges []FileRange
 	temp   string // the hidden temporary file next to local
+	real   string // local with its directory's symbolic links resolved at AddFile; "" for a restored file
 
 	done atomic.Int64 // bytes in the temporary file
 
@@ -250,10 +251,36 @@ func (j *Job) AddFileSet(files []FileSpec) error {
 		seen[f.local] = true
 		add[i] = f
 	}
+	// Two files that reach the same real path through symbolic links to
+	// folders would overwrite each other. Resolving is I/O, so it happens
+	// outside the lock, for the files there now; a file another goroutine
+	// adds meanwhile is compared by the real path it resolved itself.
+	realOf := make(map[string]string, len(add)) // real path → local path, of the set
+	for _, f := range add {
+		f.real = realPath(f.local)
+		if other, dup := realOf[f.real]; dup {
+			return errorf(ErrInvalidArg, "local path %s is the same file as %s", f.local, other)
+		}
+		realOf[f.real] = f.local
+	}
+	j.mu.Lock()
+	others := append([]*file(nil), j.files...)
+	j.mu.Unlock()
+	reals := make(map[*file]string, len(others))
+	for _, g := range others {
+		reals[g] = realPath(g.local)
+	}
 	return j.update(func() (bool, error) {
 		for _, g := range j.files {
 			if seen[g.local] {
 				return false, errorf(ErrInvalidArg, "local path %s is already in the job", g.local)
+			}
+			r, ok := reals[g]
+			if !ok {
+				r = g.real
+			}
+			if local, dup := realOf[r]; dup {
+				return false, errorf(ErrInvalidArg, "local path %s is the same file as %s, already in the job", local, g.local)
 			}
 		}
 		prefix := ".dojob-" + j.id.hex32() + "-"
@@ -394,10 +421,37 @@ func checkLocalPath(p string) error {
 	case filepath.Dir(p) == p:
 		return errorf(ErrInvalidArg, "local path %s is a root directory", p)
 	}
+	// Every name in the path must fit the file system (255 bytes, or 255
+	// UTF-16 units on Windows), so a name that cannot be created fails here
+	// and not at transfer time. The temporary file's name in the same
+	// directory (.dojob-<32 hex digits>-<index>.tmp) is at most 64 bytes and
+	// always fits.
+	for _, name := range strings.Split(p[len(filepath.VolumeName(p)):], string(filepath.Separator)) {
+		if nameTooLong(name) {
+			return errorf(ErrInvalidArg, "local path %s has a name longer than the file system allows (255)", p)
+		}
+	}
 	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
 		return errorf(ErrInvalidArg, "local path %s is a directory", p)
 	}
 	return nil
+}
+
+// realPath is local with the symbolic links of its directory resolved: of
+// the directory itself if it exists, else of its nearest existing ancestor.
+// The final name is kept as it is (Complete replaces it, link or not).
+func realPath(local string) string {
+	dir, rest := filepath.Dir(local), filepath.Base(local)
+	for {
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return local
+		}
+		dir, rest = parent, filepath.Join(filepath.Base(dir), rest)
+	}
 }
 
 // checkRanges validates ranges as AddFileWithRanges documents.
@@ -438,9 +492,33 @@ func rangesSize(ranges []FileRange, remoteSize int64) int64 {
 			}
 			l = max(remoteSize-r.Offset, 0)
 		}
-		n += l
+		n = addSat(n, l)
 	}
 	return n
+}
+
+// addSat adds two non-negative sizes, saturating at math.MaxInt64.
+func addSat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// localPathError is the JobError for a failed operation on local's
+// temporary file or on local itself. A missing directory is reported as
+// ERROR_PATH_NOT_FOUND naming the destination directory — the directory is
+// what the caller must create, not the hidden temporary file the failing
+// call was about.
+func localPathError(local string, err error) *JobError {
+	if errors.Is(err, fs.ErrNotExist) {
+		dir := filepath.Dir(local)
+		if _, serr := os.Stat(dir); serr != nil && errors.Is(serr, fs.ErrNotExist) {
+			return &JobError{Context: ErrorContextLocalFile, Code: ErrPathNotFound,
+				Err: fmt.Errorf("destination directory %s does not exist", dir)}
+		}
+	}
+	return localError(err)
 }
 
 // removeIfExists deletes a file; a file that is already gone is no error.
@@ -472,7 +550,7 @@ func (m *Manager) promote(j *Job, files []*file) error {
 			continue
 		}
 		if err := m.fs.rename(f.temp, f.local); err != nil {
-			e := localError(err)
+			e := localPathError(f.local, err)
 			j.mu.Lock()
 			fi := f.infoLocked()
 			j.mu.Unlock()
@@ -487,6 +565,39 @@ func (m *Manager) promote(j *Job, files []*file) error {
 		j.mu.Unlock()
 	}
 	return nil
+}
+
+// forgetLost handles the files a failed Complete could not promote because
+// their temporary files are gone (the folder was removed, say): such a file
+// is no longer transferred and starts over from byte 0, so Resume fetches
+// it again, or Cancel ends the job cleanly. A file whose temporary file is
+// still there (a permission error, a directory in the way) stays
+// transferred, and Complete can be called again once the cause is fixed.
+func (m *Manager) forgetLost(j *Job, files []*file) {
+	for _, f := range files {
+		j.mu.Lock()
+		ready := f.transferred && !f.completed
+		j.mu.Unlock()
+		if !ready {
+			continue
+		}
+		if _, err := os.Lstat(f.temp); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		m.log.Warn("dojob: temporary file of a transferred file is gone; the file starts over", "job", j.id.String(), "file", f.temp)
+		j.mu.Lock()
+		f.transferred = false
+		f.done.Store(0)
+		f.durable = 0
+		f.etag, f.lastMod = "", ""
+		f.remoteSize = SizeUnknown
+		f.size = SizeUnknown
+		if f.ranges != nil {
+			f.size = rangesSize(f.ranges, SizeUnknown)
+		}
+		j.version++
+		j.mu.Unlock()
+	}
 }
 
 // discardPartials deletes the temporary files Complete does not keep.

@@ -1,7 +1,10 @@
 package dojob
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
 
@@ -17,14 +20,19 @@ type tempFile interface {
 // fileSystem is the Manager's seam to the local file system: tests replace
 // it to simulate a full disk; everything else uses osFileSystem.
 type fileSystem struct {
-	openTemp func(path string) (tempFile, error)
-	rename   func(from, to string) error
+	// openTemp opens a temporary file for writing. With fresh it creates a
+	// new, empty file exclusively; otherwise it opens the file already
+	// there (fs.ErrNotExist if it is gone). Either way the file is checked
+	// to be one dojob may write (see openTempFile).
+	openTemp func(path string, fresh bool) (tempFile, error)
+	// rename promotes a finished temporary file to its destination.
+	rename func(from, to string) error
 }
 
 func osFileSystem() fileSystem {
 	return fileSystem{
-		openTemp: func(path string) (tempFile, error) {
-			f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|openNoFollow, 0o600)
+		openTemp: func(path string, fresh bool) (tempFile, error) {
+			f, err := openTempFile(path, fresh)
 			if err != nil {
 				return nil, err
 			}
@@ -34,12 +42,148 @@ func osFileSystem() fileSystem {
 	}
 }
 
+// unsafeFileError reports something at a temporary file's path that dojob
+// must not write through: a symbolic link or reparse point, a file with
+// more than one name (a hard link planted to make dojob overwrite a file
+// elsewhere), another user's file, or no regular file at all. It matches
+// fs.ErrPermission, so it becomes a fatal LOCAL_FILE error with
+// E_ACCESSDENIED, and the file it found is left untouched.
+type unsafeFileError struct {
+	path, why string
+}
+
+func (e *unsafeFileError) Error() string {
+	return fmt.Sprintf("refusing to use %s: %s", e.path, e.why)
+}
+
+func (e *unsafeFileError) Unwrap() error { return fs.ErrPermission }
+
+// checkMode refuses anything but a regular file: links, reparse points,
+// directories, devices, pipes.
+func checkMode(path string, fi fs.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return &unsafeFileError{path, "not a regular file (" + fi.Mode().Type().String() + ")"}
+	}
+	return nil
+}
+
+// inspect checks the file at path without opening it for writing: by
+// name (Lstat, so a link is seen as a link), then through the platform's
+// checks (one link, owned by this user where the platform can tell).
+func inspect(path string) (fs.FileInfo, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMode(path, fi); err != nil {
+		return nil, err
+	}
+	return fi, checkOwned(path, fi, nil)
+}
+
+// verifyOpen checks an open file through its descriptor: a regular file
+// with a single link, owned by this user (where the platform can tell), and
+// the same file that was inspected by name before it was opened.
+func verifyOpen(path string, f *os.File, before fs.FileInfo) (fs.FileInfo, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMode(path, fi); err != nil {
+		return nil, err
+	}
+	if err := checkOwned(path, fi, f); err != nil {
+		return nil, err
+	}
+	if before != nil && !os.SameFile(before, fi) {
+		return nil, &unsafeFileError{path, "replaced while it was being opened"}
+	}
+	return fi, nil
+}
+
+// openTempFile opens a temporary file so that nothing planted at its path
+// is ever written through.
+//
+// A fresh file is created exclusively (O_EXCL, and no following of links).
+// If something is already there it is a leftover of an earlier run of the
+// same file (a run that stopped before it recorded a byte, or a crash before
+// the first checkpoint) or something planted. It is removed — which only
+// unlinks that name, never touching another file — if it is a regular file
+// with a single link owned by this user, and the exclusive creation is
+// tried once more; anything else fails with an unsafeFileError and stays as
+// it is.
+//
+// An existing file (the job has recorded bytes for it) is opened without
+// following links and without creating or truncating, then checked through
+// its descriptor before a byte is written; its mode is set through the
+// descriptor too.
+func openTempFile(path string, fresh bool) (*os.File, error) {
+	if fresh {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|openNoFollow, 0o600)
+		if err == nil || !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+		if _, err := inspect(path); err != nil {
+			return nil, err
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|openNoFollow, 0o600)
+	}
+	before, err := inspect(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|openNoFollow, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := verifyOpen(path, f, before); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // promoteFile gives a finished temporary file the mode of an ordinary
 // download (0644; it was 0600 while partial) and renames it over its
-// destination, atomically.
+// destination, atomically. The mode is set through a descriptor of the
+// file it verified (regular, one link, ours), never by name, and the
+// destination is checked afterwards to be that same file.
 func promoteFile(from, to string) error {
-	if err := os.Chmod(from, 0o644); err != nil {
+	before, err := inspect(from)
+	if err != nil {
 		return err
 	}
-	return os.Rename(from, to)
+	f, err := os.OpenFile(from, os.O_RDWR|openNoFollow, 0)
+	if err != nil {
+		return err
+	}
+	fi, err := verifyOpen(from, f, before)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	// Closed before the rename: Windows renames no file that is open.
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	after, err := os.Lstat(to)
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(fi, after) {
+		return &unsafeFileError{from, "replaced by another file while it was being renamed to " + to}
+	}
+	return nil
 }

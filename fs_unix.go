@@ -1,14 +1,41 @@
-//go:build !windows
+//go:build unix
 
 package dojob
 
 import (
+	"io/fs"
 	"os"
 	"syscall"
 )
 
 // openNoFollow refuses to open a temporary file through a symbolic link.
 const openNoFollow = syscall.O_NOFOLLOW
+
+// maxNameBytes is the longest file name (one path element) the file
+// systems of unix-like systems take: NAME_MAX, in bytes.
+const maxNameBytes = 255
+
+// nameTooLong reports whether a path element is too long for the file
+// system.
+func nameTooLong(name string) bool { return len(name) > maxNameBytes }
+
+// checkOwned refuses a file with more than one link (a hard link planted at
+// the temporary path would make dojob overwrite the file it links to) or
+// owned by another user. The file's status, whether by name or through its
+// descriptor, carries both.
+func checkOwned(path string, fi fs.FileInfo, _ *os.File) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return &unsafeFileError{path, "file status unavailable"}
+	}
+	if uint64(st.Nlink) != 1 {
+		return &unsafeFileError{path, "the file has other names (hard links)"}
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return &unsafeFileError{path, "the file belongs to another user"}
+	}
+	return nil
+}
 
 // syncDir fsyncs a directory, making renames and creations in it durable.
 func syncDir(dir string) error {

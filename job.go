@@ -152,6 +152,14 @@ const (
 // working and its state-changing methods and setters return ErrInvalidState.
 // After Manager.Close they return ErrNoService. The zero Job is not usable:
 // it belongs to no Manager, and its state-changing methods would panic.
+//
+// Lock order (for maintainers; docs/design.md, Lock order): a Job's opMu,
+// then its persistMu, then its mu, then one of the Manager's index lock,
+// the scheduler's, the clock's, the store's or the log queue's (none of
+// these is taken under another), and last the Manager's goMu. A goroutine
+// never takes a lock that comes earlier than one it holds; mu is never held
+// across I/O, a callback, the Logger or a wait. Helpers named …Locked need
+// mu held and say which other locks they take.
 type Job struct {
 	m       *Manager
 	id      JobID
@@ -215,7 +223,8 @@ type Job struct {
 	qprio      Priority // the priority the scheduler sorts by
 	requeueSeq uint64   // a pre-empted job's place in line, restored by enqueue (set under mu)
 
-	// Persistence (store.go), guarded by persistMu.
+	// Persistence (store.go), guarded by persistMu, which is taken before
+	// mu and held across the record's write.
 	persistMu sync.Mutex
 	saved     uint64 // the version last written
 	removed   bool   // the record is deleted (final job); guarded by mu
@@ -362,10 +371,14 @@ func (j *Job) Cancel() error {
 // It works in every non-final state; a running transfer is stopped first.
 //
 // If a rename fails, Complete returns that error (a *JobError with context
-// LOCAL_FILE) and the job stays in its state, with the files renamed before
-// the failure already in place and marked Completed; a job that was trying
-// to transfer is queued again. Calling Complete from JobTransferred is the
-// canonical way to finish a job.
+// LOCAL_FILE; ERROR_PATH_NOT_FOUND naming the directory if the destination's
+// directory is gone) and the job stays in its state, with the files renamed
+// before the failure already in place and marked Completed; a job that was
+// trying to transfer is queued again. A file whose temporary file is gone
+// with its folder is no longer transferred: Resume downloads it again (a
+// TRANSFERRED job is queued), and Cancel cleans up. A file whose temporary
+// file is still there stays transferred for another Complete. Calling
+// Complete from JobTransferred is the canonical way to finish a job.
 func (j *Job) Complete() error {
 	j.opMu.Lock()
 	defer j.opMu.Unlock()
@@ -377,6 +390,10 @@ func (j *Job) Complete() error {
 	last := j.last
 	j.stopTransferLocked()
 	j.completing = true
+	// Complete closes the no-progress window, as Resume, Suspend and Cancel
+	// do: renaming files can take a while, and an expiry meanwhile would
+	// move the job to ERROR under Complete's feet.
+	j.closeWindowLocked()
 	j.version++
 	j.m.sched.remove(j)
 	files := make([]*file, len(j.files))
@@ -396,6 +413,9 @@ func (j *Job) Complete() error {
 	}
 
 	perr := j.m.promote(j, files)
+	if perr != nil {
+		j.m.forgetLost(j, files)
+	}
 
 	j.mu.Lock()
 	j.completing = false
@@ -414,7 +434,8 @@ func (j *Job) Complete() error {
 }
 
 // reactivateLocked puts a job whose transfer Complete stopped back to work
-// after Complete failed: an active job is queued again.
+// after Complete failed: an active job is queued again. It takes the
+// scheduler's lock, and those of setStateLocked.
 func (j *Job) reactivateLocked() {
 	switch j.state {
 	case StateQueued:
@@ -473,11 +494,13 @@ func (j *Job) Progress() Progress {
 func (j *Job) progressLocked() Progress {
 	p := Progress{FilesTotal: len(j.files)}
 	for _, f := range j.files {
-		p.BytesTransferred += f.done.Load()
+		// Sums saturate at math.MaxInt64: ranges near the int64 limit, or
+		// many files, must not wrap to a negative total.
+		p.BytesTransferred = addSat(p.BytesTransferred, f.done.Load())
 		if f.size == SizeUnknown {
 			p.BytesTotal = SizeUnknown
 		} else if p.BytesTotal != SizeUnknown {
-			p.BytesTotal += f.size
+			p.BytesTotal = addSat(p.BytesTotal, f.size)
 		}
 		if f.transferred {
 			p.FilesTransferred++
@@ -648,7 +671,7 @@ func (j *Job) timeoutLocked() time.Duration {
 
 // stopTransferLocked stops the running transfer, if any; its goroutine exits
 // on its own without touching the job's state. j.last still names it, so a
-// caller that must wait for the goroutine can.
+// caller that must wait for the goroutine can. It takes the clock's lock.
 func (j *Job) stopTransferLocked() {
 	if x := j.xfer; x != nil {
 		j.xfer = nil

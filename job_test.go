@@ -32,9 +32,10 @@ var setups = []struct {
 	{state: dojob.StateCancelled, after: func(t *testing.T, j *dojob.Job) { require.NoError(t, j.Cancel()) }},
 }
 
-// TestOperationsInEveryState is the step table of DESIGN.md §3 (States):
-// Resume, Suspend, Cancel and Complete from each of the nine states, with
-// the state each leaves the job in, its error, and what is left on disk.
+// TestOperationsInEveryState checks the user's rows of the state table in
+// docs/design.md (States): Resume, Suspend, Cancel and Complete from each of
+// the nine states, with the state each leaves the job in, its error, and
+// what is left on disk.
 func TestOperationsInEveryState(t *testing.T) {
 	const (
 		S  = dojob.StateSuspended

@@ -8,6 +8,10 @@ import (
 	"syscall"
 )
 
+// persistenceSupported: this platform has a file lock that the kernel
+// releases when the process dies, which a state directory needs.
+const persistenceSupported = true
+
 // errLocked reports a lock held by another Manager.
 var errLocked = errors.New("locked")
 

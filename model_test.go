@@ -814,7 +814,7 @@ func (h *harness) do(o modelOp) bool {
 				want = dojob.ErrInvalidArg
 			}
 		}
-		err := j.AddFile(h.tr.URL(path), local)
+		err := j.AddFile(h.tr.FileURL(path), local)
 		synctest.Wait()
 		h.wantErr("AddFile", err, want)
 		if err == nil {

@@ -194,7 +194,7 @@ func TestRangedFileNeverResumesBlind(t *testing.T) {
 				old := r.tr.Content("/f")
 				j, err := r.m.CreateJob("ranged")
 				require.NoError(t, err)
-				require.NoError(t, j.AddFileWithRanges(r.tr.URL("/f"), r.local("/f"), ranges))
+				require.NoError(t, j.AddFileWithRanges(r.tr.FileURL("/f"), r.local("/f"), ranges))
 				require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
 
 				reqs := r.tr.RequestsFor("/f")
@@ -252,7 +252,7 @@ func TestHighWaterMarkSurvivesRestart(t *testing.T) {
 				require.NoError(t, err)
 				j, err := m.CreateJob("mark")
 				require.NoError(t, err)
-				require.NoError(t, j.AddFile(tr1.URL("/f"), filepath.Join(dir, "f")))
+				require.NoError(t, j.AddFile(tr1.FileURL("/f"), filepath.Join(dir, "f")))
 				require.NoError(t, j.SetNoProgressTimeout(timeout))
 				require.NoError(t, j.Resume())
 				_, err = tr1.AwaitRequests(t.Context(), func(rs []dojobtest.Request) bool { return len(rs) == 2 && !rs[1].End.IsZero() })

@@ -20,7 +20,7 @@ const (
 	DefaultMaxBackgroundJobs = 2
 )
 
-// scheduler decides which QUEUED jobs transfer (DESIGN.md §3, Scheduling).
+// scheduler decides which QUEUED jobs transfer (docs/design.md, The scheduler).
 // FOREGROUND jobs run concurrently up to maxFg, first come first served.
 // Background jobs run up to maxBg at a time, HIGH before NORMAL before LOW,
 // first come first served within a priority; a waiting background job of

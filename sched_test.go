@@ -144,7 +144,7 @@ func TestLoweringPriorityAllowsPreemption(t *testing.T) {
 }
 
 // TestIdleJobsHaveNoGoroutine: suspended jobs, jobs waiting to retry and
-// finished jobs cost no goroutine (DESIGN.md §3, Scheduling).
+// finished jobs cost no goroutine (docs/design.md, Goroutines).
 func TestIdleJobsHaveNoGoroutine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, dojob.Config{MaxBackgroundJobs: 8}, dojobtest.WithSize(1000),

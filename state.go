@@ -112,7 +112,9 @@ func canTransition(from, to State) bool {
 // the transition table (ErrInvalidState for an illegal move), stamps the
 // times, wakes Wait, keeps the error object, the retry timer, the no-progress
 // window, the scheduler queue and the Manager's index in step with the new
-// state, and queues the notifications the move owes. j.mu must be held.
+// state, and queues the notifications the move owes. j.mu must be held; it
+// takes the scheduler's, the clock's, the Manager's index, the store's and
+// the log queue's locks and goMu (all after mu in the lock order, see Job).
 //
 // Setting the state a job is already in is a no-op that returns nil.
 func (j *Job) setStateLocked(to State) error {

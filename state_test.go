@@ -188,7 +188,7 @@ func testAutomaticTransitions(t *testing.T, l *edgeLog) {
 		synctest.Wait()
 		assert.Equal(t, []edge{{S, Q}, {Q, C}, {C, T}, {T, C}, {C, T}, {T, TD}}, l.of(j))
 		// A file added to a TRANSFERRED job, then Resume.
-		require.NoError(t, j.AddFile(r.tr.URL("/404"), r.local("/404")))
+		require.NoError(t, j.AddFile(r.tr.FileURL("/404"), r.local("/404")))
 		require.NoError(t, j.Resume())
 		synctest.Wait()
 		assert.Equal(t, []edge{{TD, Q}, {Q, C}, {C, E}}, l.of(j)[6:])
@@ -253,7 +253,7 @@ func testAutomaticTransitions(t *testing.T, l *edgeLog) {
 		defer func() { require.NoError(t, m.Close()) }()
 		j, err := m.CreateJob("416")
 		require.NoError(t, err)
-		require.NoError(t, j.AddFile(tr.URL("/f"), r.local("/f")))
+		require.NoError(t, j.AddFile(tr.FileURL("/f"), r.local("/f")))
 		l.watch(t, j)
 		require.NoError(t, j.Resume())
 		time.Sleep(dojob.DefaultMinimumRetryDelay)

@@ -56,6 +56,9 @@ type store struct {
 // readOnlyDir, or the lock cannot be created) opens it read-only instead,
 // without a lock and without creating or re-securing anything.
 func openStore(dir string, log *slog.Logger, paused bool) (*store, error) {
+	if !persistenceSupported {
+		return nil, errorf(ErrNotImplemented, "state directories are not supported on this platform (no file lock)")
+	}
 	if dir == "" || !filepath.IsAbs(dir) {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -191,7 +194,7 @@ func (m *Manager) flush() {
 	s.mu.Unlock()
 	for j := range batch {
 		if err := m.persist(j); err != nil {
-			m.log.Error("dojob: writing job record", "job", j.id.String(), "err", err)
+			m.logAsync(slog.LevelError, "dojob: writing job record", "job", j.id.String(), "err", err)
 		}
 	}
 }

@@ -132,8 +132,8 @@ func TestCrashDuringCancel(t *testing.T) {
 }
 
 // BenchmarkReload measures NewManager on a state directory holding 10,000
-// jobs, each with a file and a partial temporary file (DESIGN.md §4:
-// ≤ 1 s).
+// jobs, each with a file and a partial temporary file (target,
+// docs/design.md, Performance targets: ≤ 1 s).
 func BenchmarkReload(b *testing.B) {
 	const n = 10_000
 	stateDir, dir := b.TempDir(), b.TempDir()

@@ -89,8 +89,8 @@ func TestSettingsSurviveRestart(t *testing.T) {
 	assert.Equal(t, time.Hour, d.NoProgressTimeout())
 }
 
-// TestStatesSurviveRestart: every non-final state comes back as DESIGN.md §3
-// says, a transferring job resumes from its temporary file, and callbacks
+// TestStatesSurviveRestart: every non-final state comes back as the recovery
+// rules say (docs/design.md, Persistence: record format and recovery), a transferring job resumes from its temporary file, and callbacks
 // registered after the restart get what is pending.
 func TestStatesSurviveRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

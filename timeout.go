@@ -35,6 +35,8 @@ func retryDelay(base time.Duration, streak int, retryAfter time.Duration) time.D
 // goes to TRANSIENT_ERROR with a retry scheduled, unless the timeout leaves
 // no room to retry (timeout 0, a retry delay longer than the timeout, or a
 // window already past the timeout), in which case the job goes to ERROR.
+// It takes the clock's and the log queue's locks, and those of
+// setStateLocked.
 func (j *Job) failLocked(e *JobError) {
 	if !e.transient {
 		j.jerr = e
@@ -85,7 +87,7 @@ func (j *Job) onRetry(now time.Duration) {
 	_ = j.setStateLocked(StateQueued)
 }
 
-// closeWindowLocked closes the no-progress window.
+// closeWindowLocked closes the no-progress window. It takes the clock's lock.
 func (j *Job) closeWindowLocked() {
 	j.windowOpen = false
 	j.m.clock.stop(&j.windowDL)
@@ -94,14 +96,16 @@ func (j *Job) closeWindowLocked() {
 // noteProgressLocked records progress: the first new byte of an attempt
 // (one that takes its file past its high-water mark; bytes fetched again
 // after a restart from byte 0 are not progress) or a finished file. It
-// closes the no-progress window and resets the retry back-off.
+// closes the no-progress window and resets the retry back-off. It takes the
+// clock's lock.
 func (j *Job) noteProgressLocked() {
 	j.closeWindowLocked()
 	j.streak = 0
 	j.lastTransient = nil
 }
 
-// rearmWindowLocked applies a changed timeout to an open window at once.
+// rearmWindowLocked applies a changed timeout to an open window at once. It
+// takes the clock's lock, and expireLocked's.
 func (j *Job) rearmWindowLocked() {
 	if !j.windowOpen {
 		return
@@ -131,9 +135,10 @@ func (j *Job) onWindow(now time.Duration) {
 // expireLocked moves a job that is still trying (TRANSIENT_ERROR, or
 // queued, connecting or transferring on a retry that has not moved a byte) to
 // ERROR with ErrNoProgress wrapping the last transient error. Any running
-// attempt is stopped.
+// attempt is stopped. It takes the clock's and the log queue's locks, and
+// those of setStateLocked.
 func (j *Job) expireLocked() {
-	if !j.state.active() {
+	if !j.state.active() || j.completing {
 		j.closeWindowLocked()
 		return
 	}
@@ -166,7 +171,8 @@ func (j *Job) tickIntervalLocked() time.Duration {
 }
 
 // armTickLocked makes sure the running transfer's tick comes no later than
-// one interval from now (after the notification settings changed).
+// one interval from now (after the notification settings changed). It takes
+// the clock's lock.
 func (j *Job) armTickLocked() {
 	if j.xfer == nil {
 		return

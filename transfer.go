@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -185,7 +186,8 @@ func (x *transfer) run() {
 	}
 }
 
-// endRunLocked detaches the finishing run from the job.
+// endRunLocked detaches the finishing run from the job. It takes the clock's
+// lock.
 func (j *Job) endRunLocked() {
 	j.xfer = nil
 	j.m.clock.stop(&j.tickDL)
@@ -199,6 +201,19 @@ func (x *transfer) transferFile(f *file) error {
 	tf := &lazyTemp{fs: x.j.m.fs, f: f}
 	defer tf.close()
 	defer x.releaseDigest(f)
+	if f.done.Load() > 0 {
+		// Recorded bytes are checked before the request that resumes
+		// after them: if they are gone the request must start at 0.
+		if err := tf.open(); err != nil {
+			return err
+		}
+		if tf.lost {
+			x.j.m.logAsync(slog.LevelWarn, "dojob: temporary file missing or shorter than recorded; the file starts over", "job", x.j.id.String(), "file", f.temp, "recorded", f.done.Load())
+			if err := x.restart(tf, f, "temporary file missing or shorter than recorded"); err != nil {
+				return err
+			}
+		}
+	}
 	// Resuming needs a validator (a strong ETag or Last-Modified) to send in
 	// If-Range: without one a changed file of the same size would be spliced
 	// silently. Such a partial file starts over instead — a ranged one too:
@@ -269,22 +284,42 @@ func (x *transfer) keep(tf *lazyTemp, f *file) {
 
 // lazyTemp opens a file's temporary file on first use, positioned after the
 // bytes counted in f.done. Anything beyond them — bytes written after the
-// last checkpoint before a crash — is not trusted and is cut off.
+// last checkpoint before a crash — is not trusted and is cut off. A file
+// with no recorded byte is created exclusively; one with recorded bytes must
+// be there, ours, and at least that long: a file that vanished or shrank
+// while the job was stopped is never padded, open sets lost and hands back
+// an empty file, and the caller starts the file over.
 type lazyTemp struct {
 	tempFile
-	fs fileSystem
-	f  *file
+	fs   fileSystem
+	f    *file
+	lost bool // the recorded bytes were gone: the file must start over
 }
 
 func (t *lazyTemp) open() error {
 	if t.tempFile != nil {
 		return nil
 	}
-	tf, err := t.fs.openTemp(t.f.temp)
-	if err != nil {
-		return localError(err)
-	}
 	have := t.f.done.Load()
+	tf, err := t.fs.openTemp(t.f.temp, have == 0)
+	if have > 0 && errors.Is(err, fs.ErrNotExist) {
+		t.lost = true
+		tf, err = t.fs.openTemp(t.f.temp, true)
+	}
+	if err != nil {
+		return localPathError(t.f.local, err)
+	}
+	if have > 0 && !t.lost {
+		size, err := tf.Seek(0, io.SeekEnd)
+		if err != nil {
+			tf.Close()
+			return localError(err)
+		}
+		t.lost = size < have
+	}
+	if t.lost {
+		have = 0
+	}
 	if err := tf.Truncate(have); err != nil {
 		tf.Close()
 		return localError(err)
@@ -342,7 +377,7 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 	j.version++
 	j.m.markDirty(j)
 	j.mu.Unlock()
-	j.m.log.Info("dojob: starting the file over", "job", j.id.String(), "url", redactURL(f.remote), "reason", reason)
+	j.m.logAsync(slog.LevelInfo, "dojob: starting the file over", "job", j.id.String(), "url", redactURL(f.remote), "reason", reason)
 	return nil
 }
 

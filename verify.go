@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 )
@@ -164,7 +165,7 @@ func (x *transfer) verify(tf *lazyTemp, f *file) error {
 	j.version++
 	j.m.markDirty(j)
 	j.mu.Unlock()
-	j.m.log.Warn("dojob: file failed its check; its data is discarded", "job", j.id.String(), "url", redactURL(f.remote), "why", why)
+	j.m.logAsync(slog.LevelWarn, "dojob: file failed its check; its data is discarded", "job", j.id.String(), "url", redactURL(f.remote), "why", why)
 	return validationError("%s", why)
 }
 

@@ -259,7 +259,7 @@ func TestWaitClose(t *testing.T) {
 		require.NoError(t, err)
 		j, err := m.CreateJob("close")
 		require.NoError(t, err)
-		require.NoError(t, j.AddFile(tr.URL("/f"), filepath.Join(t.TempDir(), "f")))
+		require.NoError(t, j.AddFile(tr.FileURL("/f"), filepath.Join(t.TempDir(), "f")))
 		release := make(chan struct{})
 		require.NoError(t, j.SetNotifyInterface(dojob.CallbackFuncs{Transferred: func(*dojob.Job) error {
 			<-release

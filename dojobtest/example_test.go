@@ -85,7 +85,7 @@ func ExampleNewTransport() {
 	defer tr.Close()
 
 	for range 2 {
-		resp, err := tr.Client().Get(tr.URL("/big.iso"))
+		resp, err := tr.Client().Get(tr.FileURL("/big.iso"))
 		if err != nil {
 			fmt.Println(err)
 			return

@@ -1,4 +1,4 @@
-//go:build !windows
+//go:build unix && !aix && !solaris
 
 package dojob
 
@@ -7,6 +7,10 @@ import (
 	"os"
 	"syscall"
 )
+
+// persistenceSupported: this platform has a file lock that the kernel
+// releases when the process dies, which a state directory needs.
+const persistenceSupported = true
 
 // errLocked reports a lock held by another Manager.
 var errLocked = errors.New("locked")

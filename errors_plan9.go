@@ -1,0 +1,20 @@
+//go:build plan9
+
+package dojob
+
+import "strings"
+
+// Plan 9 reports errors as strings (syscall.ErrorString), not numbers; these
+// match the kernel's and the file servers' messages.
+
+// isDiskFull reports an out-of-space error.
+func isDiskFull(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "file system full") || strings.Contains(s, "no space")
+}
+
+// isConnRefused reports a refused connection.
+func isConnRefused(err error) bool { return strings.Contains(err.Error(), "connection refused") }
+
+// isReadOnlyFS reports a write to a read-only file system.
+func isReadOnlyFS(err error) bool { return strings.Contains(err.Error(), "read only") }

@@ -1,0 +1,368 @@
+package dojob_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/dojob/dojob"
+	"github.com/dojob/dojob/dojobtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// tempPath is where dojob keeps the temporary file of j's file number i,
+// whose destination is in dir.
+func tempPath(j *dojob.Job, dir string, i int) string {
+	id := strings.ToLower(strings.NewReplacer("{", "", "}", "", "-", "").Replace(j.ID().String()))
+	return filepath.Join(dir, ".dojob-"+id+"-"+strconv.Itoa(i)+".tmp")
+}
+
+// victim is a file outside the download folder that a planted hard link
+// points to; check asserts it was not touched.
+type victim struct {
+	path string
+	sum  string
+	mode os.FileMode
+}
+
+func newVictim(t *testing.T, size int) victim {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "precious")
+	require.NoError(t, os.WriteFile(p, []byte(rand.Text()+strings.Repeat("x", size)), 0o600))
+	require.NoError(t, os.Chmod(p, 0o640))
+	fi, err := os.Stat(p)
+	require.NoError(t, err)
+	return victim{path: p, sum: fileSHA256(t, p), mode: fi.Mode()}
+}
+
+func (v victim) check(t *testing.T) {
+	t.Helper()
+	assert.Equal(t, v.sum, fileSHA256(t, v.path), "the linked file's content is untouched")
+	fi, err := os.Stat(v.path)
+	require.NoError(t, err)
+	assert.Equal(t, v.mode, fi.Mode(), "the linked file's mode is untouched")
+}
+
+// requireAccessDenied checks that j ended in ERROR with a LOCAL_FILE
+// E_ACCESSDENIED.
+func requireAccessDenied(t *testing.T, j *dojob.Job) {
+	t.Helper()
+	jerr, err := j.Error()
+	require.NoError(t, err)
+	assert.Equal(t, dojob.ErrAccessDenied, jerr.Code, "%v", jerr)
+	assert.Equal(t, dojob.ErrorContextLocalFile, jerr.Context)
+	assert.False(t, jerr.Transient())
+}
+
+// TestHardLinkAtFreshTempRefused: a hard link planted where a new
+// temporary file will be created is neither written through nor removed;
+// the job fails with LOCAL_FILE E_ACCESSDENIED.
+func TestHardLinkAtFreshTempRefused(t *testing.T) {
+	r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(64<<10))
+	v := newVictim(t, 1000)
+	j, _ := r.job("/f")
+	require.NoError(t, os.Link(v.path, tempPath(j, r.dir, 0)))
+	require.Equal(t, dojob.StateError, r.run(j))
+	requireAccessDenied(t, j)
+	v.check(t)
+	require.NoError(t, j.Cancel())
+	v.check(t)
+}
+
+// TestStaleLeftoverTempReplaced: a leftover temporary file of ours (a
+// regular file with one link) where a fresh one must be created is
+// replaced, and the download is right.
+func TestStaleLeftoverTempReplaced(t *testing.T) {
+	r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(64<<10))
+	j, _ := r.job("/f")
+	require.NoError(t, os.WriteFile(tempPath(j, r.dir, 0), bytes.Repeat([]byte{0xAA}, 100<<10), 0o600))
+	require.Equal(t, dojob.StateTransferred, r.run(j))
+	r.complete(j, "/f")
+}
+
+// TestSymlinkAtFreshTempRefused: a symbolic link planted at the temporary
+// path is refused the same way.
+func TestSymlinkAtFreshTempRefused(t *testing.T) {
+	r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(64<<10))
+	v := newVictim(t, 1000)
+	j, _ := r.job("/f")
+	if err := os.Symlink(v.path, tempPath(j, r.dir, 0)); err != nil {
+		t.Skipf("symbolic links unavailable: %v", err) // Windows without the privilege
+	}
+	require.Equal(t, dojob.StateError, r.run(j))
+	requireAccessDenied(t, j)
+	v.check(t)
+}
+
+// TestHardLinkAtPromoteRefused: a temporary file swapped for a hard link
+// after the transfer is not chmod-ed nor renamed by Complete.
+func TestHardLinkAtPromoteRefused(t *testing.T) {
+	r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(64<<10))
+	v := newVictim(t, 1000)
+	j, _ := r.job("/f")
+	require.Equal(t, dojob.StateTransferred, r.run(j))
+	tmp := tempPath(j, r.dir, 0)
+	require.NoError(t, os.Remove(tmp))
+	require.NoError(t, os.Link(v.path, tmp))
+	err := j.Complete()
+	var jerr *dojob.JobError
+	require.ErrorAs(t, err, &jerr)
+	assert.Equal(t, dojob.ErrAccessDenied, jerr.Code)
+	assert.Equal(t, dojob.ErrorContextLocalFile, jerr.Context)
+	assert.Equal(t, dojob.StateTransferred, j.State())
+	v.check(t)
+	_, err = os.Lstat(r.local("/f"))
+	assert.ErrorIs(t, err, os.ErrNotExist, "nothing appears at the destination")
+	require.NoError(t, j.Cancel())
+	v.check(t)
+}
+
+// suspended is a job of one file stopped half-way: its Manager's config,
+// the Manager, the job, the Transport, the destination folder and the bytes
+// recorded.
+type suspended struct {
+	cfg  dojob.Config
+	m    *dojob.Manager
+	j    *dojob.Job
+	tr   *dojobtest.Transport
+	dir  string
+	have int64
+}
+
+const suspendSize = 256 << 10
+
+// suspendMidFile runs a job of one 256 KiB file, inside a synctest bubble,
+// until about half of it is in the temporary file, then suspends it.
+func suspendMidFile(t *testing.T, stateDir string) *suspended {
+	t.Helper()
+	s := &suspended{dir: t.TempDir()}
+	s.tr = dojobtest.NewTransport(dojobtest.WithSize(suspendSize), dojobtest.Script(dojobtest.Drip(suspendSize), dojobtest.OK()))
+	t.Cleanup(s.tr.Close)
+	s.cfg = dojob.Config{StateDir: stateDir, HTTPClient: s.tr.Client(), CheckpointInterval: time.Hour}
+	var err error
+	s.m, err = dojob.NewManager(s.cfg)
+	require.NoError(t, err)
+	s.j, err = s.m.CreateJob("suspended")
+	require.NoError(t, err)
+	require.NoError(t, s.j.AddFile(s.tr.FileURL("/f"), filepath.Join(s.dir, "f")))
+	require.NoError(t, s.j.Resume())
+	_, err = s.tr.AwaitRequests(t.Context(), func(rs []dojobtest.Request) bool { return len(rs) == 1 && rs[0].BodyBytes >= suspendSize/2 })
+	require.NoError(t, err)
+	require.NoError(t, s.j.Suspend())
+	synctest.Wait()
+	s.have = s.j.Progress().BytesTransferred
+	require.Greater(t, s.have, int64(0))
+	return s
+}
+
+// TestLostTempStartsOver: a temporary file deleted or truncated while its
+// job was suspended is never padded with zeros: the file starts over from
+// byte 0 (a request without Range) and the result is right — in the same
+// Manager, and after a restart from the state directory.
+func TestLostTempStartsOver(t *testing.T) {
+	damage := map[string]func(t *testing.T, p string){
+		"deleted": func(t *testing.T, p string) { require.NoError(t, os.Remove(p)) },
+		"truncated": func(t *testing.T, p string) {
+			require.NoError(t, os.Truncate(p, 1000))
+		},
+	}
+	for name, hurt := range damage {
+		for _, reload := range []bool{false, true} {
+			t.Run(name+"/reload="+strconv.FormatBool(reload), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					stateDir := ""
+					if reload {
+						stateDir = t.TempDir()
+					}
+					s := suspendMidFile(t, stateDir)
+					j, m := s.j, s.m
+					if reload {
+						require.NoError(t, m.Close())
+					}
+					hurt(t, tempPath(j, s.dir, 0))
+					if reload {
+						var err error
+						m, err = dojob.NewManager(s.cfg)
+						require.NoError(t, err)
+						j, err = m.Job(s.j.ID())
+						require.NoError(t, err)
+					}
+					defer m.Close()
+					require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+					reqs := s.tr.RequestsFor("/f")
+					require.Len(t, reqs, 2)
+					if !reload || name == "deleted" {
+						// (A restart resumes a truncated file from what it
+						// holds: the reload's own reconciliation, which
+						// also never pads.)
+						assert.Equal(t, "", reqs[1].Range, "the file starts over")
+					}
+					require.NoError(t, j.Complete())
+					got, err := os.ReadFile(filepath.Join(s.dir, "f"))
+					require.NoError(t, err)
+					assert.Equal(t, s.tr.SHA256("/f"), fileSHA256(t, filepath.Join(s.dir, "f")))
+					assert.Equal(t, s.tr.Content("/f")[:4096], got[:4096], "no zero padding")
+				})
+			})
+		}
+	}
+}
+
+// TestHardLinkAtExistingTempRefused: a suspended job's temporary file
+// replaced by a hard link to another file is refused on Resume before a
+// byte is written or cut.
+func TestHardLinkAtExistingTempRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := suspendMidFile(t, "")
+		defer s.m.Close()
+		v := newVictim(t, int(s.have)+1000) // longer than the record: it would be cut back
+		tmp := tempPath(s.j, s.dir, 0)
+		require.NoError(t, os.Remove(tmp))
+		require.NoError(t, os.Link(v.path, tmp))
+		require.Equal(t, dojob.StateError, resumeWait(t, s.j))
+		requireAccessDenied(t, s.j)
+		v.check(t)
+		assert.Len(t, s.tr.RequestsFor("/f"), 1, "no request after the refusal")
+	})
+}
+
+// TestAddFileNameTooLong: a name longer than the file system allows is
+// refused at AddFile.
+func TestAddFileNameTooLong(t *testing.T) {
+	m, err := dojob.NewManager(dojob.Config{})
+	require.NoError(t, err)
+	defer m.Close()
+	j, err := m.CreateJob("long")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, j.AddFile("http://127.0.0.1/a", filepath.Join(dir, strings.Repeat("a", 255))))
+	err = j.AddFile("http://127.0.0.1/b", filepath.Join(dir, strings.Repeat("b", 256)))
+	assert.ErrorIs(t, err, dojob.ErrInvalidArg)
+	err = j.AddFile("http://127.0.0.1/c", filepath.Join(dir, strings.Repeat("c", 300), "f"))
+	assert.ErrorIs(t, err, dojob.ErrInvalidArg, "a folder name counts too")
+	// 128 two-byte characters: 256 bytes but 128 UTF-16 units.
+	err = j.AddFile("http://127.0.0.1/d", filepath.Join(dir, strings.Repeat("é", 128)))
+	if runtime.GOOS == "windows" {
+		assert.NoError(t, err)
+	} else {
+		assert.ErrorIs(t, err, dojob.ErrInvalidArg)
+	}
+	assert.Len(t, j.Files(), 1+boolInt(runtime.GOOS == "windows"))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestAddFileSameRealPath: a second file reaching the same real path
+// through a symbolic link to a folder is refused.
+func TestAddFileSameRealPath(t *testing.T) {
+	m, err := dojob.NewManager(dojob.Config{})
+	require.NoError(t, err)
+	defer m.Close()
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	require.NoError(t, os.Mkdir(real, 0o755))
+	alias := filepath.Join(dir, "alias")
+	if err := os.Symlink(real, alias); err != nil {
+		t.Skipf("symbolic links unavailable: %v", err)
+	}
+	j, err := m.CreateJob("alias")
+	require.NoError(t, err)
+	require.NoError(t, j.AddFile("http://127.0.0.1/a", filepath.Join(real, "f")))
+	err = j.AddFile("http://127.0.0.1/b", filepath.Join(alias, "f"))
+	assert.ErrorIs(t, err, dojob.ErrInvalidArg)
+	// Also below a folder that does not exist yet.
+	require.NoError(t, j.AddFile("http://127.0.0.1/c", filepath.Join(real, "sub", "g")))
+	err = j.AddFile("http://127.0.0.1/d", filepath.Join(alias, "sub", "g"))
+	assert.ErrorIs(t, err, dojob.ErrInvalidArg)
+	require.NoError(t, j.AddFile("http://127.0.0.1/e", filepath.Join(alias, "other")))
+	assert.Len(t, j.Files(), 3)
+}
+
+// TestMissingDestinationDirectory: the error names the missing directory,
+// not the hidden temporary file, with ERROR_PATH_NOT_FOUND.
+func TestMissingDestinationDirectory(t *testing.T) {
+	r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(1000))
+	j, err := r.m.CreateJob("missing")
+	require.NoError(t, err)
+	missing := filepath.Join(r.dir, "nowhere")
+	require.NoError(t, j.AddFile(r.s.FileURL("/f"), filepath.Join(missing, "f")))
+	require.Equal(t, dojob.StateError, r.run(j))
+	jerr, err := j.Error()
+	require.NoError(t, err)
+	assert.Equal(t, dojob.ErrPathNotFound, jerr.Code)
+	assert.Equal(t, dojob.ErrorContextLocalFile, jerr.Context)
+	assert.Contains(t, jerr.Error(), "destination directory "+missing+" does not exist")
+	assert.NotContains(t, jerr.Error(), ".dojob-")
+}
+
+// TestCompleteAfterFolderRemoved: a Complete that fails because the folder
+// is gone names the folder and leaves a job that Resume brings back to
+// TRANSFERRED (the file is downloaded again) or Cancel ends.
+func TestCompleteAfterFolderRemoved(t *testing.T) {
+	for _, then := range []string{"resume", "cancel"} {
+		t.Run(then, func(t *testing.T) {
+			r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(64<<10))
+			dir := filepath.Join(r.dir, "sub")
+			require.NoError(t, os.Mkdir(dir, 0o755))
+			j, err := r.m.CreateJob("removed")
+			require.NoError(t, err)
+			require.NoError(t, j.AddFile(r.s.FileURL("/f"), filepath.Join(dir, "f")))
+			require.Equal(t, dojob.StateTransferred, r.run(j))
+			require.NoError(t, os.RemoveAll(dir))
+
+			err = j.Complete()
+			var jerr *dojob.JobError
+			require.ErrorAs(t, err, &jerr)
+			assert.Equal(t, dojob.ErrPathNotFound, jerr.Code)
+			assert.Equal(t, dojob.ErrorContextLocalFile, jerr.Context)
+			assert.Contains(t, jerr.Error(), dir)
+			assert.Equal(t, dojob.StateTransferred, j.State())
+			files := j.Files()
+			assert.False(t, files[0].Transferred, "the lost file must be fetched again")
+			assert.Zero(t, files[0].BytesTransferred)
+
+			switch then {
+			case "resume":
+				require.NoError(t, os.Mkdir(dir, 0o755))
+				require.Equal(t, dojob.StateTransferred, r.run(j))
+				require.NoError(t, j.Complete())
+				assert.Equal(t, r.s.SHA256("/f"), fileSHA256(t, filepath.Join(dir, "f")))
+				assert.Len(t, r.s.RequestsFor("/f"), 2)
+			case "cancel":
+				require.NoError(t, j.Cancel())
+				assert.Equal(t, dojob.StateCancelled, j.State())
+				assert.Empty(t, tempFiles(t, r.dir))
+			}
+		})
+	}
+}
+
+// TestProgressTotalSaturates: a job's BytesTotal saturates at MaxInt64
+// instead of wrapping to a negative number.
+func TestProgressTotalSaturates(t *testing.T) {
+	m, err := dojob.NewManager(dojob.Config{})
+	require.NoError(t, err)
+	defer m.Close()
+	j, err := m.CreateJob("huge")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	half := []dojob.FileRange{{Offset: 0, Length: math.MaxInt64/2 + 1}}
+	require.NoError(t, j.AddFileWithRanges("http://127.0.0.1/a", filepath.Join(dir, "a"), half))
+	require.NoError(t, j.AddFileWithRanges("http://127.0.0.1/b", filepath.Join(dir, "b"), half))
+	assert.Equal(t, int64(math.MaxInt64), j.Progress().BytesTotal)
+	assert.Equal(t, int64(math.MaxInt64/2+1), j.Files()[0].BytesTotal)
+}

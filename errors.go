@@ -69,6 +69,12 @@ const (
 	// ErrStringTooLong (BG_E_STRING_TOO_LONG): a display name over 256 or a
 	// description over 1,024 characters.
 	ErrStringTooLong HRESULT = 0x80200021
+	// ErrValidationFailed (BG_E_VALIDATION_FAILED): a file failed its
+	// check — its digest differs from FileSpec.Checksum, the server
+	// announced a size other than FileSpec.Size, or the caller rejected it
+	// with SetValidationState(i, false). Fatal, in context REMOTE_FILE: the
+	// server delivered something other than the file asked for.
+	ErrValidationFailed HRESULT = 0x80200053
 	// ErrNotImplemented (E_NOTIMPL): dojob does not implement the request —
 	// a state directory on js, wasip1 or plan9, which have no file lock
 	// that the kernel releases with the process, or a valid BITS option such
@@ -162,6 +168,7 @@ var hresultNames = map[HRESULT]string{
 	ErrOverlappingRanges:           "DO_E_OVERLAPPING_RANGES",
 	ErrUnexpectedStatus2xx:         "DO_E_UNEXPECTED_HTTP_STATUS_2XX",
 	ErrStringTooLong:               "BG_E_STRING_TOO_LONG",
+	ErrValidationFailed:            "BG_E_VALIDATION_FAILED",
 	ErrNotImplemented:              "E_NOTIMPL",
 	ErrFail:                        "E_FAIL",
 	ErrAccessDenied:                "E_ACCESSDENIED",

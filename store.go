@@ -340,6 +340,14 @@ type recordFile struct {
 
 	// The last response's headers (FileInfo.ResponseHeaders).
 	ResponseHeaders http.Header `json:"response_headers,omitempty"`
+
+	// Added within version 1 (verification): absent means none given.
+	ExpectedSize int64    `json:"expected_size,omitempty"`
+	Checksum     string   `json:"checksum,omitempty"`
+	Mirrors      []string `json:"mirrors,omitempty"`
+	Verified     bool     `json:"verified,omitempty"`
+	HashState    []byte   `json:"hash_state,omitempty"` // the digest of the first HashLen bytes of Temp
+	HashLen      int64    `json:"hash_len,omitempty"`
 }
 
 type recordError struct {
@@ -396,6 +404,8 @@ func (j *Job) recordLocked(now time.Duration) *record {
 			Transferred: f.transferred, Completed: f.completed,
 			HighWater: f.markLocked(), Restarts: f.restarts, RestartReason: f.restartReason,
 			ResponseHeaders: f.respHeader,
+			ExpectedSize:    f.expSize, Checksum: f.checksum, Mirrors: f.mirrors, Verified: f.verified,
+			HashState: f.hashState, HashLen: f.hashLen,
 		}
 	}
 	return r
@@ -605,6 +615,22 @@ func (f *recordFile) check(tempPrefix string) error {
 		return errors.New("transferred, but not all of its bytes are recorded")
 	case f.Completed && !f.Transferred:
 		return errors.New("completed, but not transferred")
+	case f.ExpectedSize < 0:
+		return errors.New("negative expected size")
+	case f.HashLen < 0 || f.HashLen > f.Durable:
+		return errors.New("a digest of bytes that are not recorded")
+	}
+	if _, _, err := parseChecksum(f.Checksum); err != nil {
+		return errors.New("invalid checksum")
+	}
+	if f.Checksum != "" && f.Transferred && !f.Verified {
+		// Only a file whose digest matched is ever recorded transferred.
+		return errors.New("transferred, but its checksum was never matched")
+	}
+	for _, u := range f.Mirrors {
+		if checkRemoteURL(u) != nil {
+			return errors.New("a mirror is not an http or https URL")
+		}
 	}
 	return nil
 }
@@ -632,6 +658,7 @@ func (m *Manager) restore(r *record) *Job {
 		j.creds = r.Credentials
 	}
 	for _, rf := range r.Files {
+		checksum, sum, _ := parseChecksum(rf.Checksum) // checked by readRecord
 		j.files = append(j.files, &file{
 			remote: rf.Remote, local: rf.Local, temp: rf.Temp, ranges: rf.Ranges,
 			size: rf.Size, remoteSize: rf.RemoteSize, durable: rf.Durable,
@@ -639,6 +666,8 @@ func (m *Manager) restore(r *record) *Job {
 			transferred: rf.Transferred, completed: rf.Completed,
 			hwm: max(rf.HighWater, rf.Durable), restarts: max(rf.Restarts, 0), restartReason: rf.RestartReason,
 			respHeader: rf.ResponseHeaders,
+			expSize:    rf.ExpectedSize, checksum: checksum, sum: sum, mirrors: rf.Mirrors, verified: rf.Verified,
+			hashState: rf.HashState, hashLen: rf.HashLen,
 		})
 	}
 
@@ -672,6 +701,9 @@ func (m *Manager) restore(r *record) *Job {
 	}
 	for _, f := range j.files {
 		m.checkTemp(j, f)
+		if !f.transferred {
+			f.verified = false // it will be checked again when it is
+		}
 	}
 
 	j.mu.Lock()

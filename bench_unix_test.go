@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -25,13 +26,14 @@ import (
 )
 
 // BenchmarkDownload measures one download over loopback, from a file on
-// tmpfs (/dev/shm when there is one) to the same tmpfs, four ways in the
+// tmpfs (/dev/shm when there is one) to the same tmpfs, five ways in the
 // same run:
 //
 //	copybuffer  http.Get + io.CopyBuffer with a buffer of dojob's size (the baseline)
 //	copy        http.Get + io.Copy (32 KiB buffer; a second reference)
 //	job         a dojob Job in a Manager without a state directory
 //	persisted   a dojob Job in a Manager that persists to a state directory
+//	checksum    a dojob Job (no state directory) whose file has a sha256 Checksum
 //
 // The file server runs in another process (this test binary started again
 // as a server child), so the CPU time measured with getrusage(RUSAGE_SELF)
@@ -43,10 +45,12 @@ import (
 //	copy-throughput-ratio  Job MB/s ÷ io.Copy MB/s
 //	persist-ratio          persisted Job MB/s ÷ Job MB/s   (target ≥ 0.97)
 //	persist-cpu-ratio      persisted Job CPU ÷ Job CPU
+//	checksum-ratio         Job with a Checksum MB/s ÷ Job MB/s (target ≥ 0.8)
+//	checksum-cpu-ratio     Job with a Checksum CPU ÷ Job CPU
 //	job-alloc-MB           bytes allocated per Job download (must not grow with size)
 //
 // The ratios are medians of per-iteration ratios (each iteration runs the
-// four ways back to back, in rotating order, so drift of the machine
+// five ways back to back, in rotating order, so drift of the machine
 // cancels out); the MB/s figures are over the whole run. The Job fsyncs its
 // file before Complete renames it and the baselines do not; on tmpfs an
 // fsync costs next to nothing, on a disk it would not (bench/compare.sh
@@ -90,6 +94,7 @@ func benchDownload(b *testing.B, size int64) {
 	}
 	want := writeRandomFile(b, filepath.Join(srcDir, "file"), size)
 	url := startFileServer(b, srcDir) + "/file"
+	sum := "sha256:" + hex.EncodeToString(want[:])
 
 	m, err := dojob.NewManager(dojob.Config{})
 	if err != nil {
@@ -116,13 +121,14 @@ func benchDownload(b *testing.B, size int64) {
 			})
 		}},
 		{name: "copy", download: func(url, dst string) { bareDownload(b, client, url, dst, io.Copy) }},
-		{name: "job", download: func(url, dst string) { jobDownload(b, m, url, dst) }},
-		{name: "persisted", download: func(url, dst string) { jobDownload(b, mp, url, dst) }},
+		{name: "job", download: func(url, dst string) { jobDownload(b, m, url, dst, "") }},
+		{name: "persisted", download: func(url, dst string) { jobDownload(b, mp, url, dst, "") }},
+		{name: "checksum", download: func(url, dst string) { jobDownload(b, m, url, dst, sum) }},
 	}
-	copyBuf, plain, job, pers := ways[0], ways[1], ways[2], ways[3]
+	copyBuf, plain, job, pers, summed := ways[0], ways[1], ways[2], ways[3], ways[4]
 
 	var jobAlloc uint64
-	var tputRatios, copyRatios, cpuRatios, persRatios, persCPURatios []float64
+	var tputRatios, copyRatios, cpuRatios, persRatios, persCPURatios, sumRatios, sumCPURatios []float64
 	n := 0
 	for b.Loop() {
 		// Rotate the order every iteration so no way is always first or last.
@@ -149,15 +155,20 @@ func benchDownload(b *testing.B, size int64) {
 		cpuRatios = append(cpuRatios, job.lastCPU.Seconds()/copyBuf.lastCPU.Seconds())
 		persRatios = append(persRatios, job.lastWall.Seconds()/pers.lastWall.Seconds())
 		persCPURatios = append(persCPURatios, pers.lastCPU.Seconds()/job.lastCPU.Seconds())
+		sumRatios = append(sumRatios, job.lastWall.Seconds()/summed.lastWall.Seconds())
+		sumCPURatios = append(sumCPURatios, summed.lastCPU.Seconds()/job.lastCPU.Seconds())
 	}
-	// One iteration is four downloads: ns/op and MB/s are overridden to
-	// mean one Job download, not the sum of the four.
+	// One iteration is five downloads: ns/op and MB/s are overridden to
+	// mean one Job download, not the sum of the five.
 	mbps := func(w *benchWay) float64 { return float64(size) * float64(n) / w.wall.Seconds() / 1e6 }
 	b.ReportMetric(float64(job.wall.Nanoseconds())/float64(n), "ns/op")
 	b.ReportMetric(mbps(job), "MB/s")
 	b.ReportMetric(mbps(copyBuf), "baseline-MB/s")
 	b.ReportMetric(mbps(plain), "copy-MB/s")
 	b.ReportMetric(mbps(pers), "persisted-MB/s")
+	b.ReportMetric(mbps(summed), "checksum-MB/s")
+	b.ReportMetric(median(sumRatios), "checksum-ratio")
+	b.ReportMetric(median(sumCPURatios), "checksum-cpu-ratio")
 	b.ReportMetric(median(tputRatios), "throughput-ratio")
 	b.ReportMetric(median(copyRatios), "copy-throughput-ratio")
 	b.ReportMetric(median(cpuRatios), "cpu-ratio")
@@ -245,12 +256,26 @@ func bareDownload(b *testing.B, client *http.Client, url, dst string, cp func(io
 	}
 }
 
-func jobDownload(b *testing.B, m *dojob.Manager, url, dst string) {
+// BenchmarkSHA256 is this machine's raw SHA-256 speed over 256 KiB blocks
+// (the copy buffer's size): the ceiling of a download with a Checksum.
+func BenchmarkSHA256(b *testing.B) {
+	block := make([]byte, dojob.CopyBufferSize)
+	_, _ = rand.Read(block)
+	h := sha256.New()
+	b.SetBytes(int64(len(block)))
+	for b.Loop() {
+		h.Write(block)
+	}
+}
+
+// jobDownload downloads url to dst with a Job, verified against checksum
+// unless it is "".
+func jobDownload(b *testing.B, m *dojob.Manager, url, dst, checksum string) {
 	j, err := m.CreateJob("bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := j.AddFile(url, dst); err != nil {
+	if err := j.AddFileSet([]dojob.FileSpec{{RemoteURL: url, LocalPath: dst, Checksum: checksum}}); err != nil {
 		b.Fatal(err)
 	}
 	if err := j.SetPriority(dojob.PriorityForeground); err != nil {

@@ -15,8 +15,10 @@ const maxRedirects = 10
 // newHTTPClient returns the client transfers use, and the transport dojob
 // owns (nil when the caller gave the client). See Config.HTTPClient.
 //
-// A caller's client is copied (the copy shares its Transport and Jar) so
-// that its CheckRedirect can be wrapped: nil gets dojob's policy
+// The client's Transport is wrapped in an optsTransport, which puts each
+// job's custom headers and credentials on each hop of a request (see
+// httpopts.go). A caller's client is copied (the copy shares its Transport,
+// wrapped, and its Jar) so that its CheckRedirect can be wrapped too: nil gets dojob's policy
 // (checkRedirect), a policy of the caller's own is kept but runs after the
 // scheme rule, which no policy can lift — dojob fetches only http and https
 // URLs, and a redirect must not lead to a local file (file://) or to a
@@ -36,9 +38,11 @@ func newHTTPClient(c *http.Client) (*http.Client, *http.Transport) {
 		// (SetMaxParallelFiles), not net/http's 2 per host: a job of many
 		// small files would otherwise open a new connection for most files.
 		tr.MaxIdleConnsPerHost = MaxParallelFilesLimit
-		return &http.Client{Transport: tr, CheckRedirect: checkRedirect}, tr
+		tr.GetProxyConnectHeader = proxyConnectHeader
+		return &http.Client{Transport: newOptsTransport(tr), CheckRedirect: checkRedirect}, tr
 	}
 	cc := *c
+	cc.Transport = newOptsTransport(c.Transport)
 	if c.CheckRedirect == nil {
 		cc.CheckRedirect = checkRedirect
 	} else {

@@ -52,7 +52,8 @@ func crashChild(mode string) int {
 	if mode == "create" {
 		return wait()
 	}
-	if err := j.AddFile(os.Getenv("DOJOB_URL"), os.Getenv("DOJOB_DEST")); err != nil {
+	spec := dojob.FileSpec{RemoteURL: os.Getenv("DOJOB_URL"), LocalPath: os.Getenv("DOJOB_DEST"), Checksum: os.Getenv("DOJOB_SUM")}
+	if err := j.AddFileSet([]dojob.FileSpec{spec}); err != nil {
 		say("ERR %v", err)
 		return 1
 	}
@@ -99,10 +100,11 @@ type child struct {
 	lines chan string
 }
 
-func startChild(t *testing.T, mode, stateDir, url, dest string) *child {
+func startChild(t *testing.T, mode, stateDir, url, dest string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0]) // TestMain sees the mode and runs crashChild
 	cmd.Env = append(os.Environ(), crashModeEnv+"="+mode, "DOJOB_STATE="+stateDir, "DOJOB_URL="+url, "DOJOB_DEST="+dest)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -204,12 +206,23 @@ func TestCrashRightAfterReturn(t *testing.T) {
 // halfway; a new Manager on its state directory finishes the job from the
 // temporary file, re-downloading only what arrived after the last
 // checkpoint, and leaves no temporary file behind.
-func TestCrashMidTransfer(t *testing.T) {
+func TestCrashMidTransfer(t *testing.T) { testCrashMidTransfer(t, false) }
+
+// TestCrashMidTransferChecksum: the same with a Checksum. The digest of the
+// bytes up to the last checkpoint is in the record, so the new Manager
+// continues it without reading the temporary file, and the file verifies.
+func TestCrashMidTransferChecksum(t *testing.T) { testCrashMidTransfer(t, true) }
+
+func testCrashMidTransfer(t *testing.T, withSum bool) {
 	const size = 2 << 20
 	s := dojobtest.NewServer(t, dojobtest.WithSize(size), dojobtest.WithRate(1<<20)) // 2 s for the whole file
 	stateDir, dir := t.TempDir(), t.TempDir()
 	dest := filepath.Join(dir, "file.bin")
-	c := startChild(t, "transfer", stateDir, s.FileURL("/file.bin"), dest)
+	var env []string
+	if withSum {
+		env = append(env, "DOJOB_SUM=sha256:"+s.SHA256("/file.bin"))
+	}
+	c := startChild(t, "transfer", stateDir, s.FileURL("/file.bin"), dest, env...)
 	id := c.expect(t, "CREATED")
 	c.expect(t, "RESUMED")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -241,6 +254,12 @@ func TestCrashMidTransfer(t *testing.T) {
 	t.Logf("killed after %d bytes sent; resumed from %d; %d bytes downloaded twice", sentBeforeKill, resumedFrom, again)
 	assert.Greater(t, resumedFrom, int64(0))
 	assert.LessOrEqual(t, again, int64(size/4), "a restart re-downloads little")
+	assert.Zero(t, dojob.Rehashes(m), "the digest continued from the checkpoint, not from the disk")
+	if withSum {
+		fi := j.Files()[0]
+		assert.True(t, fi.Verified)
+		assert.Equal(t, "sha256:"+s.SHA256("/file.bin"), fi.Checksum)
+	}
 	assert.Empty(t, tempFiles(t, dir), "no temporary file after Complete")
 	records, err := os.ReadDir(filepath.Join(stateDir, "jobs"))
 	require.NoError(t, err)

@@ -67,6 +67,21 @@
 // and CANCELLED every state-changing method and setter returns
 // ErrInvalidState; getters keep working, and the job leaves Manager.Jobs.
 //
+// # Verified files
+//
+// AddFileSet adds files described by FileSpecs — all of them or none, in
+// one durable write. A FileSpec may give the file's expected Size, checked
+// against the response headers before a byte is written, and a Checksum
+// ("sha256:<hex>" or "sha512:<hex>"), computed as the bytes are written and
+// compared when the last one arrives; the digest's state is saved with each
+// checkpoint, so a resume or a restart continues it without reading the
+// file again. A file that fails its check is never transferred: the job
+// moves to ERROR with ErrValidationFailed (context REMOTE_FILE), its data is
+// discarded, and Resume downloads it again; JobTransferred is not called and
+// Complete does not install it. SetValidationState lets the caller accept
+// or reject a transferred file after a check of its own of
+// FileInfo.TemporaryName, typically from FileTransferred.
+//
 // # Timeouts and retries
 //
 // A transient error (network errors, stalls, HTTP 408, 425, 429, and 5xx

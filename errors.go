@@ -69,9 +69,16 @@ const (
 	// ErrStringTooLong (BG_E_STRING_TOO_LONG): a display name over 256 or a
 	// description over 1,024 characters.
 	ErrStringTooLong HRESULT = 0x80200021
-	// ErrNotImplemented (E_NOTIMPL): the platform does not support the
-	// request — a state directory on js, wasip1 or plan9, which have no
-	// file lock that the kernel releases with the process.
+	// ErrValidationFailed (BG_E_VALIDATION_FAILED): a file failed its
+	// check — its digest differs from FileSpec.Checksum, the server
+	// announced a size other than FileSpec.Size, or the caller rejected it
+	// with SetValidationState(i, false). Fatal, in context REMOTE_FILE: the
+	// server delivered something other than the file asked for.
+	ErrValidationFailed HRESULT = 0x80200053
+	// ErrNotImplemented (E_NOTIMPL): dojob does not implement the request —
+	// a state directory on js, wasip1 or plan9, which have no file lock
+	// that the kernel releases with the process, or a valid BITS option such
+	// as an authentication scheme other than Basic.
 	ErrNotImplemented HRESULT = 0x80004001
 	// ErrFail (E_FAIL): an error with no better code.
 	ErrFail HRESULT = 0x80004005
@@ -107,6 +114,21 @@ const (
 	// refused — https to http, to a scheme other than http and https, more
 	// than 10 of them, or by the CheckRedirect of Config.HTTPClient. Fatal.
 	ErrRedirectFailed HRESULT = 0x80072F7C
+	// ErrUserNameTooLarge (BG_E_USERNAME_TOO_LARGE): a user name over 300
+	// characters.
+	ErrUserNameTooLarge HRESULT = 0x80200025
+	// ErrPasswordTooLarge (BG_E_PASSWORD_TOO_LARGE): a password over 65,535
+	// characters.
+	ErrPasswordTooLarge HRESULT = 0x80200026
+	// ErrInvalidAuthTarget (BG_E_INVALID_AUTH_TARGET): an AuthTarget that is
+	// neither server nor proxy.
+	ErrInvalidAuthTarget HRESULT = 0x80200027
+	// ErrInvalidAuthScheme (BG_E_INVALID_AUTH_SCHEME): an AuthScheme outside
+	// BITS's list.
+	ErrInvalidAuthScheme HRESULT = 0x80200028
+	// ErrInvalidCredentials (BG_E_INVALID_CREDENTIALS): credentials in a form
+	// the scheme cannot carry (a Basic user name with ':', a control character).
+	ErrInvalidCredentials HRESULT = 0x80200040
 )
 
 // httpStatusBase is BG_E_HTTP_ERROR_000: BG_E_HTTP_ERROR_nnn is this plus nnn.
@@ -146,6 +168,7 @@ var hresultNames = map[HRESULT]string{
 	ErrOverlappingRanges:           "DO_E_OVERLAPPING_RANGES",
 	ErrUnexpectedStatus2xx:         "DO_E_UNEXPECTED_HTTP_STATUS_2XX",
 	ErrStringTooLong:               "BG_E_STRING_TOO_LONG",
+	ErrValidationFailed:            "BG_E_VALIDATION_FAILED",
 	ErrNotImplemented:              "E_NOTIMPL",
 	ErrFail:                        "E_FAIL",
 	ErrAccessDenied:                "E_ACCESSDENIED",
@@ -159,6 +182,11 @@ var hresultNames = map[HRESULT]string{
 	ErrCannotConnect:               "ERROR_WINHTTP_CANNOT_CONNECT",
 	ErrConnectionError:             "ERROR_WINHTTP_CONNECTION_ERROR",
 	ErrRedirectFailed:              "ERROR_WINHTTP_REDIRECT_FAILED",
+	ErrUserNameTooLarge:            "BG_E_USERNAME_TOO_LARGE",
+	ErrPasswordTooLarge:            "BG_E_PASSWORD_TOO_LARGE",
+	ErrInvalidAuthTarget:           "BG_E_INVALID_AUTH_TARGET",
+	ErrInvalidAuthScheme:           "BG_E_INVALID_AUTH_SCHEME",
+	ErrInvalidCredentials:          "BG_E_INVALID_CREDENTIALS",
 }
 
 // Name returns the symbolic name of the code, such as "DO_E_INVALID_STATE"
@@ -305,27 +333,78 @@ type codeError struct {
 func (e *codeError) Error() string { return "dojob: " + e.msg + ": " + e.code.Error() }
 func (e *codeError) Unwrap() error { return e.code }
 
-// redactURL returns u with any password in its userinfo replaced, so
-// messages never print credentials embedded in URLs.
-func redactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
-	}
-	return p.Redacted()
+// RedactURL returns u with its secrets hidden, for messages and logs: the
+// password of its userinfo, and the values of query parameters that carry
+// signatures or tokens — presigned URLs of S3 (X-Amz-Signature,
+// X-Amz-Credential, X-Amz-Security-Token), Google Cloud Storage
+// (X-Goog-Signature, X-Goog-Credential, and Signature, GoogleAccessId),
+// CloudFront (Signature, Policy, Key-Pair-Id), Azure SAS (sig), and the
+// common token, access_token, key, api_key and secret parameters (names
+// matched in any case). A hidden value reads "REDACTED". Parameters that
+// only describe a signature (X-Amz-Expires, se, sp, ...) are kept: they
+// tell why a URL stopped working. The rest of u is unchanged, parameter
+// order included. A string that does not parse as a URL is returned as it is.
+func RedactURL(u string) string { return redactURL(u) }
+
+// secretParams are the query parameters whose values RedactURL hides, in
+// lower case.
+var secretParams = map[string]bool{
+	"x-amz-signature": true, "x-amz-credential": true, "x-amz-security-token": true,
+	"x-goog-signature": true, "x-goog-credential": true, "googleaccessid": true,
+	"signature": true, "policy": true, "key-pair-id": true, "sig": true,
+	"token": true, "access_token": true, "id_token": true, "refresh_token": true,
+	"key": true, "api_key": true, "apikey": true, "secret": true, "client_secret": true,
+	"password": true, "passwd": true,
 }
 
-// redactText removes credentials from URLs quoted inside an error message
+// redactURL is RedactURL.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || (p.User == nil && p.RawQuery == "") {
+		return u
+	}
+	out := u
+	if p.User != nil {
+		out = p.Redacted() // the query stays as it was (RawQuery)
+	}
+	if p.RawQuery == "" {
+		return out
+	}
+	parts := strings.Split(p.RawQuery, "&")
+	changed := false
+	for i, part := range parts {
+		name, _, hasValue := strings.Cut(part, "=")
+		key, err := url.QueryUnescape(name)
+		if err != nil {
+			key = name
+		}
+		if hasValue && secretParams[strings.ToLower(key)] {
+			parts[i] = name + "=REDACTED"
+			changed = true
+		}
+	}
+	if !changed {
+		return out
+	}
+	q := "?" + p.RawQuery
+	i := strings.Index(out, q)
+	if i < 0 {
+		return out
+	}
+	return out[:i] + "?" + strings.Join(parts, "&") + out[i+len(q):]
+}
+
+// redactText hides the secrets of URLs quoted inside an error message
 // (net/http quotes the request URL in *url.Error).
 func redactText(s string) string {
-	if !strings.Contains(s, "@") {
+	if !strings.Contains(s, "://") {
 		return s
 	}
-	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '"' })
+	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '"' || r == '\'' })
 	for _, f := range fields {
-		if strings.Contains(f, "://") && strings.Contains(f, "@") {
-			if r := redactURL(f); r != f {
-				s = strings.ReplaceAll(s, f, r)
+		if strings.Contains(f, "://") && strings.ContainsAny(f, "@?") {
+			if r := redactURL(strings.TrimRight(f, ":,;")); r != strings.TrimRight(f, ":,;") {
+				s = strings.ReplaceAll(s, strings.TrimRight(f, ":,;"), r)
 			}
 		}
 	}

@@ -41,3 +41,22 @@ func (f *failingFile) Write(p []byte) (int, error) {
 	f.written.Add(int64(n))
 	return n, err
 }
+
+// Rehashes is how many times m hashed a temporary file from disk because no
+// saved digest covered the bytes it kept (verify.go).
+func Rehashes(m *Manager) int64 { return m.rehashes.Load() }
+
+// HoldRenames makes Complete's renames of m's files wait until release is
+// closed, and closes started when the first one begins — a slow or stuck
+// file system, for tests.
+func HoldRenames(m *Manager, started chan<- struct{}, release <-chan struct{}) {
+	base := m.fs.rename
+	var once atomic.Bool
+	m.fs.rename = func(from, to string) error {
+		if once.CompareAndSwap(false, true) {
+			close(started)
+		}
+		<-release
+		return base(from, to)
+	}
+}

@@ -1,10 +1,15 @@
 package dojob
 
 import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"math"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -50,18 +55,69 @@ type FileInfo struct {
 	// timeout until they take the file past the most it ever held.
 	Restarts      int
 	RestartReason string // "" until the first restart
+
+	// ResponseHeaders are the headers of the last HTTP response to a
+	// request for the file, whatever its status
+	// (BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS): a copy, nil before the
+	// first response. They are the server's, kept as sent (Set-Cookie
+	// included), and persisted with the job.
+	ResponseHeaders http.Header
+
+	// Verification (FileSpec). ExpectedSize and Checksum are as given to
+	// AddFileSet (0 and "" when not given; Checksum in lower case).
+	// Verified reports that the file passed its check: its Checksum matched
+	// the bytes of its temporary file, or the caller confirmed it with
+	// SetValidationState(i, true). A file with a Checksum is never
+	// Transferred without being Verified.
+	ExpectedSize int64
+	Checksum     string
+	Verified     bool
+	// Mirrors are the alternative URLs given in FileSpec.Mirrors. They are
+	// validated and kept, but not used yet: every request goes to RemoteURL.
+	Mirrors []string
+	// TemporaryName is the hidden file that holds the data until Complete
+	// renames it to LocalPath (IBackgroundCopyFile3::GetTemporaryName): a
+	// FileTransferred callback may read it to check a signature before
+	// calling SetValidationState. "" once the file is Completed.
+	TemporaryName string
 }
 
-// String describes the file with any password in its URL hidden.
+// FileSpec describes one file of AddFileSet (BG_FILE_INFO, with what DO
+// knows of a file in advance).
+type FileSpec struct {
+	RemoteURL string      // as AddFile: http or https, at most 2,200 characters
+	LocalPath string      // as AddFile: absolute, clean, not a directory
+	Ranges    []FileRange // optional, as AddFileWithRanges; nil for the whole file
+
+	// Size is the expected size of the remote file in bytes (DO's
+	// TotalSizeBytes); 0 means not given. A response that announces
+	// another total fails at its headers with ErrValidationFailed, before
+	// a byte of its body is written.
+	Size int64
+	// Checksum is "sha256:<hex>" or "sha512:<hex>" of the local file (for
+	// a file with Ranges, of the bytes the ranges give); "" means none.
+	// The digest is computed as the bytes arrive; a file whose digest
+	// differs when its last byte arrives sends the job to ERROR with
+	// ErrValidationFailed, its data is discarded, and Resume downloads it
+	// again.
+	Checksum string
+	// Mirrors are alternative URLs of the same file (http or https, at
+	// most 2,200 characters each). They are validated, persisted and shown
+	// in FileInfo.Mirrors, but not used yet: a later release will fail over
+	// to them; today every request goes to RemoteURL.
+	Mirrors []string
+}
+
+// String describes the file with the secrets of its URL hidden (RedactURL).
 func (f FileInfo) String() string {
 	return redactURL(f.RemoteURL) + " -> " + f.LocalPath
 }
 
-// file is a job's file. remote, local, ranges and temp never change after
-// AddFile; done is the hot-path counter, written by the transfer goroutine
-// alone; the other fields are guarded by the job's mu.
+// file is a job's file. local, ranges and temp never change after AddFile;
+// done is the hot-path counter, written by the transfer goroutine alone; the
+// other fields are guarded by the job's mu.
 type file struct {
-	remote string
+	remote string // SetRemoteName and ReplaceRemotePrefix change it
 	local  string
 	ranges []FileRange
 	temp   string // the hidden temporary file next to local
@@ -85,6 +141,23 @@ type file struct {
 	hwm           int64
 	restarts      int    // times the file started over from byte 0
 	restartReason string // why, the last time
+
+	respHeader http.Header // the last response's headers; replaced, never modified
+	// Verification (never change after AddFileSet but verified).
+	expSize  int64    // FileSpec.Size; 0 when not given
+	checksum string   // FileSpec.Checksum, normalised; "" when none
+	sum      []byte   // the expected digest; nil when none
+	mirrors  []string // FileSpec.Mirrors (not used yet)
+	verified bool     // the checksum matched, or SetValidationState(i, true)
+
+	// The running digest of the bytes in temp. digest is handed from one
+	// transfer run to the next (the run owns it while it transfers f) and
+	// covers exactly digestLen bytes; hashState is its serialised form at
+	// the last checkpoint, covering hashLen bytes, for the next Manager.
+	digest    hash.Hash
+	digestLen int64
+	hashState []byte
+	hashLen   int64
 }
 
 // markLocked is f's high-water mark: the most bytes it has ever held.
@@ -100,11 +173,31 @@ func (f *file) infoLocked() FileInfo {
 		Completed:        f.completed,
 		Restarts:         f.restarts,
 		RestartReason:    f.restartReason,
+		ExpectedSize:     f.expSize,
+		Checksum:         f.checksum,
+		Verified:         f.verified,
+	}
+	if !f.completed {
+		fi.TemporaryName = f.temp
 	}
 	if f.ranges != nil {
 		fi.Ranges = append([]FileRange(nil), f.ranges...)
 	}
+	if f.respHeader != nil {
+		fi.ResponseHeaders = f.respHeader.Clone()
+	}
+	if f.mirrors != nil {
+		fi.Mirrors = append([]string(nil), f.mirrors...)
+	}
 	return fi
+}
+
+// resetDigestLocked forgets every digest of f's bytes: its temporary file
+// is emptied (a restart, a failed check) and hashing starts again from
+// byte 0.
+func (f *file) resetDigestLocked() {
+	f.digest, f.digestLen = nil, 0
+	f.hashState, f.hashLen = nil, 0
 }
 
 // AddFile adds a file to the end of the job: remoteURL (http or https, at
@@ -115,9 +208,9 @@ func (f *file) infoLocked() FileInfo {
 // several at once: Job.SetMaxParallelFiles). Adding to
 // a running job is allowed; the file is transferred after the others.
 // Invalid arguments return ErrInvalidArg; a job in a final state returns
-// ErrInvalidState.
+// ErrInvalidState. It is AddFileSet with one FileSpec.
 func (j *Job) AddFile(remoteURL, localPath string) error {
-	return j.addFile(remoteURL, localPath, nil)
+	return j.AddFileSet([]FileSpec{{RemoteURL: remoteURL, LocalPath: localPath}})
 }
 
 // AddFileWithRanges adds a file of which only the given byte ranges are
@@ -133,28 +226,56 @@ func (j *Job) AddFileWithRanges(remoteURL, localPath string, ranges []FileRange)
 	if len(ranges) == 0 {
 		return errorf(ErrInvalidArg, "no range given")
 	}
-	if err := checkRanges(ranges); err != nil {
-		return err
-	}
-	return j.addFile(remoteURL, localPath, append([]FileRange(nil), ranges...))
+	return j.AddFileSet([]FileSpec{{RemoteURL: remoteURL, LocalPath: localPath, Ranges: ranges}})
 }
 
-func (j *Job) addFile(remoteURL, localPath string, ranges []FileRange) error {
-	if err := checkRemoteURL(remoteURL); err != nil {
-		return err
+// AddFileSet adds files to the end of the job, in order (BITS AddFileSet):
+// all of them or, if any spec is invalid, none. Each spec is checked as
+// AddFile and AddFileWithRanges check theirs, and also: Size must not be
+// negative, Checksum must be "" or "sha256:" / "sha512:" followed by the
+// digest's hex (64 or 128 digits), and every mirror must be an http or https
+// URL of at most 2,200 characters — else ErrInvalidArg (ranges give
+// ErrInvalidRange or ErrOverlappingRanges as AddFileWithRanges). Two specs
+// with the same LocalPath are ErrInvalidArg. With a state directory the
+// files are recorded in one durable write, however many there are.
+//
+// A file with a Checksum is verified as it arrives: the job reaches
+// TRANSFERRED, and Complete installs the file, only once its digest has
+// matched. A mismatch sends the job to ERROR with ErrValidationFailed
+// (context REMOTE_FILE), discards the file's data, and Resume downloads it
+// again.
+func (j *Job) AddFileSet(files []FileSpec) error {
+	if len(files) == 0 {
+		return errorf(ErrInvalidArg, "no file given")
 	}
-	if err := checkLocalPath(localPath); err != nil {
-		return err
-	}
-	f := &file{remote: remoteURL, local: localPath, ranges: ranges, size: SizeUnknown, remoteSize: SizeUnknown}
-	if ranges != nil {
-		f.size = rangesSize(ranges, SizeUnknown)
+	add := make([]*file, len(files))
+	seen := make(map[string]bool, len(files))
+	for i, spec := range files {
+		f, err := newFile(spec)
+		if err != nil {
+			if len(files) > 1 {
+				return fmt.Errorf("file %d of the set: %w", i, err)
+			}
+			return err
+		}
+		if seen[f.local] {
+			return errorf(ErrInvalidArg, "local path %s is given twice", f.local)
+		}
+		seen[f.local] = true
+		add[i] = f
 	}
 	// Two files that reach the same real path through symbolic links to
 	// folders would overwrite each other. Resolving is I/O, so it happens
 	// outside the lock, for the files there now; a file another goroutine
 	// adds meanwhile is compared by the real path it resolved itself.
-	f.real = realPath(localPath)
+	realOf := make(map[string]string, len(add)) // real path → local path, of the set
+	for _, f := range add {
+		f.real = realPath(f.local)
+		if other, dup := realOf[f.real]; dup {
+			return errorf(ErrInvalidArg, "local path %s is the same file as %s", f.local, other)
+		}
+		realOf[f.real] = f.local
+	}
 	j.mu.Lock()
 	others := append([]*file(nil), j.files...)
 	j.mu.Unlock()
@@ -164,21 +285,104 @@ func (j *Job) addFile(remoteURL, localPath string, ranges []FileRange) error {
 	}
 	return j.update(func() (bool, error) {
 		for _, g := range j.files {
-			if g.local == localPath {
-				return false, errorf(ErrInvalidArg, "local path %s is already in the job", localPath)
+			if seen[g.local] {
+				return false, errorf(ErrInvalidArg, "local path %s is already in the job", g.local)
 			}
 			r, ok := reals[g]
 			if !ok {
 				r = g.real
 			}
-			if r == f.real {
-				return false, errorf(ErrInvalidArg, "local path %s is the same file as %s, already in the job", localPath, g.local)
+			if local, dup := realOf[r]; dup {
+				return false, errorf(ErrInvalidArg, "local path %s is the same file as %s, already in the job", local, g.local)
 			}
 		}
-		f.temp = filepath.Join(filepath.Dir(localPath), ".dojob-"+j.id.hex32()+"-"+strconv.Itoa(len(j.files))+".tmp")
-		j.files = append(j.files, f)
+		prefix := ".dojob-" + j.id.hex32() + "-"
+		for _, f := range add {
+			f.temp = filepath.Join(filepath.Dir(f.local), prefix+strconv.Itoa(len(j.files))+".tmp")
+			j.files = append(j.files, f)
+		}
 		return true, nil
 	})
+}
+
+// newFile checks a FileSpec and makes the file it describes (without its
+// temporary path, which depends on its place in the job).
+func newFile(spec FileSpec) (*file, error) {
+	if err := checkRemoteURL(spec.RemoteURL); err != nil {
+		return nil, err
+	}
+	if err := checkLocalPath(spec.LocalPath); err != nil {
+		return nil, err
+	}
+	var ranges []FileRange
+	if spec.Ranges != nil {
+		if len(spec.Ranges) == 0 {
+			return nil, errorf(ErrInvalidArg, "no range given")
+		}
+		if err := checkRanges(spec.Ranges); err != nil {
+			return nil, err
+		}
+		ranges = append([]FileRange(nil), spec.Ranges...)
+	}
+	if spec.Size < 0 {
+		return nil, errorf(ErrInvalidArg, "expected size %d is negative", spec.Size)
+	}
+	checksum, sum, err := parseChecksum(spec.Checksum)
+	if err != nil {
+		return nil, err
+	}
+	var mirrors []string
+	for _, u := range spec.Mirrors {
+		if err := checkRemoteURL(u); err != nil {
+			return nil, fmt.Errorf("mirror: %w", err)
+		}
+		mirrors = append(mirrors, u)
+	}
+	f := &file{
+		remote: spec.RemoteURL, local: spec.LocalPath, ranges: ranges,
+		size: SizeUnknown, remoteSize: SizeUnknown,
+		expSize: spec.Size, checksum: checksum, sum: sum, mirrors: mirrors,
+	}
+	if ranges != nil {
+		f.size = rangesSize(ranges, SizeUnknown)
+	}
+	return f, nil
+}
+
+// parseChecksum checks a FileSpec.Checksum and returns it in lower case
+// with the digest it names; "" is no checksum.
+func parseChecksum(s string) (norm string, sum []byte, err error) {
+	if s == "" {
+		return "", nil, nil
+	}
+	alg, hexSum, ok := strings.Cut(s, ":")
+	alg = strings.ToLower(alg)
+	h := newDigest(alg)
+	if !ok || h == nil {
+		return "", nil, errorf(ErrInvalidArg, "checksum %q is not sha256:<hex> or sha512:<hex>", s)
+	}
+	sum, err = hex.DecodeString(hexSum)
+	if err != nil || len(sum) != h.Size() {
+		return "", nil, errorf(ErrInvalidArg, "checksum %q is not %d hex digits of %s", s, 2*h.Size(), alg)
+	}
+	return alg + ":" + hex.EncodeToString(sum), sum, nil
+}
+
+// newDigest returns a fresh hash for a checksum algorithm, or nil.
+func newDigest(alg string) hash.Hash {
+	switch alg {
+	case "sha256":
+		return sha256.New()
+	case "sha512":
+		return sha512.New()
+	}
+	return nil
+}
+
+// newDigest returns a fresh hash for f's checksum (which never changes).
+func (f *file) newDigest() hash.Hash {
+	alg, _, _ := strings.Cut(f.checksum, ":")
+	return newDigest(alg)
 }
 
 // Files returns a snapshot of the job's files in the order they were added.
@@ -396,14 +600,8 @@ func (m *Manager) forgetLost(j *Job, files []*file) {
 		m.log.Warn("dojob: temporary file of a transferred file is gone; the file starts over", "job", j.id.String(), "file", f.temp)
 		j.mu.Lock()
 		f.transferred = false
-		f.done.Store(0)
-		f.durable = 0
-		f.etag, f.lastMod = "", ""
-		f.remoteSize = SizeUnknown
-		f.size = SizeUnknown
-		if f.ranges != nil {
-			f.size = rangesSize(f.ranges, SizeUnknown)
-		}
+		f.verified = false
+		f.emptyLocked()
 		j.version++
 		j.mu.Unlock()
 	}

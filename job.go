@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -193,6 +194,12 @@ type Job struct {
 	completing  bool   // Complete is promoting files; nothing may start a transfer
 	parallel    int    // MaxParallelFiles; 0 means 1 (parallel.go)
 	version     uint64 // bumped on every change persistence must record
+
+	// HTTP options (httpopts.go). headers and creds are replaced, never
+	// modified in place, so a request may keep a reference outside the lock.
+	headers          http.Header   // custom request headers, canonical; nil when none
+	headersWriteOnly bool          // CustomHeaders refuses to return them
+	creds            []Credentials // at most one per target and scheme
 
 	// Retries and the no-progress window (timeout.go).
 	streak        int           // consecutive failed attempts that moved no byte
@@ -391,6 +398,10 @@ func (j *Job) Complete() error {
 	last := j.last
 	j.stopTransferLocked()
 	j.completing = true
+	// Complete closes the no-progress window, as Resume, Suspend and Cancel
+	// do: renaming files can take a while, and an expiry meanwhile would
+	// move the job to ERROR under Complete's feet.
+	j.closeWindowLocked()
 	j.version++
 	j.m.sched.remove(j)
 	files := make([]*file, len(j.files))

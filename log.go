@@ -41,6 +41,24 @@ func (m *Manager) logEnabled(level slog.Level) bool {
 func (m *Manager) queueLog(level slog.Level, msg string, attrs ...slog.Attr) {
 	r := slog.NewRecord(time.Now(), level, msg, 0)
 	r.AddAttrs(attrs...)
+	m.pushLog(r)
+}
+
+// logAsync is the way the engine's goroutines (transfers, the state
+// writer) log: it queues a record, built only if the Logger is enabled for
+// level, with args as in slog.Logger.Log. Those goroutines thus never wait
+// for a slow handler either.
+func (m *Manager) logAsync(level slog.Level, msg string, args ...any) {
+	if !m.logEnabled(level) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.Add(args...)
+	m.pushLog(r)
+}
+
+// pushLog appends r to the queue and makes sure an emitter runs.
+func (m *Manager) pushLog(r slog.Record) {
 	q := &m.logq
 	q.mu.Lock()
 	defer q.mu.Unlock()

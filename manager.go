@@ -102,6 +102,8 @@ type Manager struct {
 	logq   logQueue  // records logged under a lock, waiting for the Logger (log.go)
 	bufs   sync.Pool // *[]byte copy buffers of bufSize
 
+	rehashes atomic.Int64 // temporary files hashed from disk (verify.go), for tests
+
 	sched scheduler
 	clock clock
 

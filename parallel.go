@@ -88,6 +88,20 @@ func (x *transfer) watchLocked(now, stall time.Duration) bool {
 	return now-x.seenAt >= stall
 }
 
+// transferringLocked reports whether the run is transferring f, itself or
+// in one of its parallel files.
+func (x *transfer) transferringLocked(f *file) bool {
+	if x.cur == f {
+		return true
+	}
+	for _, w := range x.subs {
+		if w.cur == f {
+			return true
+		}
+	}
+	return false
+}
+
 // askCheckpointLocked asks the copy loop of every file the run is
 // transferring for a checkpoint.
 func (x *transfer) askCheckpointLocked() {

@@ -87,9 +87,10 @@ var transitions = [...][]State{
 	// Retry delay over, or Resume (→QUEUED); no-progress timeout (→ERROR);
 	// Suspend, Complete, Cancel.
 	StateTransientError: {StateQueued, StateError, StateSuspended, StateAcknowledged, StateCancelled},
-	// Files added, then Resume (→QUEUED, BITS); Complete, Cancel. Suspend
-	// leaves a TRANSFERRED job as it is.
-	StateTransferred:  {StateQueued, StateAcknowledged, StateCancelled},
+	// Files added, then Resume (→QUEUED, BITS); a file rejected with
+	// SetValidationState(i, false) (→ERROR, BITS); Complete, Cancel.
+	// Suspend leaves a TRANSFERRED job as it is.
+	StateTransferred:  {StateQueued, StateError, StateAcknowledged, StateCancelled},
 	StateAcknowledged: nil,
 	StateCancelled:    nil,
 }

@@ -265,6 +265,16 @@ func testAutomaticTransitions(t *testing.T, l *edgeLog) {
 		require.NoError(t, j.Complete())
 		require.Equal(t, tr.SHA256("/f"), fileSHA256(t, r.local("/f")))
 	})
+	run("a transferred file rejected with SetValidationState", func(t *testing.T, r *rig) {
+		j := r.job("reject", "/ok")
+		l.watch(t, j)
+		require.NoError(t, j.Resume())
+		synctest.Wait()
+		require.NoError(t, j.SetValidationState(0, false))
+		synctest.Wait()
+		assert.Equal(t, []edge{{S, Q}, {Q, C}, {C, T}, {T, TD}, {TD, E}}, l.of(j))
+		assert.Equal(t, dojob.ErrValidationFailed, mustJobError(t, j).Code)
+	})
 	run("a local write error while TRANSFERRING", func(t *testing.T, r *rig) {
 		dojob.FailWritesAfter(r.m, 100, errors.New("disk full"))
 		j := r.job("disk", "/ok")

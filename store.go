@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -217,7 +218,7 @@ func (m *Manager) flush() {
 	s.mu.Unlock()
 	for j := range batch {
 		if err := m.persist(j); err != nil {
-			m.log.Error("dojob: writing job record", "job", j.id.String(), "err", err)
+			m.logAsync(slog.LevelError, "dojob: writing job record", "job", j.id.String(), "err", err)
 		}
 	}
 }
@@ -334,6 +335,12 @@ type record struct {
 	Streak            int            `json:"streak,omitempty"`
 	MaxParallelFiles  int            `json:"max_parallel_files,omitempty"` // added within version 1; absent: 1
 	Files             []recordFile   `json:"files"`
+
+	// Added within version 1 (HTTP options): secrets, kept as the rest of
+	// the record is (0600 in a 0700 directory), never logged.
+	CustomHeaders          http.Header   `json:"custom_headers,omitempty"`
+	CustomHeadersWriteOnly bool          `json:"custom_headers_write_only,omitempty"`
+	Credentials            []Credentials `json:"credentials,omitempty"`
 }
 
 type recordFile struct {
@@ -354,6 +361,17 @@ type recordFile struct {
 	HighWater     int64  `json:"high_water,omitempty"` // the most bytes the file ever held
 	Restarts      int    `json:"restarts,omitempty"`
 	RestartReason string `json:"restart_reason,omitempty"`
+
+	// The last response's headers (FileInfo.ResponseHeaders).
+	ResponseHeaders http.Header `json:"response_headers,omitempty"`
+
+	// Added within version 1 (verification): absent means none given.
+	ExpectedSize int64    `json:"expected_size,omitempty"`
+	Checksum     string   `json:"checksum,omitempty"`
+	Mirrors      []string `json:"mirrors,omitempty"`
+	Verified     bool     `json:"verified,omitempty"`
+	HashState    []byte   `json:"hash_state,omitempty"` // the digest of the first HashLen bytes of Temp
+	HashLen      int64    `json:"hash_len,omitempty"`
 }
 
 type recordError struct {
@@ -387,6 +405,10 @@ func (j *Job) recordLocked(now time.Duration) *record {
 		Streak:            j.streak,
 		MaxParallelFiles:  j.parallel,
 		Files:             make([]recordFile, len(j.files)),
+
+		CustomHeaders:          j.headers,
+		CustomHeadersWriteOnly: j.headersWriteOnly,
+		Credentials:            j.creds,
 	}
 	if j.timeoutSet {
 		d := j.timeout
@@ -406,6 +428,9 @@ func (j *Job) recordLocked(now time.Duration) *record {
 			ETag: f.etag, LastModified: f.lastMod,
 			Transferred: f.transferred, Completed: f.completed,
 			HighWater: f.markLocked(), Restarts: f.restarts, RestartReason: f.restartReason,
+			ResponseHeaders: f.respHeader,
+			ExpectedSize:    f.expSize, Checksum: f.checksum, Mirrors: f.mirrors, Verified: f.verified,
+			HashState: f.hashState, HashLen: f.hashLen,
 		}
 	}
 	return r
@@ -561,6 +586,17 @@ func (rec *record) check() error {
 		rec.ErrorCount < 0 || rec.Streak < 0 || rec.MaxParallelFiles < 0 || rec.MaxParallelFiles > MaxParallelFilesLimit {
 		return errors.New("record holds invalid settings")
 	}
+	if h, err := checkHeaders(rec.CustomHeaders); err != nil || len(h) != len(rec.CustomHeaders) {
+		return errors.New("record holds invalid custom headers")
+	}
+	seen := map[[2]int]bool{}
+	for _, c := range rec.Credentials {
+		k := [2]int{int(c.Target), int(c.Scheme)}
+		if c.check() != nil || seen[k] {
+			return errors.New("record holds invalid credentials")
+		}
+		seen[k] = true
+	}
 	for _, e := range []*recordError{rec.Error, rec.LastTransient} {
 		for ; e != nil; e = e.Cause {
 			if e.File < -1 || e.File >= len(rec.Files) {
@@ -604,6 +640,22 @@ func (f *recordFile) check(tempPrefix string) error {
 		return errors.New("transferred, but not all of its bytes are recorded")
 	case f.Completed && !f.Transferred:
 		return errors.New("completed, but not transferred")
+	case f.ExpectedSize < 0:
+		return errors.New("negative expected size")
+	case f.HashLen < 0 || f.HashLen > f.Durable:
+		return errors.New("a digest of bytes that are not recorded")
+	}
+	if _, _, err := parseChecksum(f.Checksum); err != nil {
+		return errors.New("invalid checksum")
+	}
+	if f.Checksum != "" && f.Transferred && !f.Verified {
+		// Only a file whose digest matched is ever recorded transferred.
+		return errors.New("transferred, but its checksum was never matched")
+	}
+	for _, u := range f.Mirrors {
+		if checkRemoteURL(u) != nil {
+			return errors.New("a mirror is not an http or https URL")
+		}
 	}
 	return nil
 }
@@ -624,13 +676,24 @@ func (m *Manager) restore(r *record) *Job {
 	j.modified, j.completedAt = r.Modified, r.TransferCompleted
 	j.errCount, j.streak = r.ErrorCount, r.Streak
 	j.parallel = r.MaxParallelFiles
+	if len(r.CustomHeaders) > 0 {
+		j.headers, _ = checkHeaders(r.CustomHeaders) // checked by readRecord
+	}
+	j.headersWriteOnly = r.CustomHeadersWriteOnly
+	if len(r.Credentials) > 0 {
+		j.creds = r.Credentials
+	}
 	for _, rf := range r.Files {
+		checksum, sum, _ := parseChecksum(rf.Checksum) // checked by readRecord
 		j.files = append(j.files, &file{
 			remote: rf.Remote, local: rf.Local, temp: rf.Temp, ranges: rf.Ranges,
 			size: rf.Size, remoteSize: rf.RemoteSize, durable: rf.Durable,
 			etag: rf.ETag, lastMod: rf.LastModified,
 			transferred: rf.Transferred, completed: rf.Completed,
 			hwm: max(rf.HighWater, rf.Durable), restarts: max(rf.Restarts, 0), restartReason: rf.RestartReason,
+			respHeader: rf.ResponseHeaders,
+			expSize:    rf.ExpectedSize, checksum: checksum, sum: sum, mirrors: rf.Mirrors, verified: rf.Verified,
+			hashState: rf.HashState, hashLen: rf.HashLen,
 		})
 	}
 
@@ -664,6 +727,9 @@ func (m *Manager) restore(r *record) *Job {
 	}
 	for _, f := range j.files {
 		m.checkTemp(j, f)
+		if !f.transferred {
+			f.verified = false // it will be checked again when it is
+		}
 	}
 
 	j.mu.Lock()

@@ -138,7 +138,7 @@ func (j *Job) onWindow(now time.Duration) {
 // attempt is stopped. It takes the clock's and the log queue's locks, and
 // those of setStateLocked.
 func (j *Job) expireLocked() {
-	if !j.state.active() {
+	if !j.state.active() || j.completing {
 		j.closeWindowLocked()
 		return
 	}

@@ -314,3 +314,38 @@ func TestMaximumTimeoutsDoNotWrap(t *testing.T) {
 		assert.Len(t, r.tr.RequestsFor("/f"), 1)
 	})
 }
+
+// TestCompleteClosesTheWindow: a job whose second file keeps failing is in
+// TRANSIENT_ERROR with an open no-progress window when Complete starts; the
+// renames take longer than the rest of the window. Complete closes the
+// window, so the job never moves to ERROR under it: no JobError, and Complete
+// ends in ACKNOWLEDGED with the first file in place.
+func TestCompleteClosesTheWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, dojob.Config{}, dojobtest.AlwaysFor("/bad", dojobtest.Status(503)))
+		started, release := make(chan struct{}), make(chan struct{})
+		dojob.HoldRenames(r.m, started, release)
+		rec := dojobtest.NewRecorder()
+		j := r.job("complete during a window", "/good", "/bad")
+		require.NoError(t, j.SetNoProgressTimeout(10*time.Second))
+		require.NoError(t, j.SetNotifyInterface(rec))
+		require.NoError(t, j.Resume())
+		synctest.Wait()
+		require.Equal(t, dojob.StateTransientError, j.State())
+		require.True(t, j.Files()[0].Transferred)
+
+		done := make(chan error, 1)
+		go func() { done <- j.Complete() }()
+		<-started
+		time.Sleep(time.Minute) // fake time: far past the window's end
+		synctest.Wait()
+		assert.Equal(t, dojob.StateTransientError, j.State(), "no expiry while Complete renames")
+		close(release)
+		require.NoError(t, <-done)
+		synctest.Wait()
+		assert.Equal(t, dojob.StateAcknowledged, j.State())
+		assert.Zero(t, rec.Count(dojobtest.EventError), "no JobError")
+		assert.Equal(t, 1, j.ErrorCount())
+		r.requireFile("/good")
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -49,6 +50,13 @@ type transfer struct {
 	progressed bool    // this run moved a new byte (the no-progress window is closed)
 	mark       int64   // the current file's high-water mark when its response was accepted
 	buf        *[]byte // copy buffer from the Manager's pool
+
+	// The running digest of the file being transferred (verify.go): when
+	// hf is that file, h has hashed exactly its f.done bytes. nil for a
+	// file without a Checksum.
+	h    hash.Hash
+	hf   *file
+	pipe *hashPipe // the hashing pipeline while copy runs, else nil
 }
 
 // errClosing stops transfers when the Manager closes; the job keeps its
@@ -173,6 +181,8 @@ func (x *transfer) run() {
 			return
 		}
 		f.transferred = true
+		f.verified = f.sum != nil // transferFile compared the digest
+		f.resetDigestLocked()
 		f.durable = f.done.Load()
 		j.version++
 		// A finished file is progress even if every byte of it was fetched
@@ -201,6 +211,7 @@ func (x *transfer) transferFile(f *file) error {
 	tf := &lazyTemp{fs: x.j.m.fs, f: f}
 	defer tf.close()
 	defer x.bg.wait() // before the close: a checkpoint's fsync may still run
+	defer x.releaseDigest(f)
 	if f.done.Load() > 0 {
 		// Recorded bytes are checked before the request that resumes
 		// after them: if they are gone the request must start at 0.
@@ -208,7 +219,7 @@ func (x *transfer) transferFile(f *file) error {
 			return err
 		}
 		if tf.lost {
-			x.j.m.log.Warn("dojob: temporary file missing or shorter than recorded; the file starts over", "job", x.j.id.String(), "file", f.temp, "recorded", f.done.Load())
+			x.j.m.logAsync(slog.LevelWarn, "dojob: temporary file missing or shorter than recorded; the file starts over", "job", x.j.id.String(), "file", f.temp, "recorded", f.done.Load())
 			if err := x.restart(tf, f, "temporary file missing or shorter than recorded"); err != nil {
 				return err
 			}
@@ -251,6 +262,9 @@ func (x *transfer) transferFile(f *file) error {
 	if err := x.bg.wait(); err != nil {
 		return localError(err)
 	}
+	if err := x.verify(tf, f); err != nil {
+		return err
+	}
 	if err := tf.Sync(); err != nil {
 		return localError(err)
 	}
@@ -269,10 +283,14 @@ func (x *transfer) keep(tf *lazyTemp, f *file) {
 	if err := tf.Sync(); err != nil {
 		return // the checkpoint recorded before stays the trusted length
 	}
+	state := x.digestState(f)
 	j := x.j
 	j.mu.Lock()
-	if n := f.done.Load(); n != f.durable {
+	if n := f.done.Load(); n != f.durable || state != nil && f.hashLen != n {
 		f.durable = n
+		if state != nil {
+			f.hashState, f.hashLen = state, n
+		}
 		j.version++
 		j.m.markDirty(j)
 	}
@@ -369,22 +387,16 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 		return localError(err)
 	}
 	j.mu.Lock()
-	f.hwm = f.markLocked()
 	f.restarts++
 	f.restartReason = reason
-	f.done.Store(0)
 	x.seen = 0
-	f.durable = 0
-	f.etag, f.lastMod = "", ""
-	f.remoteSize = SizeUnknown
-	f.size = SizeUnknown
-	if f.ranges != nil {
-		f.size = rangesSize(f.ranges, SizeUnknown)
-	}
+	x.h, x.hf = nil, nil
+	f.emptyLocked()
+	remote := f.remote
 	j.version++
 	j.m.markDirty(j)
 	j.mu.Unlock()
-	j.m.log.Info("dojob: starting the file over", "job", j.id.String(), "url", redactURL(f.remote), "reason", reason)
+	j.m.logAsync(slog.LevelInfo, "dojob: starting the file over", "job", j.id.String(), "url", redactURL(remote), "reason", reason)
 	return nil
 }
 
@@ -469,12 +481,18 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	j.mu.Lock()
 	sp, complete := f.nextSpanLocked()
 	etag, lastMod, remoteSize := f.etag, f.lastMod, f.remoteSize
+	remote := f.remote // SetRemoteName may change it; a change stops this run
+	opts := j.reqOptsLocked(remote)
 	j.mu.Unlock()
 	if complete {
 		return true, "", nil
 	}
 
-	req, err := http.NewRequestWithContext(x.ctx, http.MethodGet, f.remote, nil)
+	ctx := x.ctx
+	if opts != nil {
+		ctx = context.WithValue(ctx, reqOptsKey{}, opts)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, remote, nil)
 	if err != nil {
 		return false, "", protocolError(ErrInvalidArg, "building the request: %v", err)
 	}
@@ -506,6 +524,11 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	if err != nil {
 		return false, "", err
 	}
+	// The last response's headers, whatever its status (FileInfo.ResponseHeaders).
+	hdr := resp.Header.Clone()
+	j.mu.Lock()
+	f.respHeader = hdr
+	j.mu.Unlock()
 	defer func() {
 		// Closing without draining: a body we stop reading early is not
 		// worth the bytes it would cost to keep the connection.
@@ -514,6 +537,11 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 
 	v := check(ask{sp: sp, ranges: f.ranges != nil, ifRange: ifRange != "", etag: etag, lastMod: lastMod, size: remoteSize},
 		resp.StatusCode, resp.Header, resp.ContentLength, time.Now())
+	if v.err == nil && f.expSize > 0 && v.remoteSize != SizeUnknown && v.remoteSize != f.expSize {
+		// Checked before anything else: not a byte of a file of the
+		// wrong size is written, nor is the file emptied for it.
+		return false, "", validationError("the server announced %d bytes, not the expected %d", v.remoteSize, f.expSize)
+	}
 	switch {
 	case v.err != nil:
 		return false, "", v.err
@@ -568,6 +596,10 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	_ = j.setStateLocked(StateTransferring)
 	j.mu.Unlock()
 
+	if err := x.ensureDigest(f); err != nil {
+		return false, "", err
+	}
+
 	n, err := x.copy(tf.tempFile, resp.Body, f, v.length)
 	if err != nil {
 		return false, "", err
@@ -599,9 +631,21 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 		x.buf = x.j.m.bufs.Get().(*[]byte)
 	}
 	buf := *x.buf
+	// With a Checksum the bytes are hashed on a second goroutine while the
+	// next buffer is read and written (a pipeline of a few buffers); when
+	// copy returns, or before a checkpoint, x.h has hashed every byte
+	// written. Without one nothing of this runs.
+	var hp *hashPipe
+	if x.h != nil {
+		hp = x.startHashPipe()
+		defer hp.stop()
+	}
 	var n int64
 	pending := int64(0) // bytes written since the last startWriteback
 	for length < 0 || n < length {
+		if hp != nil {
+			buf = hp.next()
+		}
 		rd := buf
 		if length >= 0 && length-n < int64(len(rd)) {
 			rd = rd[:length-n]
@@ -610,6 +654,9 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 		if nr > 0 {
 			nw, werr := tf.Write(rd[:nr])
 			n += int64(nw)
+			if hp != nil {
+				hp.send(rd[:nw]) // the bytes just written, so the digest keeps up with f.done
+			}
 			if werr != nil {
 				f.done.Add(int64(nw))
 				return n, localError(werr)
@@ -676,11 +723,21 @@ func (x *transfer) checkpoint(tf tempFile, f *file) error {
 	if err := x.bg.failed(); err != nil {
 		return localError(err)
 	}
+	// The digest state is taken here too, at the same count: digestState
+	// waits for the hashing pipeline to catch up with f.done.
 	n := f.done.Load()
+	state := x.digestState(f)
 	j := x.j
 	x.bg.start(tf, func() {
 		j.mu.Lock()
-		f.durable = max(f.durable, n)
+		if n >= f.durable {
+			f.durable = n
+			if state != nil {
+				// The digest of exactly the durable bytes: a resume after a
+				// crash continues it instead of reading the file again.
+				f.hashState, f.hashLen = state, n
+			}
+		}
 		j.version++
 		j.mu.Unlock()
 		j.m.markDirty(j)

@@ -464,9 +464,10 @@ func TestResumeIsLogged(t *testing.T) {
 		reqs := tg.requests("/f")
 		require.Len(t, reqs, 2)
 		assert.Equal(t, dojobtest.Request{Method: "GET", Path: "/f", N: 0, Status: 200, BodyBytes: 1000, Fault: "DropAfter(1000)",
-			Time: reqs[0].Time, End: reqs[0].End}, reqs[0])
+			Header: reqs[0].Header, URL: "/f", Time: reqs[0].Time, End: reqs[0].End}, reqs[0])
 		assert.Equal(t, dojobtest.Request{Method: "GET", Path: "/f", Range: "bytes=1000-", IfRange: etag, N: 1, Status: 206,
-			BodyBytes: size - 1000, Fault: "OK", Time: reqs[1].Time, End: reqs[1].End}, reqs[1])
+			BodyBytes: size - 1000, Fault: "OK", Header: reqs[1].Header, URL: "/f", Time: reqs[1].Time, End: reqs[1].End}, reqs[1])
+		assert.Equal(t, etag, reqs[1].Header.Get("If-Range"), "Header is what the request carried")
 	})
 }
 

@@ -19,13 +19,15 @@ import (
 // Server.Requests and Transport.Requests. Fields that describe the answer
 // (Status, BodyBytes, End) are updated while it is sent.
 type Request struct {
-	Method, Path   string    // the request line
-	Range, IfRange string    // the request's Range and If-Range headers, as received
-	N              int       // index of the request among those for Path, from 0 (the Script position)
-	Status         int       // status answered; 0 if no headers were sent (e.g. StallHeaders)
-	BodyBytes      int64     // body bytes written to the client (counted before the client can read them)
-	Fault          string    // Fault.String() of the fault applied
-	Time           time.Time // time.Now() when it arrived (fake time inside a synctest bubble)
+	Method, Path   string      // the request line
+	Range, IfRange string      // the request's Range and If-Range headers, as received
+	Header         http.Header // a copy of all the request's headers, as received
+	URL            string      // the request's URL (path and query, as received)
+	N              int         // index of the request among those for Path, from 0 (the Script position)
+	Status         int         // status answered; 0 if no headers were sent (e.g. StallHeaders)
+	BodyBytes      int64       // body bytes written to the client (counted before the client can read them)
+	Fault          string      // Fault.String() of the fault applied
+	Time           time.Time   // time.Now() when it arrived (fake time inside a synctest bubble)
 
 	// End is time.Now() when the handler returned; zero while it runs. On
 	// the Transport a client that reads a body to its end (io.EOF or an
@@ -212,6 +214,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Path:    path,
 		Range:   r.Header.Get("Range"),
 		IfRange: r.Header.Get("If-Range"),
+		Header:  r.Header.Clone(),
+		URL:     r.URL.RequestURI(),
 		N:       n,
 		Fault:   f.String(),
 		Time:    now,

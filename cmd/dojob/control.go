@@ -95,6 +95,8 @@ type jobView interface {
 	Progress() dojob.Progress
 	Files() []dojob.FileInfo
 	Error() (*dojob.JobError, error)
+	NextRetry() time.Time
+	NoProgressDeadline() time.Time
 }
 
 // jobSnapshot is a job as the holder sends it to a client.
@@ -110,16 +112,52 @@ type jobSnapshot struct {
 	Flags      dojob.NotifyFlags `json:"notify_flags"`
 	JobTimes   dojob.Times       `json:"times"`
 	Prog       dojob.Progress    `json:"progress"`
-	FileList   []dojob.FileInfo  `json:"files"`
+	FileList   []dojob.FileInfo  `json:"files"` // with Restarts and RestartReason
 	Err        *errorSnapshot    `json:"error,omitempty"`
+	// The job's deadlines in wall-clock time, which both processes share:
+	// the next retry of a TRANSIENT_ERROR job and the end of its open
+	// no-progress window (zero: none).
+	RetryAt  time.Time `json:"next_retry,omitzero"`
+	GiveUpAt time.Time `json:"no_progress_deadline,omitzero"`
 }
 
-// errorSnapshot is a job's *dojob.JobError in a jobSnapshot.
+// errorSnapshot is a job's *dojob.JobError in a jobSnapshot. A cause that
+// is itself a job error (ErrNoProgress wraps the last transient error) is
+// kept as one, so that the client describes it as the holder would.
 type errorSnapshot struct {
 	Code    dojob.HRESULT      `json:"code"`
 	Context dojob.ErrorContext `json:"context"`
 	File    *dojob.FileInfo    `json:"file,omitempty"`
-	Message string             `json:"message,omitempty"` // of the underlying cause
+	Message string             `json:"message,omitempty"` // of the underlying cause, without Inner
+	Inner   *errorSnapshot     `json:"inner,omitempty"`   // the underlying cause, a job error
+}
+
+// errorSnapshotOf takes a snapshot of e, following its chain of job errors
+// (at most a few deep: the library wraps one in another only for
+// ErrNoProgress).
+func errorSnapshotOf(e *dojob.JobError) *errorSnapshot {
+	s := &errorSnapshot{Code: e.Code, Context: e.Context, File: e.File}
+	var inner *dojob.JobError
+	switch {
+	case e.Err == nil:
+	case errors.As(e.Err, &inner):
+		s.Inner = errorSnapshotOf(inner)
+	default:
+		s.Message = e.Err.Error()
+	}
+	return s
+}
+
+// jobError rebuilds the *dojob.JobError of s.
+func (s *errorSnapshot) jobError() *dojob.JobError {
+	e := &dojob.JobError{Context: s.Context, Code: s.Code, File: s.File}
+	switch {
+	case s.Inner != nil:
+		e.Err = s.Inner.jobError()
+	case s.Message != "":
+		e.Err = errors.New(s.Message)
+	}
+	return e
 }
 
 // snapshotOf takes a snapshot of j.
@@ -128,12 +166,10 @@ func snapshotOf(j *dojob.Job) jobSnapshot {
 		JobID: j.ID(), Name: j.DisplayName(), Desc: j.Description(), St: j.State(), Prio: j.Priority(),
 		Timeout: j.NoProgressTimeout(), RetryDelay: j.MinimumRetryDelay(), Errors: j.ErrorCount(),
 		Flags: j.NotifyFlags(), JobTimes: j.Times(), Prog: j.Progress(), FileList: j.Files(),
+		RetryAt: j.NextRetry(), GiveUpAt: j.NoProgressDeadline(),
 	}
 	if e, err := j.Error(); err == nil {
-		s.Err = &errorSnapshot{Code: e.Code, Context: e.Context, File: e.File}
-		if e.Err != nil {
-			s.Err.Message = e.Err.Error()
-		}
+		s.Err = errorSnapshotOf(e)
 	}
 	return s
 }
@@ -181,12 +217,16 @@ func (s jobSnapshot) Error() (*dojob.JobError, error) {
 	if s.Err == nil {
 		return nil, dojob.ErrErrorInformationUnavailable
 	}
-	e := &dojob.JobError{Context: s.Err.Context, Code: s.Err.Code, File: s.Err.File}
-	if s.Err.Message != "" {
-		e.Err = errors.New(s.Err.Message)
-	}
-	return e, nil
+	return s.Err.jobError(), nil
 }
+
+// NextRetry returns when the holder queues the job again after a
+// transient error; zero otherwise.
+func (s jobSnapshot) NextRetry() time.Time { return s.RetryAt }
+
+// NoProgressDeadline returns when the job's no-progress window expires;
+// zero when none is open.
+func (s jobSnapshot) NoProgressDeadline() time.Time { return s.GiveUpAt }
 
 // remoteJob is the jobView of a job a client follows: the latest snapshot,
 // replaced at each poll. Its methods are safe for concurrent use (the
@@ -249,6 +289,12 @@ func (r *remoteJob) Files() []dojob.FileInfo { return r.snap().Files() }
 // Error returns the job's error.
 func (r *remoteJob) Error() (*dojob.JobError, error) { return r.snap().Error() }
 
+// NextRetry returns when the job is queued again after a transient error.
+func (r *remoteJob) NextRetry() time.Time { return r.snap().NextRetry() }
+
+// NoProgressDeadline returns when the job's no-progress window expires.
+func (r *remoteJob) NoProgressDeadline() time.Time { return r.snap().NoProgressDeadline() }
+
 // ctlRequest is one request of a client.
 type ctlRequest struct {
 	// Op is list, info, suspend, cancel, complete (ID), get (Files,
@@ -281,6 +327,13 @@ type ctlResponse struct {
 	Job       *jobSnapshot  `json:"job,omitempty"`       // every op on a job
 	Continued bool          `json:"continued,omitempty"` // get: an existing job was continued
 	Events    []ctlEvent    `json:"events,omitempty"`    // status: state changes since the last one
+	// get, resume: the holder's stall timeout (0: dojob's default), which
+	// the client's display needs to tell a stall.
+	StallTimeout time.Duration `json:"stall_timeout,omitempty"`
+	// get, resume: each file's bytes before the holder resumed the job
+	// (on disk from an earlier run): the job in the answer may have moved
+	// on already, and the summary tells this run's bytes from those.
+	Before []int64 `json:"before,omitempty"`
 }
 
 // ctlError is a failed request: the message the command prints and the
@@ -359,7 +412,7 @@ func (s *ctlSettings) flags() *jobFlags {
 func jobOp(m *dojob.Manager, cmd string, id dojob.JobID) (*dojob.Job, error) {
 	j, err := m.Job(id)
 	if err != nil {
-		return nil, fmt.Errorf("job %s: %w", id, err)
+		return nil, err // the library's message names the job
 	}
 	switch cmd {
 	case "suspend":
@@ -370,7 +423,7 @@ func jobOp(m *dojob.Manager, cmd string, id dojob.JobID) (*dojob.Job, error) {
 		err = j.Complete()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s job %s: %w", cmd, j.ID(), err)
+		return nil, fmt.Errorf("%s: %w", cmd, err) // the library's message names the job
 	}
 	return j, nil
 }
@@ -378,10 +431,11 @@ func jobOp(m *dojob.Manager, cmd string, id dojob.JobID) (*dojob.Job, error) {
 // server serves the control endpoint of a holder. Each connection is a
 // session on its own goroutine; close ends them all and waits for them.
 type server struct {
-	m    *dojob.Manager
-	ln   net.Listener
-	path string
-	wg   sync.WaitGroup // the accept loop and the sessions
+	m            *dojob.Manager
+	stallTimeout time.Duration // m's Config.StallTimeout (0: the default), for the clients' displays
+	ln           net.Listener
+	path         string
+	wg           sync.WaitGroup // the accept loop and the sessions
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -396,9 +450,9 @@ func removeStaleSocket(dir string) {
 	_ = os.Remove(filepath.Join(dir, controlSocket))
 }
 
-// startServer serves the control endpoint of m in dir. The caller holds
-// dir's lock (m) and has removed any stale socket.
-func startServer(dir string, m *dojob.Manager) (*server, error) {
+// startServer serves the control endpoint of m in dir; stallTimeout is
+// m's. The caller holds dir's lock (m) and has removed any stale socket.
+func startServer(dir string, m *dojob.Manager, stallTimeout time.Duration) (*server, error) {
 	path := filepath.Join(dir, controlSocket)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -412,7 +466,7 @@ func startServer(dir string, m *dojob.Manager) (*server, error) {
 		os.Remove(path)
 		return nil, err
 	}
-	s := &server{m: m, ln: ln, path: path, sessions: map[*session]struct{}{}, changed: make(chan struct{})}
+	s := &server{m: m, stallTimeout: stallTimeout, ln: ln, path: path, sessions: map[*session]struct{}{}, changed: make(chan struct{})}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -616,11 +670,15 @@ func (ss *session) handle(req ctlRequest) (resp ctlResponse) {
 		if err := req.Settings.flags().apply(j, always); err != nil {
 			return fail(err)
 		}
+		for _, f := range j.Files() {
+			resp.Before = append(resp.Before, f.BytesTransferred)
+		}
 		if err := ss.follow(j); err != nil {
 			return fail(err)
 		}
 		snap := snapshotOf(j)
 		resp.Job = &snap
+		resp.StallTimeout = ss.srv.stallTimeout
 		return resp
 	case "status":
 		if ss.job == nil {
@@ -631,7 +689,7 @@ func (ss *session) handle(req ctlRequest) (resp ctlResponse) {
 		ss.mu.Unlock()
 		snap := snapshotOf(ss.job)
 		if ss.cb == nil && snap.St != ss.last {
-			resp.Events = append(resp.Events, ctlEvent{To: snap.St, Text: describeState(ss.job, snap.St)})
+			resp.Events = append(resp.Events, ctlEvent{To: snap.St, Text: describeState(ss.job, snap.St, time.Now())})
 		}
 		ss.last = snap.St
 		resp.Job = &snap
@@ -695,7 +753,7 @@ func (*sessionCallback) JobModification(*dojob.Job) error { return nil }
 
 // JobStateChanged records the change and its line.
 func (cb *sessionCallback) JobStateChanged(j *dojob.Job, from, to dojob.State) error {
-	ev := ctlEvent{To: to, Text: describeState(j, to)}
+	ev := ctlEvent{To: to, Text: describeState(j, to, time.Now())}
 	cb.ss.mu.Lock()
 	defer cb.ss.mu.Unlock()
 	if len(cb.ss.events) >= maxEvents {

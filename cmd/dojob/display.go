@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -14,53 +15,98 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 )
 
-// tickInterval is how often the bars read the job's progress.
+// tickInterval is how often the display samples the job's progress.
 const tickInterval = 200 * time.Millisecond
 
 // awaitLimit bounds how long a display waits for the callback that reports
 // the state Wait already saw; it normally arrives within microseconds.
 const awaitLimit = 2 * time.Second
 
+// defaultStallTimeout is dojob's default Config.StallTimeout, which the
+// command uses unless --stall-timeout is given.
+const defaultStallTimeout = 60 * time.Second
+
+// maxStallNotice is the longest a transfer goes without a byte before the
+// display calls it stalled; a short stall timeout shortens it to a quarter
+// of that timeout, so the notice comes well before the watchdog gives up.
+const maxStallNotice = 5 * time.Second
+
+// speedWeight is the weight of the newest sample in a file's speed (an
+// exponentially weighted moving average over the samples of tickInterval).
+const speedWeight = 0.3
+
 // displayMode is how a display shows a job.
 type displayMode int
 
 const (
 	modeQuiet displayMode = iota // nothing (--quiet, --json)
-	modeLines                    // one line per state change: output that is not a terminal
+	modeLines                    // one line per state change, stall or restart: output that is not a terminal
 	modeBars                     // live progress bars and a state line: a terminal
 )
 
+// fileView is what the display knows of one file of the job, from its
+// samples of the job's progress.
+type fileView struct {
+	name       string    // the destination's base name
+	total      int64     // size; dojob.SizeUnknown until known
+	bytes      int64     // BytesTransferred at the last sample
+	before     int64     // bytes on disk from an earlier run; 0 once the file started over
+	restarts   int       // restartInfo's count at the last sample
+	done       bool      // transferred (or completed)
+	speed      float64   // bytes per second over the recent samples; 0 = none measured
+	lastChange time.Time // when bytes last changed (zero: not in this run)
+	stallShown bool      // modeLines: the current stall was reported
+}
+
 // display shows a running job. State changes arrive through stateChanged,
-// the job's StateCallback, on a goroutine of the Manager; in modeBars a
-// ticker goroutine reads the job's progress for the bars. finish stops
-// both and, in modeBars, waits for the mpb container, so nothing the
-// display started outlives it. Its methods are safe for concurrent use.
+// the job's StateCallback, on a goroutine of the Manager; outside
+// modeQuiet a ticker goroutine samples the job's progress (speeds, stalls,
+// restarts) and in modeBars feeds the bars. finish stops both and, in
+// modeBars, waits for the mpb container, so nothing the display started
+// outlives it. Its methods are safe for concurrent use.
+//
+// Lock order: d.mu may be taken with nothing held, and the job's getters
+// may be called with d.mu held (they take only the job's own lock). mpb
+// calls the decorators, which take d.mu, from its own goroutine, so no
+// method of an mpb bar or container is called with d.mu held.
 type display struct {
-	mode displayMode
-	out  io.Writer
-	job  jobView // a job here, or one another dojob process runs
+	mode         displayMode
+	out          io.Writer
+	job          jobView       // a job here, or one another dojob process runs
+	stallTimeout time.Duration // the watchdog's: a connection silent this long is dropped
+	stallNotice  time.Duration // a transfer silent this long is shown as stalled
 
 	mu       sync.Mutex
 	finished bool          // finish was called: callbacks print nothing more
 	reached  uint32        // bit s: a change into State s was shown
 	changed  chan struct{} // closed and replaced at each change shown
-	status   string        // modeBars: the text of the state line
+	stateAt  time.Time     // when the last state change was seen
+	files    []fileView
+	sampled  time.Time // the last sample
+	final    string    // modeBars, once finished: the last text of the state line
 
-	// modeBars only; set up by newDisplay, then used by the ticker and
-	// by finish.
+	// modeBars only; set up by newDisplay, then used by the ticker and by
+	// finish.
 	p        *mpb.Progress
 	bars     []*mpb.Bar // one per file, in the job's order
-	current  []int64    // the bytes each bar shows
-	complete []bool     // the bar is complete
 	state    *mpb.Bar   // the state line
 	stopTick chan struct{}
 	tickDone chan struct{}
 }
 
-// newDisplay returns the display of j for c's output mode and, in
-// modeBars, starts drawing.
-func (c *cli) newDisplay(j jobView) *display {
-	d := &display{out: c.stdout, job: j, changed: make(chan struct{})}
+// newDisplay returns the display of j for c's output mode and, outside
+// modeQuiet, starts sampling (and in modeBars drawing). stallTimeout is
+// that of the Manager that runs the job (0: the default).
+func (c *cli) newDisplay(j jobView, stallTimeout time.Duration) *display {
+	if stallTimeout <= 0 {
+		stallTimeout = defaultStallTimeout
+	}
+	now := time.Now()
+	d := &display{
+		out: c.stdout, job: j, changed: make(chan struct{}),
+		stallTimeout: stallTimeout, stallNotice: min(maxStallNotice, stallTimeout/4),
+		stateAt: now, sampled: now,
+	}
 	switch {
 	case c.quiet || c.json:
 		d.mode = modeQuiet
@@ -69,73 +115,140 @@ func (c *cli) newDisplay(j jobView) *display {
 	default:
 		d.mode = modeLines
 	}
-	d.println(fmt.Sprintf("job %s (%s): %s", j.ID(), j.DisplayName(), plural(len(j.Files()), "file")))
+	files := j.Files()
+	for _, f := range files {
+		n, _ := restartInfo(f)
+		d.files = append(d.files, fileView{
+			name: filepath.Base(f.LocalPath), total: f.BytesTotal, bytes: f.BytesTransferred,
+			before: f.BytesTransferred, restarts: n, done: f.Transferred || f.Completed,
+		})
+	}
+	if d.mode == modeQuiet {
+		return d
+	}
+	fmt.Fprintf(d.out, "job %s (%s): %s\n", j.ID(), j.DisplayName(), plural(len(files), "file"))
 	if d.mode == modeBars {
 		d.startBars(c.opts.console)
 	}
+	d.stopTick, d.tickDone = make(chan struct{}), make(chan struct{})
+	go d.tick()
 	return d
 }
 
-// println prints a line in modeLines (under mu, so that it never
-// interleaves with a callback's line).
-func (d *display) println(s string) {
-	if d.mode != modeLines {
-		return
-	}
+// restartInfo returns how many times f has started over from its first
+// byte and why it did the last time (the library counts every restart,
+// also one that regrows past its old byte count between two samples).
+func restartInfo(f dojob.FileInfo) (int, string) {
+	return f.Restarts, f.RestartReason
+}
+
+// startedFrom records, for a job that another dojob process resumed for
+// this command, each file's bytes before it did: the job the display
+// started from may have moved on already. A file never keeps more than it
+// has now (one that started over since keeps none).
+func (d *display) startedFrom(before []int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	fmt.Fprintln(d.out, s)
+	for i := range min(len(before), len(d.files)) {
+		v := &d.files[i]
+		v.before = min(before[i], v.bytes, v.before)
+	}
+}
+
+// bytesBefore returns how many of the job's bytes were on disk before this
+// command started and are still used: a file that started over counts none.
+func (d *display) bytesBefore() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var n int64
+	for _, v := range d.files {
+		n += v.before
+	}
+	return n
 }
 
 // stateChanged is the job's StateCallback: it records and shows the change.
 func (d *display) stateChanged(j *dojob.Job, from, to dojob.State) error {
-	d.show(to, describeState(j, to))
+	d.show(to, describeState(j, to, time.Now()))
 	return nil
 }
 
-// show records and shows a change into state to, described by text.
+// show records and shows a change into state to, described by text (by
+// the callback here, or by the holder's for a job another dojob process
+// runs).
 func (d *display) show(to dojob.State, text string) {
 	d.mu.Lock()
 	if d.finished {
 		d.mu.Unlock()
 		return
 	}
-	switch d.mode {
-	case modeLines:
+	if d.mode == modeLines {
 		fmt.Fprintln(d.out, text)
-	case modeBars:
-		d.status = text
 	}
 	d.reached |= 1 << uint(to)
+	d.stateAt = time.Now()
 	close(d.changed)
 	d.changed = make(chan struct{})
 	p := d.p
 	d.mu.Unlock()
 
-	if p != nil && (to == dojob.StateTransientError || to == dojob.StateError) {
-		// Keep a record of each error above the bars. Write returns at
-		// once once the container is done.
+	if p != nil && to == dojob.StateTransientError {
+		// Keep a record of each transient error above the bars. Write
+		// returns at once once the container is done. (A final ERROR is
+		// printed once, on stderr, by the command.)
 		_, _ = fmt.Fprintln(p, text)
 	}
 }
 
-// describeState is the line for a change into state s: the state, and
-// for errors the error and how many there were.
-func describeState(j jobView, s dojob.State) string {
-	switch s {
-	case dojob.StateTransientError, dojob.StateError:
-		msg := ""
-		// The job may have moved on since (the callback runs later):
-		// then the error object is gone and only the state is shown.
-		if e, err := j.Error(); err == nil {
-			msg = ": " + strings.TrimPrefix(e.Error(), "dojob: ")
-		}
-		if s == dojob.StateTransientError {
-			return fmt.Sprintf("%s%s (retry %d)", s, msg, j.ErrorCount())
-		}
-		return fmt.Sprintf("%s%s", s, msg)
+// describeState is the line for a change into state s at now. A transient
+// error shows the error, when the next retry is and when the job gives up;
+// ERROR shows only the state, because the command prints the error itself.
+func describeState(j jobView, s dojob.State, now time.Time) string {
+	if s != dojob.StateTransientError {
+		return s.String()
 	}
-	return s.String()
+	var b strings.Builder
+	b.WriteString(s.String())
+	// The job may have moved on since (the callback runs later): then
+	// the error object is gone and only the state is shown.
+	if e, err := j.Error(); err == nil {
+		b.WriteString(": ")
+		b.WriteString(describeError(e))
+	}
+	fmt.Fprintf(&b, "; retry %d", j.ErrorCount())
+	if at := j.NextRetry(); !at.IsZero() {
+		fmt.Fprintf(&b, " in %s", formatDuration(at.Sub(now)))
+	}
+	if at := j.NoProgressDeadline(); !at.IsZero() {
+		fmt.Fprintf(&b, "; gives up at %s (in %s) without progress", formatClock(at, now), formatDuration(at.Sub(now)))
+	}
+	return b.String()
+}
+
+// describeError formats a job's error without the library's "dojob: "
+// prefix and with the file's URL once: "CODE (0x…) [CONTEXT]: URL: cause".
+// An error that wraps another job error (ErrNoProgress wraps the last
+// transient error) names both codes: the library's own message would repeat
+// the prefix and the URL.
+func describeError(e *dojob.JobError) string {
+	var b strings.Builder
+	b.WriteString(e.Code.Error())
+	if e.Context != dojob.ErrorContextNone {
+		b.WriteString(" [" + e.Context.String() + "]")
+	}
+	if e.File != nil {
+		b.WriteString(": " + redact(e.File.RemoteURL))
+	}
+	for cause := e.Err; cause != nil; {
+		var inner *dojob.JobError
+		if !errors.As(cause, &inner) {
+			b.WriteString(": " + strings.TrimPrefix(cause.Error(), "dojob: "))
+			break
+		}
+		b.WriteString(": " + inner.Code.Error())
+		cause = inner.Err
+	}
+	return b.String()
 }
 
 // await waits until a change into s has been shown, ctx ends, or
@@ -164,37 +277,25 @@ func (d *display) await(ctx context.Context, s dojob.State) {
 }
 
 // startBars creates the mpb container with a bar per file and the state
-// line, and starts the ticker that updates them.
+// line.
 func (d *display) startBars(console mpb.ConsoleWriter) {
 	opts := []mpb.ContainerOption{mpb.WithOutput(d.out), mpb.WithRefreshRate(tickInterval)}
 	if console != nil {
 		opts = append(opts, mpb.WithConsoleWriter(console))
 	}
 	d.p = mpb.New(opts...)
-	files := d.job.Files()
-	d.current = make([]int64, len(files))
-	d.complete = make([]bool, len(files))
-	for i, f := range files {
-		total := max(f.BytesTotal, 0)
-		bar := d.p.New(total, mpb.BarStyle(),
+	for i, v := range d.files {
+		bar := d.p.New(max(v.total, 0), mpb.BarStyle(),
 			mpb.PrependDecorators(
-				decor.Name(filepath.Base(f.LocalPath), decor.WC{C: decor.DSyncSpaceR}),
+				decor.Name(v.name, decor.WC{C: decor.DSyncSpaceR}),
 				decor.Any(counters, decor.WCSyncSpace),
 			),
-			mpb.AppendDecorators(
-				decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncWidth), "done"),
-				decor.Name(" "),
-				decor.OnComplete(decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30, decor.WCSyncSpace), ""),
-			),
+			mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return d.rateText(i, time.Now()) })),
 		)
-		bar.SetCurrent(f.BytesTransferred)
+		bar.SetCurrent(v.bytes)
 		d.bars = append(d.bars, bar)
-		d.current[i] = f.BytesTransferred
 	}
-	d.status = d.job.State().String()
 	d.state = d.p.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(d.stateLine)))
-	d.stopTick, d.tickDone = make(chan struct{}), make(chan struct{})
-	go d.tick()
 }
 
 // counters renders a bar's bytes, done of total, with "?" for a total
@@ -206,66 +307,207 @@ func counters(s decor.Statistics) string {
 	return formatBytes(s.Current) + " / " + formatBytes(s.Total)
 }
 
-// stateLine renders the state line: the job's ID, its state and its
-// files, cut to the width available.
-func (d *display) stateLine(s decor.Statistics) string {
-	p := d.job.Progress()
+// currentLocked is the index of the file being transferred (the first
+// that is not done), or -1.
+func (d *display) currentLocked() int {
+	for i, v := range d.files {
+		if !v.done {
+			return i
+		}
+	}
+	return -1
+}
+
+// stalledLocked returns how long the current file of a job in st has gone
+// without a byte — since its last byte or the job's last state change,
+// whichever is later — and whether that is long enough to call it stalled.
+func (d *display) stalledLocked(st dojob.State, now time.Time) (time.Duration, bool) {
+	i := d.currentLocked()
+	if i < 0 || (st != dojob.StateConnecting && st != dojob.StateTransferring) {
+		return 0, false
+	}
+	since := d.stateAt
+	if t := d.files[i].lastChange; t.After(since) {
+		since = t
+	}
+	silent := now.Sub(since)
+	return silent, silent >= d.stallNotice
+}
+
+// rateText renders the right-hand side of file i's bar: "done", the speed
+// and the time left while it moves, how long it has been stalled, or
+// nothing when the file is not being transferred (no invented speed).
+func (d *display) rateText(i int, now time.Time) string {
+	st := d.job.State()
 	d.mu.Lock()
-	status := d.status
+	defer d.mu.Unlock()
+	v := d.files[i]
+	switch {
+	case v.done:
+		return "done"
+	case i != d.currentLocked() || (st != dojob.StateConnecting && st != dojob.StateTransferring):
+		return ""
+	}
+	if silent, stalled := d.stalledLocked(st, now); stalled {
+		return "stalled for " + formatDuration(silent)
+	}
+	if v.speed < 1 {
+		return ""
+	}
+	s := formatBytes(int64(v.speed)) + "/s"
+	if v.total > 0 {
+		left := time.Duration(float64(v.total-v.bytes) / v.speed * float64(time.Second))
+		s += " ETA " + formatDuration(left)
+	}
+	return s
+}
+
+// stateLine renders the state line: the state first (and for an error its
+// code, so that a narrow terminal cuts the details, not the code), then the
+// retry and give-up times and the files; cut to the width available.
+func (d *display) stateLine(s decor.Statistics) string {
+	d.mu.Lock()
+	final := d.final
 	d.mu.Unlock()
-	line := fmt.Sprintf("job %s  %d/%d files  %s", d.job.ID(), p.FilesTransferred, p.FilesTotal, status)
+	line := final
+	if line == "" {
+		line = d.liveState(time.Now())
+	}
 	if w := s.AvailableWidth; w > 1 && len([]rune(line)) > w {
 		line = string([]rune(line)[:w-1]) + "…"
 	}
 	return line
 }
 
-// tick updates the bars every tickInterval until finish stops it.
+// liveState is the text of the state line at now.
+func (d *display) liveState(now time.Time) string {
+	st := d.job.State()
+	p := d.job.Progress()
+	var b strings.Builder
+	b.WriteString(st.String())
+	if st == dojob.StateTransientError || st == dojob.StateError {
+		if e, err := d.job.Error(); err == nil {
+			name := e.Code.Name()
+			if name == "" {
+				name = e.Code.Error()
+			}
+			b.WriteString(" " + name)
+		}
+	}
+	if at := d.job.NextRetry(); !at.IsZero() {
+		fmt.Fprintf(&b, " · retry %d in %s", d.job.ErrorCount(), formatDuration(at.Sub(now)))
+	}
+	if at := d.job.NoProgressDeadline(); !at.IsZero() {
+		fmt.Fprintf(&b, " · gives up in %s", formatDuration(at.Sub(now)))
+	}
+	fmt.Fprintf(&b, " · %d/%d files", p.FilesTransferred, p.FilesTotal)
+	return b.String()
+}
+
+// tick samples the job every tickInterval until finish stops it.
 func (d *display) tick() {
 	defer close(d.tickDone)
 	t := time.NewTicker(tickInterval)
 	defer t.Stop()
-	last := time.Now()
 	for {
 		select {
 		case <-d.stopTick:
 			return
 		case now := <-t.C:
-			d.update(now.Sub(last))
-			last = now
+			d.sample(now, true)
 		}
 	}
 }
 
-// update sets each bar to its file's progress; dt is the time since the
-// last update (for the speed and the ETA). Only the ticker, and finish
-// after the ticker has stopped, call it.
-func (d *display) update(dt time.Duration) {
-	for i, f := range d.job.Files() {
-		if i >= len(d.bars) || d.complete[i] {
+// sample reads the job's files at now: it updates each file's bytes,
+// speed and stall time, notices files that started over and, with report
+// set, shows what it noticed (in modeLines a line for a restart and for a
+// stall; in modeBars a line above the bars for a restart) and moves the
+// bars. Only the ticker, and finish after the ticker has stopped, call it.
+func (d *display) sample(now time.Time, report bool) {
+	infos := d.job.Files()
+	st := d.job.State()
+	var notes []string
+	d.mu.Lock()
+	dt := now.Sub(d.sampled).Seconds()
+	d.sampled = now
+	for i, f := range infos {
+		if i >= len(d.files) {
+			break
+		}
+		v := &d.files[i]
+		n, why := restartInfo(f)
+		if n > v.restarts {
+			// The library counts each restart and keeps the reason of the
+			// last (one that regrew past the old byte count between two
+			// samples too); what was on disk before is gone.
+			v.before, v.speed, v.bytes = 0, 0, 0
+			notes = append(notes, fmt.Sprintf("%s: starting over: %s", v.name, why))
+		}
+		v.restarts = n
+		if f.BytesTotal >= 0 {
+			v.total = f.BytesTotal
+		}
+		if delta := f.BytesTransferred - v.bytes; delta > 0 {
+			v.lastChange = now
+			v.stallShown = false
+			if dt > 0 {
+				inst := float64(delta) / dt
+				if v.speed == 0 {
+					v.speed = inst
+				} else {
+					v.speed = speedWeight*inst + (1-speedWeight)*v.speed
+				}
+			}
+		} else if dt > 0 {
+			v.speed *= 1 - speedWeight // a sample without a byte counts as 0 B/s
+		}
+		v.bytes = f.BytesTransferred
+		v.done = f.Transferred || f.Completed
+	}
+	if i := d.currentLocked(); i >= 0 && d.mode == modeLines {
+		if silent, stalled := d.stalledLocked(st, now); stalled && !d.files[i].stallShown {
+			d.files[i].stallShown = true
+			notes = append(notes, fmt.Sprintf("%s: stalled: no data for %s (the connection is dropped after %s without data)",
+				d.files[i].name, formatDuration(silent), formatDuration(d.stallTimeout)))
+		}
+	}
+	if d.mode == modeLines && report {
+		for _, s := range notes {
+			fmt.Fprintln(d.out, s)
+		}
+	}
+	views := append([]fileView(nil), d.files...)
+	d.mu.Unlock()
+
+	if d.mode != modeBars {
+		return
+	}
+	if report {
+		for _, s := range notes {
+			_, _ = fmt.Fprintln(d.p, s)
+		}
+	}
+	for i, v := range views {
+		bar := d.bars[i]
+		if bar.Completed() || bar.Aborted() {
 			continue
 		}
-		bar := d.bars[i]
-		if f.BytesTotal >= 0 {
-			bar.SetTotal(f.BytesTotal, false)
+		if v.total >= 0 {
+			bar.SetTotal(v.total, false)
 		}
-		if n := f.BytesTransferred; n >= d.current[i] && dt > 0 {
-			bar.EwmaSetCurrent(n, dt)
-		} else {
-			bar.SetCurrent(n) // the last update, or the file started over
-		}
-		d.current[i] = f.BytesTransferred
-		if f.Transferred || f.Completed {
-			bar.SetTotal(f.BytesTotal, true)
-			d.complete[i] = true
+		bar.SetCurrent(v.bytes)
+		if v.done {
+			bar.SetTotal(v.total, true)
 		}
 	}
 }
 
-// finish stops the display: callbacks show nothing more; in modeBars the
-// ticker stops, every bar is completed (ok) or aborted, and the container
-// has drawn its last frame and ended when finish returns. Only the first
-// call does anything.
+// finish stops the display: callbacks show nothing more; the ticker stops;
+// in modeBars every bar is completed (ok) or aborted, the state line shows
+// the job's state (SUSPENDED after an interruption), and the container has
+// drawn its last frame and ended when finish returns. Only the first call
+// does anything.
 func (d *display) finish(ok bool) {
 	d.mu.Lock()
 	if d.finished {
@@ -273,22 +515,26 @@ func (d *display) finish(ok bool) {
 		return
 	}
 	d.finished = true
-	if d.mode == modeBars {
-		st := d.job.State()
-		d.status = describeState(d.job, st)
-		if !ok && st != dojob.StateError {
-			d.status += " (stopped)"
-		}
-	}
 	d.mu.Unlock()
-	if d.mode != modeBars {
+	if d.mode == modeQuiet {
 		return
 	}
 	close(d.stopTick)
 	<-d.tickDone
-	d.update(0)
-	for i, bar := range d.bars {
-		if ok && !d.complete[i] {
+	if d.mode != modeBars {
+		return
+	}
+	now := time.Now()
+	d.sample(now, false)
+	final := d.liveState(now)
+	if st := d.job.State(); !ok && (st == dojob.StateConnecting || st == dojob.StateTransferring || st == dojob.StateQueued) {
+		final += " (stopped)"
+	}
+	d.mu.Lock()
+	d.final = final
+	d.mu.Unlock()
+	for _, bar := range d.bars {
+		if ok && !bar.Completed() {
 			bar.SetTotal(-1, true)
 		} else if !ok {
 			bar.Abort(false)
@@ -296,4 +542,29 @@ func (d *display) finish(ok bool) {
 	}
 	d.state.SetTotal(-1, true)
 	d.p.Wait()
+}
+
+// formatDuration formats a duration for people: to the millisecond below
+// a tenth of a second, the tenth below ten seconds, the second above.
+// A negative d (a deadline just passed) is 0s.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < 100*time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	case d < 10*time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// formatClock formats the wall-clock time t for a reader at now: the time
+// of day when it is within a day, the date too when it is further.
+func formatClock(t, now time.Time) string {
+	t = t.Local()
+	if t.Sub(now) < 20*time.Hour {
+		return t.Format("15:04:05")
+	}
+	return t.Format("2006-01-02 15:04")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path"
@@ -116,11 +117,15 @@ func (c *cli) get(args []string) int {
 	out := fs.String("o", "", "")
 	dir := fs.String("d", "", "")
 	keep := fs.Bool("keep", false, "")
+	force := fs.Bool("force", false, "")
+	createDirs := fs.Bool("create-dirs", false, "")
 	var jf jobFlags
 	jf.priority.p = dojob.PriorityForeground
 	jf.register(fs)
 	mf := managerFlags{transfers: true}
 	mf.register(fs)
+	var hf httpFlags
+	hf.register(fs)
 	urls, err := parseArgs(fs, args)
 	if err == nil {
 		err = jf.parsed(fs)
@@ -135,8 +140,24 @@ func (c *cli) get(args []string) int {
 	if err != nil {
 		return c.usageError(err)
 	}
+	// The destinations are checked before the state directory is opened,
+	// so nothing is requested for a download that could not be put in
+	// place.
+	if err := checkDestinations(specs, *force, *createDirs); err != nil {
+		return c.fail(err)
+	}
+	c.hintFlags = givenFlags(fs, "stall-timeout", "checkpoint-interval")
+	var creds *dojob.Credentials
+	if hf.user != "" {
+		cr, err := hf.credentials(c.stderr)
+		if err != nil {
+			return c.usageError(err)
+		}
+		creds = &cr
+	}
 	return c.withManager(mf, func(m *dojob.Manager) int {
 		j := findJob(m, specs)
+		continued := j != nil
 		if j != nil {
 			p := j.Progress()
 			c.printf("continuing job %s (%s): %s already transferred\n", j.ID(), j.DisplayName(), formatBytes(p.BytesTransferred))
@@ -148,8 +169,18 @@ func (c *cli) get(args []string) int {
 		if err := jf.apply(j, true); err != nil {
 			return c.fail(err)
 		}
-		return c.transfer(m, j, !*keep)
+		if err := hf.apply(j, creds); err != nil {
+			if !continued {
+				_ = j.Cancel() // no half-configured job stays behind
+			}
+			return c.fail(err)
+		}
+		return c.transfer(mf, j, !*keep)
 	}, func(cl *ctlClient) (int, error) {
+		if hf.given() {
+			// The control protocol carries no secrets.
+			return c.usageError(errors.New("-H and --user need the state directory: another dojob command holds it; run this get when it is done, or with another --state-dir")), nil
+		}
 		return c.getRemote(cl, specs, &jf, !*keep)
 	})
 }
@@ -168,25 +199,59 @@ func (c *cli) resume(args []string) int {
 	if err == nil {
 		err = mf.check()
 	}
-	var id dojob.JobID
+	var ref string
 	if err == nil {
-		id, err = oneID(pos)
+		ref, err = oneID(pos)
 	}
 	if err != nil {
 		return c.usageError(err)
 	}
+	c.hintFlags = givenFlags(fs, "stall-timeout", "checkpoint-interval")
 	return c.withManager(mf, func(m *dojob.Manager) int {
-		j, err := m.Job(id)
-		if err != nil {
-			return c.fail(fmt.Errorf("job %s: %w", id, err))
+		j, code := c.findJobByID(m, ref)
+		if j == nil {
+			return code
 		}
 		if err := jf.apply(j, false); err != nil {
 			return c.fail(err)
 		}
-		return c.transfer(m, j, false)
+		return c.transfer(mf, j, false)
 	}, func(cl *ctlClient) (int, error) {
+		id, code, err := c.remoteJobID(cl, ref)
+		if err != nil || code != exitOK {
+			return code, err
+		}
 		return c.resumeRemote(cl, id, &jf)
 	})
+}
+
+// checkDestinations checks, before anything is requested, that each file
+// of a get can be put in place: its directory exists (or is created, with
+// createDirs, as Delivery Optimization creates a LocalPath's directories;
+// BITS, and dojob's library, require it to exist) and nothing is at the
+// destination already (unless force: Complete then replaces it). The
+// errors name the path and the flag that changes the answer.
+func checkDestinations(specs []fileSpec, force, createDirs bool) error {
+	for _, s := range specs {
+		dir := filepath.Dir(s.path)
+		fi, err := os.Stat(dir)
+		switch {
+		case err == nil && !fi.IsDir():
+			return fmt.Errorf("get: destination directory %s is not a directory", dir)
+		case errors.Is(err, fs.ErrNotExist) && createDirs:
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("get: creating destination directory: %w", err)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("get: destination directory %s does not exist (use --create-dirs to create it)", dir)
+		case err != nil:
+			return fmt.Errorf("get: destination directory: %w", err)
+		}
+		if _, err := os.Lstat(s.path); err == nil && !force {
+			return fmt.Errorf("get: %s already exists (use --force to replace it)", s.path)
+		}
+	}
+	return nil
 }
 
 // destinations maps the URLs of a get to their local paths: out for a
@@ -273,11 +338,18 @@ func createJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range specs {
-		if err := j.AddFile(s.url, s.path); err != nil {
-			_ = j.Cancel()
-			return nil, fmt.Errorf("adding %s: %w", redact(s.url), err)
+	// One AddFileSet: the record is written once, not once per file (a
+	// thousand AddFile calls would rewrite a growing record a thousand times).
+	set := make([]dojob.FileSpec, len(specs))
+	for i, s := range specs {
+		set[i] = dojob.FileSpec{RemoteURL: s.url, LocalPath: s.path}
+	}
+	if err := j.AddFileSet(set); err != nil {
+		_ = j.Cancel()
+		if len(specs) == 1 {
+			return nil, fmt.Errorf("adding %s: %w", redact(specs[0].url), err)
 		}
+		return nil, fmt.Errorf("adding the files: %w", err)
 	}
 	return j, nil
 }
@@ -285,11 +357,12 @@ func createJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
 // transfer resumes j, shows its progress until it is TRANSFERRED or in
 // ERROR, completes it on success, and reports the outcome. On ERROR it
 // cancels the job if cancelOnError is set. If c.ctx ends first (Ctrl-C),
-// it suspends the job, closes m so that everything is on disk, and prints
-// the command that continues.
-func (c *cli) transfer(m *dojob.Manager, j *dojob.Job, cancelOnError bool) int {
+// it suspends the job, releases the state directory so that everything is
+// on disk, and prints the command that continues. mf are the flags the
+// job's Manager was opened with.
+func (c *cli) transfer(mf managerFlags, j *dojob.Job, cancelOnError bool) int {
 	start := time.Now()
-	d := c.newDisplay(j)
+	d := c.newDisplay(j, mf.stallTimeout)
 	defer d.finish(false) // on every path; a no-op after the first call
 
 	// State changes come from the job's callback, on a goroutine of the
@@ -319,105 +392,158 @@ func (c *cli) transfer(m *dojob.Manager, j *dojob.Job, cancelOnError bool) int {
 	if err := j.SetNotifyInterface(cb); err != nil {
 		return c.fail(err)
 	}
+	ops := outcomeOps{
+		complete: j.Complete,
+		cancel:   j.Cancel,
+		suspend:  j.Suspend,
+		await: func(ctx context.Context, s dojob.State) error {
+			d.await(ctx, s)
+			return nil
+		},
+		keep: detach,
+		stop: func() {
+			detach()
+			_ = c.release() // withManager reports its error
+		},
+	}
 	initial := j.State()
 	if err := j.Resume(); err != nil {
 		return c.fail(err)
 	}
 	st, err := j.Wait(waitCtx)
-	if err != nil {
-		if c.ctx.Err() == nil && context.Cause(waitCtx) == errSuspended {
-			d.finish(false)
-			detach()
-			return c.suspendedElsewhere(j)
-		}
-		if c.ctx.Err() == nil {
-			return c.fail(err)
-		}
-		d.finish(false)
-		detach()
-		suspendErr := j.Suspend()
-		_ = c.release() // withManager reports its error
-		if c.json {
-			c.printJSON(resultOf(j, nil, true))
-		}
-		if suspendErr != nil {
-			c.fail(suspendErr)
-		}
-		fmt.Fprintf(c.stderr, "interrupted; continue with: %s\n", c.hint("resume", j.ID()))
-		return exitFail
+	switch {
+	case err == nil:
+	case c.ctx.Err() != nil:
+		return c.interrupted(d, j, ops)
+	case context.Cause(waitCtx) == errSuspended:
+		st = dojob.StateSuspended
+	default:
+		return c.fail(err)
 	}
+	code, _ := c.outcome(d, j, ops, initial, st, start, cancelOnError)
+	return code
+}
+
+// outcomeOps are what transfer and follow do differently to the job whose
+// outcome they report: a job here, or one the holder runs for this command.
+type outcomeOps struct {
+	complete, cancel, suspend func() error
+	// await lets the display show the change into s, which the job has
+	// made, before it stops (display.await, or polling the holder). An
+	// error matching errHolderGone means the holder went away.
+	await func(ctx context.Context, s dojob.State) error
+	keep  func() // the job stays as it is: this command lets go of it
+	stop  func() // after an interruption: let go of the job and the directory
+}
+
+// interrupted ends a get or resume whose wait c.ctx ended (Ctrl-C): it
+// suspends the job first, so that the display ends on SUSPENDED (what the
+// job is), not on the state the interruption found, and prints the command
+// that continues.
+func (c *cli) interrupted(d *display, j jobView, ops outcomeOps) int {
+	suspendErr := ops.suspend()
+	if suspendErr == nil {
+		_ = ops.await(context.Background(), dojob.StateSuspended)
+	}
+	d.finish(false)
+	ops.stop()
+	if c.json {
+		c.printJSON(resultOf(j, nil, true))
+	}
+	if suspendErr != nil {
+		c.fail(suspendErr)
+	}
+	fmt.Fprintf(c.stderr, "interrupted; continue with: %s\n", c.hint("resume", j.ID()))
+	return exitFail
+}
+
+// outcome reports how the wait of a get or resume for j ended, in state st
+// (initial: its state before the command resumed it), and does what
+// follows: Complete on TRANSFERRED, Cancel on ERROR if cancelOnError. It
+// returns the exit status, or an error matching errHolderGone if the
+// holder of a job another process runs went away before the outcome was
+// decided (then nothing was reported: the command starts over).
+func (c *cli) outcome(d *display, j jobView, ops outcomeOps, initial, st dojob.State, start time.Time, cancelOnError bool) (int, error) {
 	// Let the display print the change into st before it stops: the
-	// callback runs a moment after Wait sees the state. A job that was
+	// callback runs a moment after the wait sees the state. A job that was
 	// TRANSFERRED already makes no change.
 	if initial != st || st != dojob.StateTransferred {
-		d.await(c.ctx, st)
+		if err := ops.await(c.ctx, st); err != nil {
+			d.finish(false)
+			return exitFail, err
+		}
 	}
 
 	switch st {
 	case dojob.StateTransferred:
-		if err := j.Complete(); err != nil {
+		if err := ops.complete(); err != nil {
+			// Not started over even if the holder went away: whether the
+			// files are in place is for info to tell.
 			d.finish(false)
 			c.fail(fmt.Errorf("completing job %s: %w", j.ID(), err))
 			fmt.Fprintf(c.stderr, "the job is kept; retry with: %s\n", c.hint("complete", j.ID()))
-			return exitFail
+			return exitFail, nil
 		}
-		d.await(c.ctx, dojob.StateAcknowledged)
+		_ = ops.await(c.ctx, dojob.StateAcknowledged) // the files are in place whatever it says
 		d.finish(true)
 		if c.json {
 			c.printJSON(resultOf(j, nil, false))
-			return exitOK
+			return exitOK, nil
 		}
-		p := j.Progress()
-		elapsed := time.Since(start)
-		c.printf("done: %s, %s in %s (%s/s), job %s\n", plural(p.FilesTotal, "file"), formatBytes(p.BytesTotal),
-			elapsed.Round(time.Millisecond), formatBytes(int64(float64(p.BytesTotal)/max(elapsed.Seconds(), 1e-3))), j.ID())
-		return exitOK
+		c.printf("%s\n", summary(j, d.bytesBefore(), time.Since(start)))
+		return exitOK, nil
 
 	case dojob.StateError:
 		jerr, _ := j.Error()
 		d.finish(false)
+		// The error is printed here, once; the progress output only said
+		// ERROR.
 		if jerr != nil {
-			fmt.Fprintln(c.stderr, jerr.Error())
+			fmt.Fprintln(c.stderr, "dojob: "+describeError(jerr))
 		} else {
 			fmt.Fprintf(c.stderr, "dojob: job %s ended in ERROR\n", j.ID())
 		}
 		if cancelOnError {
-			if err := j.Cancel(); err != nil {
+			if err := ops.cancel(); err != nil {
 				c.fail(err)
 			}
 		} else {
-			detach()
+			ops.keep()
 			fmt.Fprintf(c.stderr, "the job is kept; see: %s\n", c.hint("info", j.ID()))
 		}
 		if c.json {
 			c.printJSON(resultOf(j, jerr, false))
 		}
-		return exitFail
+		return exitFail, nil
 
 	case dojob.StateSuspended: // another dojob command suspended it
 		d.finish(false)
-		detach()
-		return c.suspendedElsewhere(j)
+		ops.keep()
+		return c.suspendedElsewhere(j), nil
 
 	default: // ACKNOWLEDGED or CANCELLED: another party ended it
 		d.finish(false)
 		if c.json {
 			c.printJSON(resultOf(j, nil, false))
 		}
-		return c.fail(fmt.Errorf("job %s ended in %s", j.ID(), st))
+		return c.fail(fmt.Errorf("job %s ended in %s", j.ID(), st)), nil
 	}
 }
 
-// oneID parses the single job ID of a command's arguments.
-func oneID(pos []string) (dojob.JobID, error) {
-	if len(pos) != 1 {
-		return dojob.JobID{}, errors.New("expected one job ID")
+// summary is the last line of a successful get or resume: the files and
+// bytes of the job, and — when some were already on disk from an earlier
+// run — how many of them this run transferred, at which speed.
+func summary(j jobView, before int64, elapsed time.Duration) string {
+	p := j.Progress()
+	thisRun := max(p.BytesTotal-before, 0)
+	speed := formatBytes(int64(float64(thisRun)/max(elapsed.Seconds(), 1e-3))) + "/s"
+	s := fmt.Sprintf("done: %s, %s in %s", plural(p.FilesTotal, "file"), formatBytes(p.BytesTotal), elapsed.Round(time.Millisecond))
+	if before > 0 {
+		s += fmt.Sprintf(": %s this run (%s), %s already on disk", formatBytes(thisRun), speed, formatBytes(before))
+	} else {
+		s += " (" + speed + ")"
 	}
-	id, err := dojob.ParseJobID(pos[0])
-	if err != nil {
-		return dojob.JobID{}, fmt.Errorf("%q is not a job ID", pos[0])
-	}
-	return id, nil
+	return s + ", job " + j.ID().String()
 }
 
 // plural formats n with the noun, adding an s unless n is 1.

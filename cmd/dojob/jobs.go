@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,11 +22,7 @@ func (c *cli) list(args []string) int {
 		return c.usageError(err)
 	}
 	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
-		var jobs []jobView
-		for _, j := range m.Jobs() {
-			jobs = append(jobs, j)
-		}
-		return c.printList(jobs)
+		return c.printList(views(m.Jobs()))
 	}, func(cl *ctlClient) (int, error) {
 		resp, err := cl.do(ctlRequest{Op: "list"})
 		if err != nil {
@@ -83,34 +78,188 @@ func (c *cli) info(args []string) int {
 	})
 }
 
-// withJob runs a command whose only argument is a job ID: info, suspend,
-// cancel or complete. It parses the arguments, runs the command on the job
-// with jobOp — here, with the state directory opened paused (these
-// commands never start transfers), or in the dojob process that holds the
-// directory — and shows the job with fn.
+// withJob runs a command whose only argument is a job ID (or a prefix of
+// one): info, suspend, cancel or complete. It parses the arguments, finds
+// the job and runs the command on it with jobOp — here, with the state
+// directory opened paused (these commands never start transfers), or in
+// the dojob process that holds the directory — and shows the job with fn.
 func (c *cli) withJob(cmd string, args []string, fn func(j jobView) int) int {
 	fs := c.flagSet(cmd)
 	pos, err := parseArgs(fs, args)
-	var id dojob.JobID
+	var ref string
 	if err == nil {
-		id, err = oneID(pos)
+		ref, err = oneID(pos)
 	}
 	if err != nil {
 		return c.usageError(err)
 	}
 	return c.withManager(managerFlags{}, func(m *dojob.Manager) int {
+		id, code := c.localJobID(m, ref)
+		if code != exitOK {
+			return code
+		}
 		j, err := jobOp(m, cmd, id)
 		if err != nil {
 			return c.fail(err)
 		}
 		return fn(j)
 	}, func(cl *ctlClient) (int, error) {
+		id, code, err := c.remoteJobID(cl, ref)
+		if err != nil || code != exitOK {
+			return code, err
+		}
 		resp, err := cl.do(ctlRequest{Op: cmd, ID: id})
 		if err != nil {
 			return c.remoteFail(err)
 		}
 		return fn(*resp.Job), nil
 	})
+}
+
+// oneID returns the single job ID, or prefix of one, of a command's
+// arguments.
+func oneID(pos []string) (string, error) {
+	if len(pos) != 1 {
+		return "", errors.New("expected one job ID")
+	}
+	if _, ok := idPrefix(pos[0]); !ok {
+		return "", fmt.Errorf("%q is not a job ID or the start of one", pos[0])
+	}
+	return pos[0], nil
+}
+
+// idPrefix normalizes a job ID or a prefix of one, with or without its
+// braces, to the upper-case form without braces ("3f2a" → "3F2A"). It
+// reports false for anything that cannot start an ID.
+func idPrefix(s string) (string, bool) {
+	t := strings.ToUpper(strings.TrimSuffix(strings.TrimPrefix(s, "{"), "}"))
+	if t == "" || len(t) > 36 || (strings.HasSuffix(s, "}") && !strings.HasPrefix(s, "{")) {
+		return "", false
+	}
+	for _, r := range t {
+		if !strings.ContainsRune("0123456789ABCDEF-", r) {
+			return "", false
+		}
+	}
+	return t, true
+}
+
+// ambiguousError is a job ID prefix that names several jobs: a usage error.
+type ambiguousError struct {
+	ref  string
+	jobs []jobView
+}
+
+func (e *ambiguousError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "job ID %q is ambiguous; it starts:", e.ref)
+	for _, j := range e.jobs {
+		fmt.Fprintf(&b, "\n  %s  %s  %s", j.ID(), j.State(), j.DisplayName())
+	}
+	return b.String()
+}
+
+// lookupID returns the ID of the job that ref names: a whole ID (as
+// ParseJobID takes it; whether the job exists is for the caller to find
+// out) or the start of exactly one unfinished job's ID, with or without the
+// opening brace, in any case — as git and docker take abbreviated IDs.
+// list returns the unfinished jobs (those of this process's Manager, or
+// those the holder of the state directory lists). A prefix that names no
+// job is ErrJobNotFound; one that names several is an *ambiguousError
+// listing them; an error of list is returned as it is.
+func lookupID(ref string, list func() ([]jobView, error)) (dojob.JobID, error) {
+	if id, err := dojob.ParseJobID(ref); err == nil {
+		return id, nil
+	}
+	prefix, ok := idPrefix(ref)
+	if !ok {
+		return dojob.JobID{}, fmt.Errorf("%q is not a job ID or the start of one", ref)
+	}
+	jobs, err := list()
+	if err != nil {
+		return dojob.JobID{}, err
+	}
+	var found []jobView
+	for _, j := range jobs {
+		if strings.HasPrefix(strings.Trim(j.ID().String(), "{}"), prefix) {
+			found = append(found, j)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return dojob.JobID{}, fmt.Errorf("no job ID starts with %q: %w", ref, dojob.ErrJobNotFound)
+	case 1:
+		return found[0].ID(), nil
+	}
+	return dojob.JobID{}, &ambiguousError{ref: ref, jobs: found}
+}
+
+// idFailed reports an error of lookupID (an ambiguous prefix as a usage
+// error) and returns the exit status.
+func (c *cli) idFailed(err error) int {
+	var amb *ambiguousError
+	if errors.As(err, &amb) {
+		return c.usageError(err)
+	}
+	return c.fail(err)
+}
+
+// localJobID is lookupID among the jobs of m; on failure it reports the
+// error and returns the exit status (exitOK: found).
+func (c *cli) localJobID(m *dojob.Manager, ref string) (dojob.JobID, int) {
+	id, err := lookupID(ref, func() ([]jobView, error) { return views(m.Jobs()), nil })
+	if err != nil {
+		return id, c.idFailed(err)
+	}
+	return id, exitOK
+}
+
+// remoteJobID is lookupID among the jobs the holder of the state
+// directory lists. On failure it reports the error and returns the exit
+// status (exitOK: found) — or, if the holder went away, an error matching
+// errHolderGone, unreported, for withManager to start over.
+func (c *cli) remoteJobID(cl *ctlClient, ref string) (dojob.JobID, int, error) {
+	id, err := lookupID(ref, func() ([]jobView, error) {
+		resp, err := cl.do(ctlRequest{Op: "list"})
+		if err != nil {
+			return nil, err
+		}
+		var jobs []jobView
+		for _, j := range resp.Jobs {
+			jobs = append(jobs, j)
+		}
+		return jobs, nil
+	})
+	switch {
+	case errors.Is(err, errHolderGone):
+		return id, exitFail, err
+	case err != nil:
+		return id, c.idFailed(err), nil
+	}
+	return id, exitOK, nil
+}
+
+// findJobByID finds the job of m that ref names (see lookupID); on failure
+// it reports the error and returns nil and the exit status.
+func (c *cli) findJobByID(m *dojob.Manager, ref string) (*dojob.Job, int) {
+	id, code := c.localJobID(m, ref)
+	if code != exitOK {
+		return nil, code
+	}
+	j, err := m.Job(id)
+	if err != nil {
+		return nil, c.fail(err) // the library's message names the job
+	}
+	return j, exitOK
+}
+
+// views returns jobs as jobViews.
+func views(jobs []*dojob.Job) []jobView {
+	out := make([]jobView, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, j)
+	}
+	return out
 }
 
 // printInfo prints every detail of j.
@@ -140,7 +289,7 @@ func (c *cli) printInfo(j jobView) {
 			row("Error file", "%s", redact(e.File.RemoteURL))
 		}
 		if e.Err != nil {
-			row("Error message", "%s", strings.TrimPrefix(e.Error(), "dojob: "))
+			row("Error message", "%s", describeError(e))
 		}
 	}
 	tw.Flush()
@@ -265,7 +414,7 @@ func errorOf(e *dojob.JobError) *errorJSON {
 		Code:    fmt.Sprintf("%#08x", uint32(e.Code)),
 		Name:    e.Code.Name(),
 		Context: e.Context.String(),
-		Message: e.Error(),
+		Message: describeError(e),
 	}
 	if e.File != nil {
 		out.URL = redact(e.File.RemoteURL)
@@ -293,14 +442,9 @@ func (c *cli) printJSON(v any) {
 	fmt.Fprintf(c.stdout, "%s\n", b)
 }
 
-// redact hides the password of a URL, as dojob's own messages do.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
-}
+// redact hides the secrets of a URL (its password, presigned-URL query
+// signatures and tokens), as dojob's own messages do.
+func redact(raw string) string { return dojob.RedactURL(raw) }
 
 // formatBytes formats n bytes with a binary unit: 512 B, 1.5 KiB, 3.0 MiB.
 // A negative n (dojob.SizeUnknown) is "?".

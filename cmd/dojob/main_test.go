@@ -155,8 +155,10 @@ func TestGetShowsTransientErrorsAndRetries(t *testing.T) {
 	r := runCmd(t, testCtx(t, 10*time.Second), "get", "--state-dir", state, "--retry-delay", "10ms", "-o", dest, s.FileURL("/f.bin"))
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Equal(t, s.SHA256("/f.bin"), fileSHA256(t, dest))
-	assert.Regexp(t, `(?m)^TRANSIENT_ERROR: ERROR_WINHTTP_CONNECTION_ERROR \(0x80072EFE\).* \(retry 1\)$`, r.stdout)
-	assert.Regexp(t, `(?m)^TRANSIENT_ERROR: BG_E_HTTP_ERROR_503 \(0x801901F7\).* \(retry 2\)$`, r.stdout)
+	// The retry delay is so short that the next retry may have begun when
+	// the line is printed; TestStallAndTransientLines checks its time.
+	assert.Regexp(t, `(?m)^TRANSIENT_ERROR: ERROR_WINHTTP_CONNECTION_ERROR \(0x80072EFE\).*; retry 1( in \S+)?; gives up at [0-9:]+ \(in \S+\) without progress$`, r.stdout)
+	assert.Regexp(t, `(?m)^TRANSIENT_ERROR: BG_E_HTTP_ERROR_503 \(0x801901F7\).*; retry 2( in \S+)?; gives up at [0-9:]+ \(in \S+\) without progress$`, r.stdout)
 	assertNoCR(t, r)
 	// The drop was resumed, not downloaded again.
 	assert.Equal(t, int64(testSize), s.BodyBytes("/f.bin"))
@@ -169,8 +171,10 @@ func TestGetNotFound(t *testing.T) {
 
 	r := runCmd(t, testCtx(t, 10*time.Second), "get", "--state-dir", state, "-o", dest, s.FileURL("/missing.bin"))
 	assert.Equal(t, exitFail, r.code)
-	assert.Contains(t, r.stderr, "dojob: BG_E_HTTP_ERROR_404 (0x80190194) [REMOTE_FILE]")
-	assert.Contains(t, r.stdout, "ERROR: BG_E_HTTP_ERROR_404")
+	// The error is printed once, on stderr; the progress says ERROR.
+	assert.Equal(t, "dojob: BG_E_HTTP_ERROR_404 (0x80190194) [REMOTE_FILE]: "+s.FileURL("/missing.bin")+": server answered 404 Not Found\n", r.stderr)
+	assert.Contains(t, r.stdout, "\nERROR\n")
+	assert.NotContains(t, r.stdout, "BG_E_HTTP_ERROR_404")
 	assert.NoFileExists(t, dest)
 	assertNoCR(t, r)
 
@@ -187,7 +191,7 @@ func TestGetNotFoundKeep(t *testing.T) {
 	r := runCmd(t, testCtx(t, 10*time.Second), "get", "--keep", "--json", "-d", dir, "--state-dir", state, url)
 	assert.Equal(t, exitFail, r.code)
 	assert.Contains(t, r.stderr, "BG_E_HTTP_ERROR_404")
-	assert.Contains(t, r.stderr, "dojob info {")
+	assert.Regexp(t, `the job is kept; see: dojob --state-dir \S+ --json info \{`, r.stderr)
 	assert.NotContains(t, r.stdout+r.stderr, "s3cret")
 	var got resultJSON
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
@@ -211,53 +215,92 @@ func TestGetNotFoundKeep(t *testing.T) {
 	assert.NotContains(t, r.stdout+r.stderr, "s3cret")
 }
 
+// TestUsageErrors: a usage error prints its cause and one line that says
+// where the help of the command is — not the whole help — and exits 2
+// without touching anything.
 func TestUsageErrors(t *testing.T) {
 	s := dojobtest.NewServer(t)
 	dir := t.TempDir()
 	url := s.FileURL("/f.bin")
-	for _, args := range [][]string{
-		{},
-		{"frobnicate"},
-		{"--no-such-flag", "list"},
-		{"list", "extra"},
-		{"get"},
-		{"get", "-o", filepath.Join(dir, "x"), url, s.FileURL("/g.bin")},
-		{"get", "-o", filepath.Join(dir, "x"), "-d", dir, url},
-		{"get", "-d", dir, s.URL + "/"},
-		{"get", "-d", dir, s.URL},
-		{"get", "-d", dir, "ftp://127.0.0.1/f.bin"},
-		{"get", "-d", dir, "not a url"},
-		{"get", "-o", dir, url},
-		{"get", "-d", dir, url, s.FileURL("/other/f.bin")},
-		{"get", "--priority", "urgent", "-d", dir, url},
-		{"get", "--retry-delay", "0s", "-d", dir, url},
-		{"get", "--no-progress-timeout", "-1s", "-d", dir, url},
-		{"get", "--stall-timeout", "soon", "-d", dir, url},
-		{"get", "--parallel", "0", "-d", dir, url},
-		{"get", "--parallel", "33", "-d", dir, url},
-		{"info"},
-		{"info", "{not-an-id}"},
-		{"resume", "1", "2"},
-		{"suspend"},
-		{"--state-dir", "", "list"},
+	for _, tc := range []struct {
+		args []string
+		help string // the command whose help the error points to
+	}{
+		{nil, ""},
+		{[]string{"frobnicate"}, ""},
+		{[]string{"--no-such-flag", "list"}, ""},
+		{[]string{"list", "extra"}, "list"},
+		{[]string{"get"}, "get"},
+		{[]string{"get", "-o", filepath.Join(dir, "x"), url, s.FileURL("/g.bin")}, "get"},
+		{[]string{"get", "-o", filepath.Join(dir, "x"), "-d", dir, url}, "get"},
+		{[]string{"get", "-d", dir, s.URL + "/"}, "get"},
+		{[]string{"get", "-d", dir, s.URL}, "get"},
+		{[]string{"get", "-d", dir, "ftp://127.0.0.1/f.bin"}, "get"},
+		{[]string{"get", "-d", dir, "not a url"}, "get"},
+		{[]string{"get", "-o", dir, url}, "get"},
+		{[]string{"get", "-d", dir, url, s.FileURL("/other/f.bin")}, "get"},
+		{[]string{"get", "--priority", "urgent", "-d", dir, url}, "get"},
+		{[]string{"get", "--retry-delay", "0s", "-d", dir, url}, "get"},
+		{[]string{"get", "--no-progress-timeout", "-1s", "-d", dir, url}, "get"},
+		{[]string{"get", "--stall-timeout", "soon", "-d", dir, url}, "get"},
+		{[]string{"get", "--parallel", "0", "-d", dir, url}, "get"},
+		{[]string{"get", "--parallel", "33", "-d", dir, url}, "get"},
+		{[]string{"get", "--no-such-flag", "-d", dir, url}, "get"},
+		{[]string{"info"}, "info"},
+		{[]string{"info", "{not-an-id}"}, "info"},
+		{[]string{"info", "3F2A}"}, "info"},
+		{[]string{"resume", "1", "2"}, "resume"},
+		{[]string{"suspend"}, "suspend"},
+		{[]string{"version", "now"}, "version"},
+		{[]string{"help", "frobnicate"}, ""},
+		{[]string{"--state-dir", "", "list"}, ""},
 	} {
-		r := runCmd(t, testCtx(t, 10*time.Second), append([]string{"--state-dir", t.TempDir()}, args...)...)
-		assert.Equal(t, exitUsage, r.code, "%q", args)
-		assert.Contains(t, r.stderr, "usage: dojob", "%q", args)
-		assert.Empty(t, r.stdout, "%q", args)
+		r := runCmd(t, testCtx(t, 10*time.Second), append([]string{"--state-dir", t.TempDir()}, tc.args...)...)
+		assert.Equal(t, exitUsage, r.code, "%q", tc.args)
+		lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+		require.Len(t, lines, 2, "%q: %q", tc.args, r.stderr)
+		assert.Regexp(t, `^dojob: \S`, lines[0], "%q", tc.args)
+		assert.NotContains(t, lines[0], "dojob: dojob:", "%q", tc.args)
+		want := "Run 'dojob help' for usage."
+		if tc.help != "" {
+			want = "Run 'dojob help " + tc.help + "' for usage."
+		}
+		assert.Equal(t, want, lines[1], "%q", tc.args)
+		assert.Empty(t, r.stdout, "%q", tc.args)
 	}
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
+	assert.Empty(t, s.Requests())
 }
 
+// TestHelp: "help" and -h show the overview; "help COMMAND", "COMMAND -h"
+// and "COMMAND --help" show that command's help, on stdout.
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"-h"}, {"get", "--help"}} {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
 		r := runCmd(t, context.Background(), args...)
 		assert.Equal(t, exitOK, r.code)
-		assert.Contains(t, r.stdout, "usage: dojob")
+		assert.True(t, strings.HasPrefix(r.stdout, "usage: dojob [global flags] COMMAND"), "%q", args)
+		assert.Contains(t, r.stdout, "Run \"dojob help COMMAND\"")
 		assert.Empty(t, r.stderr)
 	}
+	for _, cmd := range []string{"get", "resume", "list", "info", "suspend", "cancel", "complete", "version", "help"} {
+		for _, args := range [][]string{{"help", cmd}, {cmd, "-h"}, {cmd, "--help"}} {
+			r := runCmd(t, context.Background(), args...)
+			assert.Equal(t, exitOK, r.code, "%q", args)
+			assert.True(t, strings.HasPrefix(r.stdout, "usage: dojob "+cmd), "%q: %q", args, r.stdout)
+			assert.NotContains(t, r.stdout, "Commands:", "%q: only the command's help", args)
+			assert.Empty(t, r.stderr, "%q", args)
+		}
+	}
+	r := runCmd(t, context.Background(), "help", "get")
+	for _, flag := range []string{"-o PATH", "-d DIR", "--force", "--create-dirs", "--keep", "--priority P", "--stall-timeout D"} {
+		assert.Contains(t, r.stdout, flag)
+	}
+	// The program's name is the one the user typed.
+	var out, errb bytes.Buffer
+	assert.Equal(t, exitUsage, runWith(context.Background(), []string{"get"}, &out, &errb, options{prog: "dj"}))
+	assert.Equal(t, "dojob: get: no URL\nRun 'dj help get' for usage.\n", errb.String())
 }
 
 // newJobs creates jobs in the state directory with the library, as an
@@ -445,8 +488,10 @@ func interrupt(t *testing.T, s *dojobtest.Server, state, dest, url string) strin
 	wg.Wait()
 
 	assert.Equal(t, exitFail, r.code)
-	assert.Regexp(t, `interrupted; continue with: dojob resume \{[0-9A-F-]+\} --state-dir `, r.stderr)
+	// The hint repeats the global flags and the Manager settings given.
+	assert.Regexp(t, `interrupted; continue with: dojob --state-dir \S+ resume \{[0-9A-F-]+\} --checkpoint-interval 10ms\n`, r.stderr)
 	assert.NoFileExists(t, dest)
+	assert.True(t, strings.HasSuffix(r.stdout, "\nSUSPENDED\n"), "the progress ends on SUSPENDED: %q", r.stdout)
 	assertNoCR(t, r)
 	return jobID(t, r.stderr)
 }
@@ -510,9 +555,11 @@ func TestStateDirInUse(t *testing.T) {
 // fakeConsole is an mpb.ConsoleWriter that pretends to be an 80-column
 // terminal and records what is drawn.
 type fakeConsole struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	cur bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	cur     bytes.Buffer
+	flushed []string      // each flushed frame
+	drawn   chan struct{} // closed and replaced at each flush
 }
 
 // Write records a frame's bytes.
@@ -539,8 +586,48 @@ func (c *fakeConsole) GetTermSize() (int, int, error) { return 100, 40, nil }
 func (c *fakeConsole) Flush(lines int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.flushed = append(c.flushed, c.cur.String())
 	_, err := c.cur.WriteTo(&c.buf)
+	if c.drawn != nil {
+		close(c.drawn)
+	}
+	c.drawn = make(chan struct{})
 	return err
+}
+
+// awaitFrame waits until a frame that contains all of subs is flushed, or
+// ctx ends, and returns it ("" then).
+func (c *fakeConsole) awaitFrame(ctx context.Context, subs ...string) string {
+	for {
+		c.mu.Lock()
+		for _, f := range c.flushed {
+			all := true
+			for _, s := range subs {
+				all = all && strings.Contains(f, s)
+			}
+			if all {
+				c.mu.Unlock()
+				return f
+			}
+		}
+		if c.drawn == nil {
+			c.drawn = make(chan struct{})
+		}
+		ch := c.drawn
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ""
+		}
+	}
+}
+
+// frames returns the frames flushed so far.
+func (c *fakeConsole) frames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.flushed...)
 }
 
 // String returns everything drawn.
@@ -570,22 +657,42 @@ func TestBars(t *testing.T) {
 	}
 }
 
+// TestBarsInterrupted: on a terminal, a file that stops sending shows how
+// long it has been stalled (not its last speed and "ETA 0s"), a file not
+// started yet shows no speed, and Ctrl-C ends the bars on SUSPENDED.
 func TestBarsInterrupted(t *testing.T) {
 	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize), dojobtest.Always(dojobtest.StallAfter(1000)))
 	state, dir := t.TempDir(), t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
+	console := &fakeConsole{}
 	done := make(chan result, 1)
 	go func() {
-		done <- runOpts(t, ctx, options{tty: true, console: &fakeConsole{}}, "get", "--state-dir", state, "-d", dir, s.FileURL("/stall.bin"))
+		done <- runOpts(t, ctx, options{tty: true, console: console}, "get", "--state-dir", state, "--stall-timeout", "4s",
+			"-d", dir, s.FileURL("/stall.bin"), s.FileURL("/next.bin"))
 	}()
-	_, err := s.AwaitRequests(testCtx(t, 10*time.Second), func(rs []dojobtest.Request) bool {
-		return len(rs) > 0 && rs[0].BodyBytes >= 1000
-	})
-	require.NoError(t, err)
+	frame := console.awaitFrame(testCtx(t, 10*time.Second), "stall.bin", "stalled for ")
 	cancel()
 	r := <-done
+	require.NotEmpty(t, frame, "a frame shows the stall")
+	t.Logf("frame:\n%s", frame)
+	for _, line := range strings.Split(frame, "\n") {
+		if strings.Contains(line, "stall.bin") {
+			assert.Regexp(t, `stalled for [0-9.]+m?s`, line)
+			assert.NotContains(t, line, "ETA")
+		}
+		if strings.Contains(line, "next.bin") {
+			assert.NotContains(t, line, "/s", "an idle bar shows no speed")
+			assert.NotContains(t, line, "ETA")
+		}
+	}
 	assert.Equal(t, exitFail, r.code)
-	assert.Contains(t, r.stderr, "interrupted; continue with: dojob resume {")
+	assert.Contains(t, r.stderr, "interrupted; continue with: dojob --state-dir "+state+" resume {")
+	// The bars end on what the job is after the interruption: SUSPENDED.
+	frames := console.frames()
+	require.NotEmpty(t, frames)
+	last := frames[len(frames)-1]
+	assert.Contains(t, last, "SUSPENDED")
+	assert.NotContains(t, last, "TRANSFERRING")
 }
 
 func TestDefaultStateDir(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -59,7 +60,8 @@ func (c *cli) withManager(mf managerFlags, local func(m *dojob.Manager) int, rem
 			// The holder is closing: its lock goes next.
 			deadline, delay = time.Now().Add(wait), 5*time.Millisecond
 		} else if !time.Now().Before(deadline) {
-			return c.fail(fmt.Errorf("state directory %s is in use by another dojob command: %w", dir, err))
+			// The library's message names the directory too; say it once.
+			return c.fail(fmt.Errorf("state directory %s is in use by another dojob command: %w", dir, dojob.ErrSharingViolation))
 		}
 		// The holder serves no endpoint (yet, or any more): the commands
 		// that only look hold the lock for milliseconds.
@@ -86,7 +88,7 @@ func (c *cli) hold(dir string, mf managerFlags, m *dojob.Manager, local func(m *
 	var srv *server
 	if mf.transfers {
 		var err error
-		if srv, err = startServer(dir, m); err != nil {
+		if srv, err = startServer(dir, m, mf.stallTimeout); err != nil {
 			fmt.Fprintf(c.stderr, "dojob: warning: other dojob commands cannot use %s while this one runs: %v\n", dir, err)
 		}
 	}
@@ -141,7 +143,7 @@ func (c *cli) getRemote(cl *ctlClient, specs []fileSpec, jf *jobFlags, cancelOnE
 	if resp.Continued {
 		c.printf("continuing job %s (%s): %s already transferred\n", resp.Job.ID(), resp.Job.DisplayName(), formatBytes(resp.Job.Progress().BytesTransferred))
 	}
-	return c.follow(cl, *resp.Job, cancelOnError)
+	return c.follow(cl, resp, cancelOnError)
 }
 
 // resumeRemote is resume in the dojob process that holds the state
@@ -151,7 +153,7 @@ func (c *cli) resumeRemote(cl *ctlClient, id dojob.JobID, jf *jobFlags) (int, er
 	if err != nil {
 		return c.remoteFail(err)
 	}
-	return c.follow(cl, *resp.Job, false)
+	return c.follow(cl, resp, false)
 }
 
 // suspendedElsewhere reports that j, which this command waited for, was
@@ -174,18 +176,21 @@ func (d *display) hasShown(s dojob.State) bool {
 }
 
 // follow is transfer for a job that the holder runs and has just resumed
-// (snap): it shows the job's progress and state changes, asking the holder
-// every pollInterval, until the job is TRANSFERRED or in ERROR, and then
-// asks the holder to do what transfer does here — Complete, or Cancel on
-// ERROR if cancelOnError — and reports the outcome in the same words.
-// Ctrl-C suspends the job in the holder. If the holder goes away, follow
-// returns an error matching errHolderGone and withManager starts over: the
-// job is continued from the state directory.
-func (c *cli) follow(cl *ctlClient, snap jobSnapshot, cancelOnError bool) (int, error) {
+// (started: the holder's answer to get or resume): it shows the job's
+// progress and state changes, asking the holder every pollInterval, until
+// the job is TRANSFERRED or in ERROR, and then asks the holder to do what
+// transfer does here — Complete, or Cancel on ERROR if cancelOnError —
+// and reports the outcome in the same words (outcome). Ctrl-C suspends the
+// job in the holder. If the holder goes away, follow returns an error
+// matching errHolderGone and withManager starts over: the job is continued
+// from the state directory.
+func (c *cli) follow(cl *ctlClient, started ctlResponse, cancelOnError bool) (int, error) {
 	start := time.Now()
+	snap := *started.Job
 	j := &remoteJob{s: snap}
 	id := snap.ID()
-	d := c.newDisplay(j)
+	d := c.newDisplay(j, started.StallTimeout)
+	d.startedFrom(started.Before)
 	defer d.finish(false) // on every path; a no-op after the first call
 
 	tick := time.NewTicker(pollInterval)
@@ -201,32 +206,46 @@ func (c *cli) follow(cl *ctlClient, snap jobSnapshot, cancelOnError bool) (int, 
 		}
 		return nil
 	}
-	// awaitShown lets the display show the change into s before it stops,
-	// as display.await does for a job here.
-	awaitShown := func(s dojob.State) error {
-		if d.mode == modeQuiet {
-			return nil
+	// request sends op on the job and takes the job from the answer.
+	request := func(op string) error {
+		resp, err := cl.do(ctlRequest{Op: op, ID: id})
+		if err != nil {
+			return err
 		}
-		limit := time.Now().Add(awaitLimit)
-		for !d.hasShown(s) && time.Now().Before(limit) {
-			select {
-			case <-tick.C:
-			case <-c.ctx.Done():
-				return nil
-			}
-			if err := poll(); err != nil {
-				return err
-			}
-		}
+		j.set(*resp.Job)
 		return nil
 	}
-	failed := func(err error) (int, error) {
+	ops := outcomeOps{
+		complete: func() error { return request("complete") },
+		cancel:   func() error { return request("cancel") },
+		suspend:  func() error { return request("suspend") },
+		// await lets the display show the change into s before it stops,
+		// as display.await does for a job here; the holder reports it at
+		// a status.
+		await: func(ctx context.Context, s dojob.State) error {
+			if d.mode == modeQuiet {
+				return nil
+			}
+			limit := time.Now().Add(awaitLimit)
+			for !d.hasShown(s) && time.Now().Before(limit) {
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+					return nil
+				}
+				if err := poll(); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		keep: func() {},
+		stop: func() {},
+	}
+	holderGone := func(err error) (int, error) {
 		d.finish(false)
-		if errors.Is(err, errHolderGone) {
-			c.printf("the dojob command that ran job %s ended; continuing the job here\n", id)
-			return exitFail, err
-		}
-		return c.fail(err), nil
+		c.printf("the dojob command that ran job %s ended; continuing the job here\n", id)
+		return exitFail, err
 	}
 
 	initial := snap.State()
@@ -234,90 +253,24 @@ func (c *cli) follow(cl *ctlClient, snap jobSnapshot, cancelOnError bool) (int, 
 wait:
 	for {
 		switch st = j.State(); st {
-		case dojob.StateTransferred, dojob.StateError, dojob.StateAcknowledged, dojob.StateCancelled:
+		case dojob.StateTransferred, dojob.StateError, dojob.StateAcknowledged, dojob.StateCancelled, dojob.StateSuspended:
 			break wait
-		case dojob.StateSuspended:
-			d.finish(false)
-			return c.suspendedElsewhere(j), nil
 		}
 		select {
 		case <-tick.C:
 		case <-c.ctx.Done():
+			return c.interrupted(d, j, ops), nil
+		}
+		if err := poll(); errors.Is(err, errHolderGone) {
+			return holderGone(err)
+		} else if err != nil {
 			d.finish(false)
-			resp, err := cl.do(ctlRequest{Op: "suspend", ID: id})
-			if err == nil {
-				j.set(*resp.Job)
-			}
-			if c.json {
-				c.printJSON(resultOf(j, nil, true))
-			}
-			if err != nil {
-				c.fail(err)
-			}
-			fmt.Fprintf(c.stderr, "interrupted; continue with: %s\n", c.hint("resume", id))
-			return exitFail, nil
-		}
-		if err := poll(); err != nil {
-			return failed(err)
+			return c.fail(err), nil
 		}
 	}
-	if initial != st || st != dojob.StateTransferred {
-		if err := awaitShown(st); err != nil {
-			return failed(err)
-		}
+	code, err := c.outcome(d, j, ops, initial, st, start, cancelOnError)
+	if errors.Is(err, errHolderGone) {
+		return holderGone(err)
 	}
-
-	switch st {
-	case dojob.StateTransferred:
-		resp, err := cl.do(ctlRequest{Op: "complete", ID: id})
-		if err != nil {
-			// Not started over even if the holder went away: whether the
-			// files are in place is for info to tell.
-			d.finish(false)
-			c.fail(fmt.Errorf("completing job %s: %w", id, err))
-			fmt.Fprintf(c.stderr, "the job is kept; retry with: %s\n", c.hint("complete", id))
-			return exitFail, nil
-		}
-		j.set(*resp.Job)
-		_ = awaitShown(dojob.StateAcknowledged) // the files are in place whatever it says
-		d.finish(true)
-		if c.json {
-			c.printJSON(resultOf(j, nil, false))
-			return exitOK, nil
-		}
-		p := j.Progress()
-		elapsed := time.Since(start)
-		c.printf("done: %s, %s in %s (%s/s), job %s\n", plural(p.FilesTotal, "file"), formatBytes(p.BytesTotal),
-			elapsed.Round(time.Millisecond), formatBytes(int64(float64(p.BytesTotal)/max(elapsed.Seconds(), 1e-3))), id)
-		return exitOK, nil
-
-	case dojob.StateError:
-		jerr, _ := j.Error()
-		d.finish(false)
-		if jerr != nil {
-			fmt.Fprintln(c.stderr, jerr.Error())
-		} else {
-			fmt.Fprintf(c.stderr, "dojob: job %s ended in ERROR\n", id)
-		}
-		if cancelOnError {
-			if resp, err := cl.do(ctlRequest{Op: "cancel", ID: id}); err != nil {
-				c.fail(err)
-			} else {
-				j.set(*resp.Job)
-			}
-		} else {
-			fmt.Fprintf(c.stderr, "the job is kept; see: %s\n", c.hint("info", id))
-		}
-		if c.json {
-			c.printJSON(resultOf(j, jerr, false))
-		}
-		return exitFail, nil
-
-	default: // ACKNOWLEDGED or CANCELLED: another party ended it
-		d.finish(false)
-		if c.json {
-			c.printJSON(resultOf(j, nil, false))
-		}
-		return c.fail(fmt.Errorf("job %s ended in %s", id, st)), nil
-	}
+	return code, err
 }

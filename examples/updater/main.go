@@ -19,6 +19,14 @@
 //     resuming where the first run stopped. Its JobTransferred callback
 //     completes the job: the new version replaces the old one.
 //
+// Nothing unverified is installed: the job's file carries the release's
+// size and SHA-256 (as a release manifest would give them), so dojob checks
+// the digest as the bytes arrive — across the crash, from its saved state
+// — and the job is TRANSFERRED only if it matched; a FileTransferred
+// callback then runs the application's own check on the temporary file
+// (where a signature would be verified) and accepts it with
+// SetValidationState before JobTransferred installs it.
+//
 // Finally it checks the installed file against the release's SHA-256.
 package main
 
@@ -90,6 +98,8 @@ func run(ctx context.Context, stdout io.Writer, stateDir string) error {
 		dojobtest.Script(dojobtest.Drip(4<<20), dojobtest.OK()))
 	defer srv.Close()
 	release := srv.FileURL("/myapp-2.0.bin")
+	// What the release manifest says of the file.
+	rel := releaseInfo{url: release, size: releaseSize, checksum: "sha256:" + srv.SHA256("/myapp-2.0.bin")}
 
 	// The installed application, version 1.0.
 	installDir, err := os.MkdirTemp("", "myapp-install-")
@@ -106,7 +116,7 @@ func run(ctx context.Context, stdout io.Writer, stateDir string) error {
 
 	// First run: crashes once a quarter of the release has arrived.
 	logf("\n--- run 1")
-	if err := update(ctx, logf, stateDir, release, binary, releaseSize/4); err != nil {
+	if err := update(ctx, logf, stateDir, rel, binary, releaseSize/4); err != nil {
 		return err
 	}
 	// The old version is untouched: the download goes to a hidden
@@ -118,7 +128,7 @@ func run(ctx context.Context, stdout io.Writer, stateDir string) error {
 
 	// Second run: finds the job and finishes it.
 	logf("\n--- run 2 (restart)")
-	if err := update(ctx, logf, stateDir, release, binary, 0); err != nil {
+	if err := update(ctx, logf, stateDir, rel, binary, 0); err != nil {
 		return err
 	}
 
@@ -148,7 +158,8 @@ func run(ctx context.Context, stdout io.Writer, stateDir string) error {
 // callbacks, resume, and wait until the update is installed or has failed.
 // With crashAfter > 0 it "crashes" instead once that many bytes have
 // arrived: it returns, closing the Manager, with the job unfinished.
-func update(ctx context.Context, logf func(string, ...any), stateDir, release, dest string, crashAfter int64) error {
+func update(ctx context.Context, logf func(string, ...any), stateDir string, rel releaseInfo, dest string, crashAfter int64) error {
+	release := rel.url
 	// A short checkpoint interval keeps what a crash loses small.
 	m, err := dojob.NewManager(dojob.Config{StateDir: stateDir, CheckpointInterval: 50 * time.Millisecond})
 	if err != nil {
@@ -161,7 +172,7 @@ func update(ctx context.Context, logf func(string, ...any), stateDir, release, d
 		return err
 	}
 	if job == nil {
-		if job, err = createUpdate(m, release, dest); err != nil {
+		if job, err = createUpdate(m, rel, dest); err != nil {
 			return err
 		}
 		logf("created job %s (%s)", job.ID(), jobName)
@@ -177,6 +188,14 @@ func update(ctx context.Context, logf func(string, ...any), stateDir, release, d
 	crashed := make(chan struct{})
 	var crashOnce sync.Once
 	err = job.SetNotifyInterface(dojob.CallbackFuncs{
+		File: func(j *dojob.Job, f dojob.FileInfo) error {
+			// dojob matched the Checksum already (f.Verified); this is
+			// where the application's own check of the temporary file
+			// goes — a signature, say. Here: hash it again.
+			ok := f.Verified && fileChecksum(f.TemporaryName) == rel.checksum
+			logf("checked %s before installing: ok=%v", filepath.Base(f.TemporaryName), ok)
+			return j.SetValidationState(0, ok) // false: ERROR, and the file is fetched again
+		},
 		Transferred: func(j *dojob.Job) error {
 			// The canonical pattern: Complete renames the new file over
 			// the old one atomically. If it fails, returning the error
@@ -240,21 +259,49 @@ func findUpdate(m *dojob.Manager, logf func(string, ...any), release, dest strin
 	return nil, nil
 }
 
-// createUpdate creates the update job: one file, with the flags and
-// timeouts of a background update.
-func createUpdate(m *dojob.Manager, release, dest string) (*dojob.Job, error) {
+// releaseInfo is what a release manifest tells of the file: where it is,
+// its size and its checksum.
+type releaseInfo struct {
+	url      string
+	size     int64
+	checksum string // "sha256:<hex>"
+}
+
+// fileChecksum is the "sha256:<hex>" of the file at path, or "" if it
+// cannot be read.
+func fileChecksum(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// createUpdate creates the update job: one file with the release's size
+// and checksum, with the flags and timeouts of a background update.
+func createUpdate(m *dojob.Manager, rel releaseInfo, dest string) (*dojob.Job, error) {
 	job, err := m.CreateJob(jobName)
 	if err != nil {
 		return nil, err
 	}
 	for _, step := range []func() error{
-		func() error { return job.AddFile(release, dest) },
+		func() error {
+			return job.AddFileSet([]dojob.FileSpec{{RemoteURL: rel.url, LocalPath: dest, Size: rel.size, Checksum: rel.checksum}})
+		},
 		func() error { return job.SetDescription("myapp 2.0") },
 		func() error { return job.SetPriority(dojob.PriorityNormal) },
 		func() error { return job.SetMinimumRetryDelay(200 * time.Millisecond) },
 		func() error { return job.SetNoProgressTimeout(time.Minute) },
 		// JobModification too: the first run watches the progress.
-		func() error { return job.SetNotifyFlags(dojob.DefaultNotifyFlags | dojob.NotifyJobModification) },
+		// FileTransferred: the application's own check before installing.
+		func() error {
+			return job.SetNotifyFlags(dojob.DefaultNotifyFlags | dojob.NotifyJobModification | dojob.NotifyFileTransferred)
+		},
 	} {
 		if err := step(); err != nil {
 			_ = job.Cancel()

@@ -1,0 +1,317 @@
+package dojob
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Verification: a file added with a Checksum is hashed on the copy path as
+// its bytes are written (one hash.Write per buffer), and its digest is
+// compared when its last byte has arrived, before it counts as transferred.
+// The digest's state is saved with every durable checkpoint, so neither a
+// Suspend/Resume nor a restart after a crash reads the temporary file
+// again; only when no saved state matches the bytes kept is the file hashed
+// once from disk.
+
+// validationError is the error of a file that failed its check: fatal, in
+// context REMOTE_FILE — the server delivered something other than the file
+// the caller described (BITS reports a rejected file the same way).
+func validationError(format string, args ...any) *JobError {
+	return protocolError(ErrValidationFailed, format, args...)
+}
+
+// emptyLocked forgets every byte of f's temporary file (the caller empties
+// the file itself): f starts over from byte 0 with no validator, no known
+// size and no digest. The high-water mark keeps the most f ever held, so
+// the bytes fetched again are not progress.
+func (f *file) emptyLocked() {
+	f.hwm = f.markLocked()
+	f.done.Store(0)
+	f.durable = 0
+	f.etag, f.lastMod = "", ""
+	f.remoteSize = SizeUnknown
+	f.size = SizeUnknown
+	if f.ranges != nil {
+		f.size = rangesSize(f.ranges, SizeUnknown)
+	}
+	f.resetDigestLocked()
+}
+
+// ensureDigest gives the run a digest of f's f.done bytes in x.h, for a
+// file with a Checksum: the one a previous run of this process handed
+// back, else the state saved at the last checkpoint, else — only when
+// neither covers exactly the bytes kept — one computed by reading the
+// temporary file once.
+func (x *transfer) ensureDigest(f *file) error {
+	if f.sum == nil || x.hf == f { // f.sum never changes after AddFileSet
+		return nil
+	}
+	j := x.j
+	j.mu.Lock()
+	done := f.done.Load()
+	h := f.digest
+	if h != nil && f.digestLen != done {
+		h = nil
+	}
+	if h == nil && f.hashState != nil && f.hashLen == done {
+		h = f.newDigest()
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(f.hashState); err != nil {
+			h = nil // a damaged state: hash the file instead
+		}
+	}
+	f.digest = nil // this run owns it now
+	j.mu.Unlock()
+	if h == nil {
+		h = f.newDigest()
+		if done > 0 {
+			if err := hashFile(h, f.temp, done); err != nil {
+				return err
+			}
+			j.m.rehashes.Add(1)
+		}
+	}
+	x.h, x.hf = h, f
+	return nil
+}
+
+// hashFile feeds the first n bytes of the file at path to h.
+func hashFile(h io.Writer, path string, n int64) error {
+	fd, err := os.Open(path)
+	if err != nil {
+		return localError(err)
+	}
+	defer fd.Close()
+	if _, err := io.CopyN(h, fd, n); err != nil {
+		return localError(fmt.Errorf("hashing %s: %w", path, err))
+	}
+	return nil
+}
+
+// releaseDigest hands the run's digest of f back to f when the run stops
+// working on it, so the next run of this process continues it.
+func (x *transfer) releaseDigest(f *file) {
+	if x.hf != f {
+		return
+	}
+	j := x.j
+	j.mu.Lock()
+	if !f.transferred {
+		f.digest, f.digestLen = x.h, f.done.Load()
+	}
+	j.mu.Unlock()
+	x.h, x.hf = nil, nil
+}
+
+// digestState serialises the run's digest of f, or returns nil when f has
+// no Checksum (or the run holds no digest of it). It waits for the hashing
+// pipeline to catch up, so the state covers every byte written.
+func (x *transfer) digestState(f *file) []byte {
+	if x.hf != f || x.h == nil {
+		return nil
+	}
+	if x.pipe != nil {
+		x.pipe.drain()
+	}
+	state, err := x.h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return nil // the next run hashes the file from disk
+	}
+	return state
+}
+
+// verify checks a file whose last byte has arrived against its FileSpec:
+// its size, then its digest. A file that fails is emptied — its data is
+// discarded, so Resume downloads it again — and the error is
+// ErrValidationFailed.
+func (x *transfer) verify(tf *lazyTemp, f *file) error {
+	j := x.j
+	j.mu.Lock()
+	done, remoteSize := f.done.Load(), f.remoteSize
+	j.mu.Unlock()
+	var why string
+	switch {
+	case f.expSize > 0 && f.ranges == nil && done != f.expSize:
+		why = fmt.Sprintf("the file has %d bytes, not the expected %d", done, f.expSize)
+	case f.expSize > 0 && remoteSize != SizeUnknown && remoteSize != f.expSize:
+		why = fmt.Sprintf("the remote file has %d bytes, not the expected %d", remoteSize, f.expSize)
+	case f.sum != nil:
+		if err := x.ensureDigest(f); err != nil {
+			return err
+		}
+		if got := x.h.Sum(nil); !bytes.Equal(got, f.sum) {
+			why = fmt.Sprintf("the file's digest is %s, not the expected %s", hex.EncodeToString(got), hex.EncodeToString(f.sum))
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	if err := tf.Truncate(0); err != nil {
+		return localError(err)
+	}
+	if _, err := tf.Seek(0, io.SeekStart); err != nil {
+		return localError(err)
+	}
+	j.mu.Lock()
+	x.seen = 0
+	x.h, x.hf = nil, nil
+	f.emptyLocked()
+	j.version++
+	j.m.markDirty(j)
+	j.mu.Unlock()
+	j.m.logAsync(slog.LevelWarn, "dojob: file failed its check; its data is discarded", "job", j.id.String(), "url", redactURL(f.remote), "why", why)
+	return validationError("%s", why)
+}
+
+// SetValidationState records the caller's own check of a transferred file
+// (IBackgroundCopyFile3::SetValidationState), file being its index in
+// Files. Typically called from FileTransferred after checking a signature
+// of the file's TemporaryName.
+//
+// valid = true marks the file Verified. valid = false rejects it, as a
+// checksum mismatch does: its data is discarded (BytesTransferred 0), it is
+// no longer transferred, and a job that is trying to transfer or is
+// TRANSFERRED stops and moves to ERROR with ErrValidationFailed (context
+// REMOTE_FILE) and that file, so JobError is called; Resume downloads the
+// file again. A SUSPENDED job, or one already in ERROR, keeps its state
+// and error: the file is fetched again when it is resumed.
+//
+// An index out of range is ErrInvalidArg; a file that is not transferred,
+// or already completed, is ErrInvalidState; a job in a final state is
+// ErrInvalidState.
+func (j *Job) SetValidationState(file int, valid bool) error {
+	j.opMu.Lock()
+	defer j.opMu.Unlock()
+	j.mu.Lock()
+	if err := j.mutableLocked(); err != nil {
+		j.mu.Unlock()
+		return err
+	}
+	if file < 0 || file >= len(j.files) {
+		n := len(j.files)
+		j.mu.Unlock()
+		return errorf(ErrInvalidArg, "file index %d out of range (the job has %d files)", file, n)
+	}
+	f := j.files[file]
+	if !f.transferred || f.completed {
+		j.mu.Unlock()
+		return errorf(ErrInvalidState, "file %d is not transferred (or already completed)", file)
+	}
+	if valid {
+		if f.verified {
+			j.mu.Unlock()
+			return nil
+		}
+		f.verified = true
+		j.modified = time.Now()
+		j.version++
+		j.mu.Unlock()
+		return j.m.persist(j)
+	}
+	last := j.last
+	f.transferred, f.verified = false, false
+	f.emptyLocked()
+	e := validationError("the caller rejected the file (SetValidationState)")
+	fi := f.infoLocked()
+	e.File = &fi
+	j.modified = time.Now()
+	j.version++
+	if j.state.active() || j.state == StateTransferred {
+		j.stopTransferLocked()
+		j.failLocked(e)
+	}
+	temp := f.temp
+	j.mu.Unlock()
+	if last != nil {
+		<-last.done // no transfer goroutine has a file open from here on
+	}
+	if err := os.Truncate(temp, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		j.m.log.Warn("dojob: emptying a rejected file", "job", j.id.String(), "file", temp, "err", err)
+	}
+	return j.m.persist(j)
+}
+
+// hashPipeDepth is the number of copy buffers a transfer with a Checksum
+// cycles through: one being read and written while the others wait for, or
+// are in, the hashing goroutine.
+const hashPipeDepth = 4
+
+// hashPipe hashes the buffers the copy loop has written on a goroutine of
+// its own, so a download with a Checksum is not slowed by SHA-256 running
+// in line. Buffers are hashed in the order sent; a buffer is reused only
+// once it has been hashed. The copy loop owns the pipe and its goroutine:
+// stop waits for it.
+type hashPipe struct {
+	x        *transfer
+	bufs     []*[]byte     // bufs[0] is x.buf; the others come from the pool
+	work     chan []byte   // written bytes for the hasher, in order
+	hashed   chan struct{} // one token per buffer hashed
+	exited   chan struct{} // closed when the hasher returns
+	nexti    int           // the buffer to use next (index into bufs, mod depth)
+	inflight int           // buffers sent and not yet known to be hashed
+}
+
+func (x *transfer) startHashPipe() *hashPipe {
+	p := &hashPipe{
+		x:      x,
+		bufs:   make([]*[]byte, hashPipeDepth),
+		work:   make(chan []byte, hashPipeDepth),
+		hashed: make(chan struct{}, hashPipeDepth),
+		exited: make(chan struct{}),
+	}
+	p.bufs[0] = x.buf
+	for i := 1; i < hashPipeDepth; i++ {
+		p.bufs[i] = x.j.m.bufs.Get().(*[]byte)
+	}
+	h := x.h
+	go func() {
+		defer close(p.exited)
+		for b := range p.work {
+			h.Write(b)
+			p.hashed <- struct{}{}
+		}
+	}()
+	x.pipe = p
+	return p
+}
+
+// next returns a buffer that is free to read into, waiting for the hasher
+// if every buffer is in flight.
+func (p *hashPipe) next() []byte {
+	if p.inflight == hashPipeDepth {
+		<-p.hashed
+		p.inflight--
+	}
+	return *p.bufs[p.nexti]
+}
+
+// send queues the bytes just written from the buffer next returned.
+func (p *hashPipe) send(b []byte) {
+	p.work <- b
+	p.inflight++
+	p.nexti = (p.nexti + 1) % hashPipeDepth
+}
+
+// drain waits until every byte sent is hashed.
+func (p *hashPipe) drain() {
+	for ; p.inflight > 0; p.inflight-- {
+		<-p.hashed
+	}
+}
+
+// stop drains the pipe, ends its goroutine and returns its extra buffers.
+func (p *hashPipe) stop() {
+	p.drain()
+	close(p.work)
+	<-p.exited
+	for _, b := range p.bufs[1:] {
+		p.x.j.m.bufs.Put(b)
+	}
+	p.x.pipe = nil
+}

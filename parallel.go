@@ -196,12 +196,7 @@ func (x *transfer) runParallel(n int) {
 		x.subs = slices.DeleteFunc(x.subs, func(w *transfer) bool { return w == r.w })
 		switch {
 		case r.err == nil && j.xfer == x:
-			r.f.transferred = true
-			r.f.durable = r.f.done.Load()
-			j.version++
-			j.noteProgressLocked() // a finished file is progress (see run)
-			j.queueFileLocked(r.f)
-			m.markDirty(j)
+			j.fileDoneLocked(r.f)
 		case r.err != nil && failed == nil && context.Cause(ctx) != errSiblingFailed:
 			failed, failedFile = r.err, r.f
 			cancel(errSiblingFailed)

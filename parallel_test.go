@@ -148,3 +148,76 @@ func TestMaxParallelFilesValidatedAndPersisted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 8, j.MaxParallelFiles())
 }
+
+// TestParallelSetRemoteName: SetRemoteName of a file that one of the
+// parallel files is transferring switches it to the new URL at once (the
+// attempt stops, every file keeps its bytes, and the new request resumes
+// with a Range), as it does for a job that transfers one file at a time.
+func TestParallelSetRemoteName(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const size = 256 << 10
+		r := newRig(t, dojob.Config{}, dojobtest.WithSize(size), dojobtest.WithRate(64<<10))
+		j, err := r.m.CreateJob("switch")
+		require.NoError(t, err)
+		require.NoError(t, j.AddFile(r.tr.FileURL("/f"), r.local("/f")))
+		require.NoError(t, j.AddFile(r.tr.FileURL("/g")+"?sig=first", r.local("/g")))
+		require.NoError(t, j.SetMaxParallelFiles(2))
+		require.NoError(t, j.Resume())
+		_, err = r.tr.AwaitRequests(t.Context(), func(reqs []dojobtest.Request) bool {
+			for _, q := range reqs {
+				if q.Path == "/g" && q.BodyBytes >= 64<<10 {
+					return true
+				}
+			}
+			return false
+		})
+		require.NoError(t, err)
+		require.NoError(t, j.SetRemoteName(1, r.tr.FileURL("/g")+"?sig=second"))
+		st, err := j.Wait(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, dojob.StateTransferred, st)
+		reqs := r.tr.RequestsFor("/g")
+		require.Len(t, reqs, 2)
+		assert.Equal(t, "/g?sig=first", reqs[0].URL)
+		assert.Equal(t, "/g?sig=second", reqs[1].URL)
+		assert.Regexp(t, `^bytes=\d+-$`, reqs[1].Range)
+		assert.NotEqual(t, "bytes=0-", reqs[1].Range)
+		assert.Equal(t, 0, j.ErrorCount())
+		require.NoError(t, j.Complete())
+		r.requireFile("/f")
+		r.requireFile("/g")
+	})
+}
+
+// TestParallelChecksums: files with a Checksum transferred three at a time,
+// with checkpoints (a state directory) and one file stalling halfway, are
+// each verified as their last byte arrives — the stalled one's digest
+// carried over its resume — and the job reaches TRANSFERRED with every
+// file Verified and holding the server's bytes.
+func TestParallelChecksums(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const size = 256 << 10
+		paths := []string{"/a", "/b", "/c"}
+		r := newRig(t, dojob.Config{StateDir: filepath.Join(t.TempDir(), "state"), CheckpointInterval: 100 * time.Millisecond, StallTimeout: 10 * time.Second},
+			dojobtest.WithSize(size), dojobtest.WithRate(64<<10), dojobtest.ScriptFor("/b", dojobtest.StallAfter(128<<10), dojobtest.OK()))
+		j, err := r.m.CreateJob("sums")
+		require.NoError(t, err)
+		var specs []dojob.FileSpec
+		for _, p := range paths {
+			specs = append(specs, dojob.FileSpec{RemoteURL: r.tr.FileURL(p), LocalPath: r.local(p), Checksum: sha256Of(r.tr.Content(p)), Size: size})
+		}
+		require.NoError(t, j.AddFileSet(specs))
+		require.NoError(t, j.SetMaxParallelFiles(3))
+		require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+		reqs := r.tr.RequestsFor("/b")
+		require.Len(t, reqs, 2)
+		assert.Equal(t, "bytes=131072-", reqs[1].Range, "resumed after the bytes it had")
+		for _, f := range j.Files() {
+			assert.True(t, f.Verified, f.LocalPath)
+		}
+		require.NoError(t, j.Complete())
+		for _, p := range paths {
+			r.requireFile(p)
+		}
+	})
+}

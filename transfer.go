@@ -180,20 +180,27 @@ func (x *transfer) run() {
 			j.mu.Unlock()
 			return
 		}
-		f.transferred = true
-		f.verified = f.sum != nil // transferFile compared the digest
-		f.resetDigestLocked()
-		f.durable = f.done.Load()
-		j.version++
-		// A finished file is progress even if every byte of it was fetched
-		// before (a file that started over and ended below its old mark,
-		// e.g. new content that is shorter): the job is a file further on,
-		// and a file finishes once, so this cannot keep a job alive.
-		j.noteProgressLocked()
-		j.queueFileLocked(f)
-		m.markDirty(j)
+		j.fileDoneLocked(f)
 		j.mu.Unlock()
 	}
+}
+
+// fileDoneLocked records that transferFile brought f to completion (every
+// byte fsynced, and verified if it has a Checksum). Both run and a parallel
+// run's files (parallel.go) end here.
+func (j *Job) fileDoneLocked(f *file) {
+	f.transferred = true
+	f.verified = f.sum != nil // transferFile compared the digest
+	f.resetDigestLocked()
+	f.durable = f.done.Load()
+	j.version++
+	// A finished file is progress even if every byte of it was fetched
+	// before (a file that started over and ended below its old mark,
+	// e.g. new content that is shorter): the job is a file further on,
+	// and a file finishes once, so this cannot keep a job alive.
+	j.noteProgressLocked()
+	j.queueFileLocked(f)
+	j.m.markDirty(j)
 }
 
 // endRunLocked detaches the finishing run from the job. It takes the clock's

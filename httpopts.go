@@ -356,7 +356,9 @@ func isCode(err error, code HRESULT) bool {
 // with If-Range and the validator the old URL gave, so the file continues at
 // its offset only if the new URL serves the same content (a 206 with the
 // same total), and starts over otherwise. A file already transferred is
-// never downloaded again.
+// never downloaded again. The URL is the primary source (FileInfo.RemoteURL):
+// a file that had failed over to one of its Mirrors goes back to it, and
+// its mirrors stay as they are (ReplaceRemotePrefix changes primaries only).
 func (j *Job) SetRemoteName(file int, remoteURL string) error {
 	if err := checkRemoteURL(remoteURL); err != nil {
 		return err
@@ -418,6 +420,9 @@ func (j *Job) ReplaceRemotePrefix(oldPrefix, newPrefix string) error {
 // place in line, as a pre-emption does. A transfer of another file, or no
 // transfer, takes the new URL when it gets to f.
 func (j *Job) switchRemoteLocked(f *file) {
+	// The caller's new URL is the one to use: a file that had failed over
+	// to a mirror goes back to its primary (mirrors.go).
+	f.src = 0
 	x := j.xfer
 	if x == nil || x.cur != f || f.transferred {
 		return

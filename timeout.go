@@ -197,8 +197,16 @@ func (j *Job) onTick(now time.Duration) {
 		if n := f.done.Load(); n != x.seen {
 			x.seen, x.seenAt = n, now
 		} else if now-x.seenAt >= j.m.cfg.StallTimeout {
-			x.cancel(errStalled)
-			return
+			if x.fcancel == nil {
+				x.cancel(errStalled)
+				return
+			}
+			// Only this attempt stops: the file may fail over to its
+			// next source (mirrors.go), and the run's next attempt
+			// is watched afresh.
+			x.fcancel(errStalled)
+			x.fcancel = nil
+			x.seenAt = now
 		}
 	}
 	if b := j.bytesLocked(); b != j.notedBytes {

@@ -306,10 +306,12 @@ type ctlRequest struct {
 	Settings *ctlSettings `json:"settings,omitempty"`
 }
 
-// ctlFile is a file of a get: its URL and its absolute destination.
+// ctlFile is a file of a get: its URL, its absolute destination and its
+// mirrors (--mirror).
 type ctlFile struct {
-	URL  string `json:"url"`
-	Path string `json:"path"`
+	URL     string   `json:"url"`
+	Path    string   `json:"path"`
+	Mirrors []string `json:"mirrors,omitempty"`
 }
 
 // ctlSettings are the job flags of a get or resume.
@@ -648,7 +650,7 @@ func (ss *session) handle(req ctlRequest) (resp ctlResponse) {
 			}
 			specs := make([]fileSpec, len(req.Files))
 			for i, f := range req.Files {
-				specs[i] = fileSpec{url: f.URL, path: f.Path}
+				specs[i] = fileSpec{url: f.URL, path: f.Path, mirrors: f.Mirrors}
 			}
 			always = true
 			if j = findJob(m, specs); j != nil {

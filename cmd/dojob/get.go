@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -91,9 +92,25 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 
 // fileSpec is one file of a get: where from, where to.
 type fileSpec struct {
-	url  string // as given
-	path string // absolute and clean
+	url     string   // as given
+	path    string   // absolute and clean
+	mirrors []string // --mirror: other URLs of the same file, tried in order
 }
+
+// mirrorFlag is the repeatable --mirror URL flag.
+type mirrorFlag []string
+
+// String returns the mirrors with their secrets hidden.
+func (f *mirrorFlag) String() string {
+	var out []string
+	for _, u := range *f {
+		out = append(out, redact(u))
+	}
+	return strings.Join(out, ",")
+}
+
+// Set adds one mirror.
+func (f *mirrorFlag) Set(s string) error { *f = append(*f, s); return nil }
 
 // get implements "dojob get [flags] URL...".
 func (c *cli) get(args []string) int {
@@ -110,6 +127,8 @@ func (c *cli) get(args []string) int {
 	mf.register(fs)
 	var hf httpFlags
 	hf.register(fs)
+	var mirrors mirrorFlag
+	fs.Var(&mirrors, "mirror", "")
 	urls, err := parseArgs(fs, args)
 	if err == nil {
 		err = jf.parsed(fs)
@@ -121,6 +140,13 @@ func (c *cli) get(args []string) int {
 		return c.usageError(err)
 	}
 	specs, err := destinations(urls, *out, *dir)
+	if err == nil && len(mirrors) > 0 {
+		if len(specs) != 1 {
+			err = errors.New("get: --mirror takes a single URL (the mirrors are other URLs of that file)")
+		} else {
+			specs[0].mirrors = mirrors
+		}
+	}
 	if err != nil {
 		return c.usageError(err)
 	}
@@ -296,7 +322,7 @@ func findJob(m *dojob.Manager, specs []fileSpec) *dojob.Job {
 		}
 		same := true
 		for i, f := range files {
-			if f.RemoteURL != specs[i].url || f.LocalPath != specs[i].path || f.Ranges != nil {
+			if f.RemoteURL != specs[i].url || f.LocalPath != specs[i].path || f.Ranges != nil || !slices.Equal(f.Mirrors, specs[i].mirrors) {
 				same = false
 				break
 			}
@@ -323,7 +349,7 @@ func createJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
 		return nil, err
 	}
 	for _, s := range specs {
-		if err := j.AddFile(s.url, s.path); err != nil {
+		if err := j.AddFileSet([]dojob.FileSpec{{RemoteURL: s.url, LocalPath: s.path, Mirrors: s.mirrors}}); err != nil {
 			_ = j.Cancel()
 			return nil, fmt.Errorf("adding %s: %w", redact(s.url), err)
 		}

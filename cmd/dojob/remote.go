@@ -134,7 +134,7 @@ func (c *cli) remoteFail(err error) (int, error) {
 func (c *cli) getRemote(cl *ctlClient, specs []fileSpec, jf *jobFlags, cancelOnError bool) (int, error) {
 	req := ctlRequest{Op: "get", Settings: settingsOf(jf, true)}
 	for _, s := range specs {
-		req.Files = append(req.Files, ctlFile{URL: s.url, Path: s.path})
+		req.Files = append(req.Files, ctlFile{URL: s.url, Path: s.path, Mirrors: s.mirrors})
 	}
 	resp, err := cl.do(req)
 	if err != nil {

@@ -103,6 +103,9 @@ Flags:
                        URL's own origin, never to another after a redirect
   --user NAME          Basic credentials for the server; the password comes
                        from $DOJOB_PASSWORD or is asked for on the terminal
+  --mirror URL         another URL of the same file (repeatable; only with a
+                       single URL): a failing source moves the download to
+                       the next one at once
 ` + transferFlagsHelp,
 
 	"resume": `usage: %[1]s resume [flags] ID

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -166,6 +169,9 @@ func TestGetVerifyUsageErrors(t *testing.T) {
 	nothex := writeSums("nothex", strings.Repeat("g", 64)+"  a.bin\n")
 	twice := writeSums("twice", good+"  x/a.bin\n"+strings.Repeat("0", 64)+"  y/a.bin\n")
 	a, b := s.FileURL("/a.bin"), s.FileURL("/b.bin")
+	none := filepath.Join(sumsDir, "none")
+	_, noneErr := os.Open(none)
+	require.Error(t, noneErr)
 
 	for _, tc := range []struct {
 		name string
@@ -177,7 +183,7 @@ func TestGetVerifyUsageErrors(t *testing.T) {
 		{"short digest", []string{"--checksums", short, a, b}, "dojob: get: " + short + ", line 2: a checksum of 40 characters; sha256 has 64 hex digits, sha512 128\n"},
 		{"not hex", []string{"--checksums", nothex, a}, "dojob: get: " + nothex + `, line 1: "` + strings.Repeat("g", 64) + `" is not hex` + "\n"},
 		{"two checksums", []string{"--checksums", twice, a}, "dojob: get: " + twice + ", lines 1 and 2: two checksums for a.bin\n"},
-		{"no such file", []string{"--checksums", filepath.Join(sumsDir, "none"), a}, "dojob: get: --checksums: open " + filepath.Join(sumsDir, "none") + ": no such file or directory\n"},
+		{"no such file", []string{"--checksums", none, a}, "dojob: get: --checksums: " + noneErr.Error() + "\n"},
 		{"checksum with two URLs", []string{"--checksum", "sha256:" + good, a, b}, "dojob: get: --checksum takes a single URL; use --checksums FILE for several\n"},
 		{"size with two URLs", []string{"--size", "5", a, b}, "dojob: get: --size takes a single URL\n"},
 		{"both", []string{"--checksum", "sha256:" + good, "--checksums", missing, a}, "dojob: get: --checksum and --checksums exclude each other\n"},
@@ -321,4 +327,62 @@ func TestReadChecksumsEscapedName(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, []byte(`\`+hexSum+`  a\x`+"\n"), 0o600))
 	_, err = readChecksums(p)
 	assert.EqualError(t, err, "get: "+p+`, line 1: unknown escape \x in the name`)
+}
+
+func TestHelpGetDocumentsVerification(t *testing.T) {
+	r := runCmd(t, testCtx(t, 10*time.Second), "help", "get")
+	require.Equal(t, exitOK, r.code)
+	for _, flag := range []string{"\n  --checksum ALG:HEX ", "\n  --checksums FILE ", "\n  --size N ", "BG_E_VALIDATION_FAILED"} {
+		assert.Contains(t, r.stdout, flag)
+	}
+}
+
+// TestGetRemoteOlderHolder: a holder from before checksums ignores the
+// fields and answers with a job that does not check its file; the client
+// cancels that job and fails rather than download unchecked.
+func TestGetRemoteOlderHolder(t *testing.T) {
+	client, holder := net.Pipe()
+	cl := &ctlClient{conn: client, r: bufio.NewReader(client)}
+	defer cl.close()
+	id := dojob.JobID{1, 2, 3}
+	reqs := make(chan ctlRequest, 2)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		defer holder.Close()
+		r, enc := bufio.NewReader(holder), json.NewEncoder(holder)
+		for range 2 {
+			line, err := r.ReadBytes('\n')
+			if err != nil {
+				return
+			}
+			var req ctlRequest
+			if json.Unmarshal(line, &req) != nil {
+				return
+			}
+			reqs <- req
+			// The job as an older holder makes it: no checksum.
+			snap := jobSnapshot{JobID: id, Name: "f.bin", St: dojob.StateQueued,
+				FileList: []dojob.FileInfo{{RemoteURL: "http://127.0.0.1:1/f.bin", LocalPath: "/tmp/f.bin"}}}
+			if enc.Encode(ctlResponse{Job: &snap}) != nil {
+				return
+			}
+		}
+	}()
+	var out, errb bytes.Buffer
+	c := &cli{ctx: testCtx(t, 10*time.Second), stdout: &out, stderr: &errb, opts: options{prog: "dojob"}}
+	specs := []fileSpec{{url: "http://127.0.0.1:1/f.bin", path: "/tmp/f.bin", checksum: wrongSHA256}}
+	var jf jobFlags
+	jf.set = map[string]bool{}
+	code, err := c.getRemote(cl, specs, &jf, true)
+	cl.close() // ends the fake holder if it still waits for a request
+	<-served
+	require.NoError(t, err)
+	assert.Equal(t, exitFail, code)
+	assert.Equal(t, "dojob: get: the dojob command holding the state directory is older and cannot check checksums or sizes; run this get when it is done, or with another --state-dir\n", errb.String())
+	require.Len(t, reqs, 2)
+	get, cancel := <-reqs, <-reqs
+	assert.Equal(t, "get", get.Op)
+	assert.Equal(t, []ctlFile{{URL: specs[0].url, Path: specs[0].path, Checksum: wrongSHA256}}, get.Files)
+	assert.Equal(t, ctlRequest{Op: "cancel", ID: id}, cancel)
 }

@@ -151,6 +151,8 @@ func (c *cli) get(args []string) int {
 		j, err := findJob(m, specs)
 		if ce := (*conflictError)(nil); errors.As(err, &ce) {
 			return c.conflict(err, ce.id)
+		} else if err != nil {
+			return c.fail(err)
 		}
 		continued := j != nil
 		if j != nil {
@@ -369,7 +371,10 @@ func createJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
 	}
 	if err := j.AddFileSet(set); err != nil {
 		_ = j.Cancel()
-		return nil, fmt.Errorf("adding the files: %w", err)
+		if len(specs) == 1 {
+			return nil, fmt.Errorf("adding %s: %w", redact(specs[0].url), err)
+		}
+		return nil, fmt.Errorf("adding the files: %w", err) // the error names the file
 	}
 	return j, nil
 }

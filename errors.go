@@ -275,8 +275,14 @@ func (e *JobError) Error() string {
 		b.WriteString("]")
 	}
 	if e.File != nil {
+		// The URL of the source that failed: a mirror's, when the file
+		// had moved to one.
+		u := e.File.RemoteURL
+		if e.File.SourceURL != "" {
+			u = e.File.SourceURL
+		}
 		b.WriteString(": ")
-		b.WriteString(redactURL(e.File.RemoteURL))
+		b.WriteString(redactURL(u))
 	}
 	if e.Err != nil {
 		b.WriteString(": ")

@@ -72,9 +72,15 @@ type FileInfo struct {
 	ExpectedSize int64
 	Checksum     string
 	Verified     bool
-	// Mirrors are the alternative URLs given in FileSpec.Mirrors. They are
-	// validated and kept, but not used yet: every request goes to RemoteURL.
+	// Mirrors are the alternative URLs given in FileSpec.Mirrors, in the
+	// order they are tried after RemoteURL.
 	Mirrors []string
+	// Source is the source the file's requests go to now: 0 for
+	// RemoteURL, i for Mirrors[i-1]. SourceURL is that URL (print it with
+	// RedactURL). A file moves to its next source when the one in use fails
+	// (FileSpec.Mirrors); the source is persisted with the job.
+	Source    int
+	SourceURL string
 	// TemporaryName is the hidden file that holds the data until Complete
 	// renames it to LocalPath (IBackgroundCopyFile3::GetTemporaryName): a
 	// FileTransferred callback may read it to check a signature before
@@ -102,9 +108,18 @@ type FileSpec struct {
 	// again.
 	Checksum string
 	// Mirrors are alternative URLs of the same file (http or https, at
-	// most 2,200 characters each). They are validated, persisted and shown
-	// in FileInfo.Mirrors, but not used yet: a later release will fail over
-	// to them; today every request goes to RemoteURL.
+	// most 2,200 characters each), tried in order after RemoteURL. An error
+	// attributable to the source in use (a connection failure, a stall, an
+	// HTTP status, a size other than Size) moves the file to the next
+	// source at once; the job goes to TRANSIENT_ERROR only when every
+	// source has failed since the file last made progress, to ERROR when
+	// every one of them failed fatally (404, 403, a TLS failure), and the
+	// no-progress timeout counts from the first failure of any source. On
+	// another source the file continues at its offset when it has a
+	// Checksum, or when the new source serves the same strong ETag (else
+	// Last-Modified) and size; otherwise it starts over. Custom headers go
+	// to every source; Authorization, Cookie and credentials only to
+	// RemoteURL's origin. FileInfo.Source tells which source is in use.
 	Mirrors []string
 }
 
@@ -143,11 +158,15 @@ type file struct {
 	restartReason string // why, the last time
 
 	respHeader http.Header // the last response's headers; replaced, never modified
+
+	// src is the source requests go to (0: remote, i: mirrors[i-1]);
+	// valSrc the source whose response gave etag and lastMod (mirrors.go).
+	src, valSrc int
 	// Verification (never change after AddFileSet but verified).
 	expSize  int64    // FileSpec.Size; 0 when not given
 	checksum string   // FileSpec.Checksum, normalised; "" when none
 	sum      []byte   // the expected digest; nil when none
-	mirrors  []string // FileSpec.Mirrors (not used yet)
+	mirrors  []string // FileSpec.Mirrors
 	verified bool     // the checksum matched, or SetValidationState(i, true)
 
 	// The running digest of the bytes in temp. digest is handed from one
@@ -176,6 +195,8 @@ func (f *file) infoLocked() FileInfo {
 		ExpectedSize:     f.expSize,
 		Checksum:         f.checksum,
 		Verified:         f.verified,
+		Source:           f.src,
+		SourceURL:        f.sourceURLLocked(),
 	}
 	if !f.completed {
 		fi.TemporaryName = f.temp

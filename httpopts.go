@@ -21,7 +21,8 @@ import (
 // client's Transport is wrapped (optsTransport) so that each hop — the first
 // request and every redirect — gets them by one rule: the sensitive ones
 // (credentials, Authorization, Proxy-Authorization, Cookie) only when the hop
-// goes to the file's own origin (scheme, host and port), the others always.
+// goes to the origin (scheme, host and port) of the file's RemoteURL — also
+// when the request is for one of its mirrors — the others always.
 
 // maxCustomHeaders is the most characters the serialized custom headers
 // ("Name: value\r\n" each) may have: BITS's 16,384 including the NUL.
@@ -224,9 +225,10 @@ func checkHeaders(h http.Header) (http.Header, error) {
 // SetCustomHeaders sets the headers sent with every request of the job
 // (IBackgroundCopyJobHttpOptions::SetCustomHeaders, DO's HttpCustomHeaders),
 // replacing those set before; nil or an empty Header removes them. They go
-// with first requests, resumes and retries, to each file's own origin;
-// after a redirect to another origin (scheme, host and port) Authorization,
-// Proxy-Authorization and Cookie are not sent, the other headers are.
+// with first requests, resumes and retries, to each file's own origin and
+// to its mirrors; Authorization, Proxy-Authorization and Cookie go only to
+// the origin (scheme, host and port) of the file's RemoteURL — not to a
+// mirror of another origin, nor after a redirect to one.
 //
 // Names must be HTTP tokens and values must hold no control character (CR,
 // LF, NUL...): ErrInvalidArg. Headers dojob sets itself (Range, If-Range,
@@ -287,7 +289,8 @@ func (j *Job) MakeCustomHeadersWriteOnly() error {
 // a user name with ':' or a control character in either
 // ErrInvalidCredentials.
 //
-// Server credentials go with every request to each file's own origin as
+// Server credentials go with every request to the origin of each file's
+// RemoteURL (a mirror there too, not a mirror elsewhere) as
 // "Authorization: Basic ..." (they replace a custom Authorization header),
 // never to another origin a redirect leads to. A server that still answers
 // 401 sends the job to ERROR with BG_E_HTTP_ERROR_401. Proxy credentials
@@ -356,7 +359,9 @@ func isCode(err error, code HRESULT) bool {
 // with If-Range and the validator the old URL gave, so the file continues at
 // its offset only if the new URL serves the same content (a 206 with the
 // same total), and starts over otherwise. A file already transferred is
-// never downloaded again.
+// never downloaded again. The URL is the primary source (FileInfo.RemoteURL):
+// a file that had failed over to one of its Mirrors goes back to it, and
+// its mirrors stay as they are (ReplaceRemotePrefix changes primaries only).
 func (j *Job) SetRemoteName(file int, remoteURL string) error {
 	if err := checkRemoteURL(remoteURL); err != nil {
 		return err
@@ -382,7 +387,8 @@ func (j *Job) SetRemoteName(file int, remoteURL string) error {
 // that AddFile would refuse (not http or https, no host, over 2,200
 // characters), is ErrInvalidArg and changes nothing. No matching URL is not
 // an error and changes nothing (BITS's S_FALSE). Each changed file behaves
-// as with SetRemoteName.
+// as with SetRemoteName. Only the RemoteURLs are compared and changed, never
+// FileSpec.Mirrors.
 func (j *Job) ReplaceRemotePrefix(oldPrefix, newPrefix string) error {
 	if oldPrefix == "" || newPrefix == "" {
 		return errorf(ErrInvalidArg, "a remote prefix is empty")
@@ -418,6 +424,9 @@ func (j *Job) ReplaceRemotePrefix(oldPrefix, newPrefix string) error {
 // place in line, as a pre-emption does. A transfer of another file, or no
 // transfer, takes the new URL when it gets to f.
 func (j *Job) switchRemoteLocked(f *file) {
+	// The caller's new URL is the one to use: a file that had failed over
+	// to a mirror goes back to its primary (mirrors.go).
+	f.src = 0
 	x := j.xfer
 	if x == nil || !x.transferringLocked(f) || f.transferred {
 		return

@@ -75,7 +75,10 @@ func (x *transfer) stalledLocked(now, stall time.Duration) bool {
 	return false
 }
 
-// watchLocked is stalledLocked for the one file x is transferring.
+// watchLocked is stalledLocked for the one file x is transferring. A
+// stalled attempt that has a context of its own (fcancel) is stopped alone
+// — the file may fail over to its next source (mirrors.go) — and watched
+// afresh; otherwise the stall stops the run.
 func (x *transfer) watchLocked(now, stall time.Duration) bool {
 	f := x.cur
 	if f == nil {
@@ -85,7 +88,16 @@ func (x *transfer) watchLocked(now, stall time.Duration) bool {
 		x.seen, x.seenAt = n, now
 		return false
 	}
-	return now-x.seenAt >= stall
+	if now-x.seenAt < stall {
+		return false
+	}
+	if x.fcancel == nil {
+		return true
+	}
+	x.fcancel(errStalled)
+	x.fcancel = nil
+	x.seenAt = now
+	return false
 }
 
 // transferringLocked reports whether the run is transferring f, itself or
@@ -160,7 +172,7 @@ func (x *transfer) runParallel(n int) {
 			w.cur, w.seen, w.seenAt = f, f.done.Load(), m.now()
 			x.subs = append(x.subs, w)
 			busy[f] = true
-			wg.Go(func() { results <- fileResult{w, f, w.transferFile(f)} })
+			wg.Go(func() { results <- fileResult{w, f, w.runFile(f)} })
 		}
 		if len(busy) == 0 {
 			switch {
@@ -202,5 +214,46 @@ func (x *transfer) runParallel(n int) {
 			cancel(errSiblingFailed)
 		}
 		j.mu.Unlock()
+	}
+}
+
+// runFile is one file of a parallel run: its attempts over the file's
+// sources, as run makes them for a file (a source's failure moves the file
+// to its next source, mirrors.go), until it is done, fails for good, or the
+// run stops — then the run decides (an error of a stopped run is returned
+// as it is).
+func (w *transfer) runFile(f *file) error {
+	j := w.j
+	for {
+		j.mu.Lock()
+		fctx, fcancel := context.WithCancelCause(w.ctx)
+		w.fctx, w.fcancel = fctx, fcancel
+		j.mu.Unlock()
+
+		err := w.transferFile(f)
+
+		j.mu.Lock()
+		w.fcancel = nil
+		fcancel(errStopped)
+		if err == nil || !w.liveLocked() || w.ctx.Err() != nil {
+			j.mu.Unlock()
+			return err
+		}
+		if context.Cause(fctx) == errStalled {
+			err = &sourceError{errStalled} // the watchdog stopped this source's attempt
+		}
+		e := classify(err)
+		fi := f.infoLocked()
+		e.File = &fi
+		if fromSource(err, e) {
+			next, final := j.failoverLocked(w, f, e)
+			if next {
+				j.mu.Unlock()
+				continue
+			}
+			e = final
+		}
+		j.mu.Unlock()
+		return e
 	}
 }

@@ -221,3 +221,35 @@ func TestParallelChecksums(t *testing.T) {
 		}
 	})
 }
+
+// TestParallelMirrorFailover: a file of a parallel run whose primary
+// answers 503 moves to its mirror at once, as it does one file at a time:
+// the job never leaves the attempt (no TRANSIENT_ERROR, no error counted)
+// and every file ends with the server's bytes.
+func TestParallelMirrorFailover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const size = 64 << 10
+		r := newRig(t, dojob.Config{}, dojobtest.WithSize(size), dojobtest.AlwaysFor("/a", dojobtest.Status(http.StatusServiceUnavailable)))
+		j, err := r.m.CreateJob("mirrors")
+		require.NoError(t, err)
+		require.NoError(t, j.AddFileSet([]dojob.FileSpec{
+			{RemoteURL: r.tr.FileURL("/a"), LocalPath: r.local("/a"), Mirrors: []string{r.tr.FileURL("/a-mirror")}},
+			{RemoteURL: r.tr.FileURL("/b"), LocalPath: r.local("/b")},
+		}))
+		require.NoError(t, j.SetMaxParallelFiles(2))
+		rec := dojobtest.NewRecorder()
+		require.NoError(t, j.SetNotifyFlags(dojob.DefaultNotifyFlags|dojob.NotifyJobModification))
+		require.NoError(t, j.SetNotifyInterface(rec))
+		require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+		synctest.Wait()
+		assert.NotContains(t, stateMoves(rec), "TRANSFERRING->TRANSIENT_ERROR")
+		assert.NotContains(t, stateMoves(rec), "CONNECTING->TRANSIENT_ERROR")
+		assert.Zero(t, j.ErrorCount())
+		assert.Len(t, r.tr.RequestsFor("/a"), 1)
+		assert.Len(t, r.tr.RequestsFor("/a-mirror"), 1)
+		assert.Equal(t, 1, j.Files()[0].Source)
+		require.NoError(t, j.Complete())
+		assert.Equal(t, r.tr.SHA256("/a-mirror"), fileSHA256(t, r.local("/a")))
+		r.requireFile("/b")
+	})
+}

@@ -372,6 +372,11 @@ type recordFile struct {
 	Verified     bool     `json:"verified,omitempty"`
 	HashState    []byte   `json:"hash_state,omitempty"` // the digest of the first HashLen bytes of Temp
 	HashLen      int64    `json:"hash_len,omitempty"`
+
+	// Added within version 1 (mirrors): the source in use and the source
+	// that gave ETag and LastModified (0 = Remote, i = Mirrors[i-1]).
+	Source          int `json:"source,omitempty"`
+	ValidatorSource int `json:"validator_source,omitempty"`
 }
 
 type recordError struct {
@@ -431,6 +436,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 			ResponseHeaders: f.respHeader,
 			ExpectedSize:    f.expSize, Checksum: f.checksum, Mirrors: f.mirrors, Verified: f.verified,
 			HashState: f.hashState, HashLen: f.hashLen,
+			Source: f.src, ValidatorSource: f.valSrc,
 		}
 	}
 	return r
@@ -644,6 +650,8 @@ func (f *recordFile) check(tempPrefix string) error {
 		return errors.New("negative expected size")
 	case f.HashLen < 0 || f.HashLen > f.Durable:
 		return errors.New("a digest of bytes that are not recorded")
+	case f.Source < 0 || f.Source > len(f.Mirrors) || f.ValidatorSource < 0 || f.ValidatorSource > len(f.Mirrors):
+		return errors.New("a source that is neither the remote URL nor a mirror")
 	}
 	if _, _, err := parseChecksum(f.Checksum); err != nil {
 		return errors.New("invalid checksum")
@@ -694,6 +702,7 @@ func (m *Manager) restore(r *record) *Job {
 			respHeader: rf.ResponseHeaders,
 			expSize:    rf.ExpectedSize, checksum: checksum, sum: sum, mirrors: rf.Mirrors, verified: rf.Verified,
 			hashState: rf.HashState, hashLen: rf.HashLen,
+			src: rf.Source, valSrc: rf.ValidatorSource,
 		})
 	}
 

@@ -46,6 +46,17 @@ type transfer struct {
 	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
 	bg      bgSync      // the checkpoint fsync in flight, off the copy goroutine
 
+	// The context of the current file's attempt, a child of ctx: a stall
+	// cancels it alone, so the file can move on to its next source
+	// (mirrors.go) without ending the run. fcancel is guarded by the
+	// job's mu; fctx is owned by the goroutine.
+	fctx    context.Context
+	fcancel context.CancelCauseFunc
+	// The current round over the sources of roundFile (mirrors.go).
+	// Owned by the goroutine.
+	round     sourceRound
+	roundFile *file
+
 	// Owned by the goroutine.
 	progressed bool    // this run moved a new byte (the no-progress window is closed)
 	mark       int64   // the current file's high-water mark when its response was accepted
@@ -153,11 +164,15 @@ func (x *transfer) run() {
 		}
 		_ = j.setStateLocked(StateConnecting)
 		x.cur, x.seen, x.seenAt = f, f.done.Load(), m.now()
+		fctx, fcancel := context.WithCancelCause(x.ctx)
+		x.fctx, x.fcancel = fctx, fcancel
 		j.mu.Unlock()
 
 		err := x.transferFile(f)
 
 		j.mu.Lock()
+		x.fcancel = nil
+		fcancel(errStopped)
 		if j.xfer != x {
 			j.mu.Unlock()
 			return
@@ -171,10 +186,21 @@ func (x *transfer) run() {
 		case errStalled:
 			err = errStalled
 		}
+		if err != nil && context.Cause(fctx) == errStalled {
+			err = &sourceError{errStalled} // the watchdog stopped this source's attempt
+		}
 		if err != nil {
 			e := classify(err)
 			fi := f.infoLocked()
 			e.File = &fi
+			if fromSource(err, e) {
+				next, final := j.failoverLocked(x, f, e)
+				if next {
+					j.mu.Unlock()
+					continue
+				}
+				e = final
+			}
 			j.endRunLocked()
 			j.failLocked(e)
 			j.mu.Unlock()
@@ -250,7 +276,7 @@ func (x *transfer) transferFile(f *file) error {
 		complete, restart, err := x.step(tf, f, restarted)
 		if err != nil {
 			x.keep(tf, f)
-			return err
+			return &sourceError{err} // fromSource tells whether it is the source's
 		}
 		if restart != "" {
 			if err := x.restart(tf, f, restart); err != nil {
@@ -488,14 +514,24 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	j.mu.Lock()
 	sp, complete := f.nextSpanLocked()
 	etag, lastMod, remoteSize := f.etag, f.lastMod, f.remoteSize
-	remote := f.remote // SetRemoteName may change it; a change stops this run
-	opts := j.reqOptsLocked(remote)
+	src := f.src
+	cross := crossSource(src, f.valSrc, f.done.Load(), f.sum != nil)
+	if cross {
+		etag, lastMod = "", "" // another server's: neither sent nor compared
+	}
+	remote := f.sourceURLLocked() // SetRemoteName may change it; a change stops this run
+	// The sensitive headers and credentials belong to the primary's origin,
+	// also when a mirror is asked (a mirror of that origin gets them).
+	opts := j.reqOptsLocked(f.remote)
 	j.mu.Unlock()
 	if complete {
 		return true, "", nil
 	}
 
-	ctx := x.ctx
+	ctx := x.fctx
+	if ctx == nil {
+		ctx = x.ctx
+	}
 	if opts != nil {
 		ctx = context.WithValue(ctx, reqOptsKey{}, opts)
 	}
@@ -587,9 +623,10 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 		j.mu.Unlock()
 		return false, "", errStopped
 	}
-	if v.etag != "" || v.lastMod != "" || f.etag == "" && f.lastMod == "" {
+	if cross || v.etag != "" || v.lastMod != "" || f.etag == "" && f.lastMod == "" {
 		f.etag, f.lastMod = v.etag, v.lastMod
 	}
+	f.valSrc = src
 	if v.remoteSize != SizeUnknown {
 		f.remoteSize = v.remoteSize
 		if f.ranges == nil {

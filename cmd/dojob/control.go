@@ -306,10 +306,16 @@ type ctlRequest struct {
 	Settings *ctlSettings `json:"settings,omitempty"`
 }
 
-// ctlFile is a file of a get: its URL and its absolute destination.
+// ctlFile is a file of a get: its URL, its absolute destination, its
+// mirrors (--mirror), and how it is checked. Size and Checksum were added later and are omitted when
+// not given, so a request without them is the request of an older dojob,
+// and means what it meant then.
 type ctlFile struct {
-	URL  string `json:"url"`
-	Path string `json:"path"`
+	URL      string   `json:"url"`
+	Path     string   `json:"path"`
+	Mirrors  []string `json:"mirrors,omitempty"`
+	Size     int64    `json:"size,omitempty"`     // expected size in bytes; 0: not given
+	Checksum string   `json:"checksum,omitempty"` // sha256:<hex> or sha512:<hex>; "": none
 }
 
 // ctlSettings are the job flags of a get or resume.
@@ -341,6 +347,10 @@ type ctlResponse struct {
 type ctlError struct {
 	Code    dojob.HRESULT `json:"code"`
 	Message string        `json:"message"`
+	// Conflict is the job a get found with the same URLs and destinations
+	// but another checksum or size (a *conflictError), so that the client
+	// prints the commands that end or continue it.
+	Conflict *dojob.JobID `json:"conflict,omitempty"`
 }
 
 // ctlEvent is a state change of a followed job, with the line that shows
@@ -352,8 +362,9 @@ type ctlEvent struct {
 
 // remoteError is a ctlError as an error: its message, matching its code.
 type remoteError struct {
-	code dojob.HRESULT
-	msg  string
+	code     dojob.HRESULT
+	msg      string
+	conflict *dojob.JobID // ctlError.Conflict
 }
 
 // Error returns the holder's message.
@@ -625,7 +636,11 @@ func (ss *session) handle(req ctlRequest) (resp ctlResponse) {
 		if !errors.As(err, &hr) {
 			hr = dojob.ErrFail
 		}
-		return ctlResponse{Error: &ctlError{Code: hr, Message: err.Error()}}
+		e := &ctlError{Code: hr, Message: err.Error()}
+		if ce := (*conflictError)(nil); errors.As(err, &ce) {
+			e.Conflict = &ce.id
+		}
+		return ctlResponse{Error: e}
 	}
 	m := ss.srv.m
 	switch req.Op {
@@ -656,10 +671,12 @@ func (ss *session) handle(req ctlRequest) (resp ctlResponse) {
 			}
 			specs := make([]fileSpec, len(req.Files))
 			for i, f := range req.Files {
-				specs[i] = fileSpec{url: f.URL, path: f.Path}
+				specs[i] = fileSpec{url: f.URL, path: f.Path, mirrors: f.Mirrors, size: f.Size, checksum: f.Checksum}
 			}
 			always = true
-			if j = findJob(m, specs); j != nil {
+			if j, err = findJob(m, specs); err != nil {
+				return fail(err)
+			} else if j != nil {
 				resp.Continued = true
 			} else if j, err = createJob(m, specs); err != nil {
 				return fail(err)
@@ -808,7 +825,7 @@ func (cl *ctlClient) do(req ctlRequest) (ctlResponse, error) {
 		if e.Code == dojob.ErrNoService {
 			return resp, fmt.Errorf("%w: %s", errHolderGone, e.Message)
 		}
-		return resp, &remoteError{code: e.Code, msg: e.Message}
+		return resp, &remoteError{code: e.Code, msg: e.Message, conflict: e.Conflict}
 	}
 	if (req.Op != "list") && resp.Job == nil {
 		return resp, errors.New("bad response from the dojob command holding the state directory: no job")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -105,11 +106,30 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 // connections, as with curl --parallel.
 const defaultParallel = 8
 
-// fileSpec is one file of a get: where from, where to.
+// fileSpec is one file of a get: where from, where to, and how it is
+// checked (FileSpec.Size and Checksum).
 type fileSpec struct {
-	url  string // as given
-	path string // absolute and clean
+	url      string   // as given
+	path     string   // absolute and clean
+	mirrors  []string // --mirror: other URLs of the same file, tried in order
+	size     int64    // the expected size in bytes; 0: not given
+	checksum string   // "sha256:<hex>" or "sha512:<hex>" in lower case; "": none
 }
+
+// mirrorFlag is the repeatable --mirror URL flag.
+type mirrorFlag []string
+
+// String returns the mirrors with their secrets hidden.
+func (f *mirrorFlag) String() string {
+	var out []string
+	for _, u := range *f {
+		out = append(out, redact(u))
+	}
+	return strings.Join(out, ",")
+}
+
+// Set adds one mirror.
+func (f *mirrorFlag) Set(s string) error { *f = append(*f, s); return nil }
 
 // get implements "dojob get [flags] URL...".
 func (c *cli) get(args []string) int {
@@ -126,6 +146,10 @@ func (c *cli) get(args []string) int {
 	mf.register(fs)
 	var hf httpFlags
 	hf.register(fs)
+	var mirrors mirrorFlag
+	fs.Var(&mirrors, "mirror", "")
+	var vf verifyFlags
+	vf.register(fs)
 	urls, err := parseArgs(fs, args)
 	if err == nil {
 		err = jf.parsed(fs)
@@ -137,6 +161,16 @@ func (c *cli) get(args []string) int {
 		return c.usageError(err)
 	}
 	specs, err := destinations(urls, *out, *dir)
+	if err == nil && len(mirrors) > 0 {
+		if len(specs) != 1 {
+			err = errors.New("get: --mirror takes a single URL (the mirrors are other URLs of that file)")
+		} else {
+			specs[0].mirrors = mirrors
+		}
+	}
+	if err == nil {
+		err = vf.apply(specs)
+	}
 	if err != nil {
 		return c.usageError(err)
 	}
@@ -156,7 +190,12 @@ func (c *cli) get(args []string) int {
 		creds = &cr
 	}
 	return c.withManager(mf, func(m *dojob.Manager) int {
-		j := findJob(m, specs)
+		j, err := findJob(m, specs)
+		if ce := (*conflictError)(nil); errors.As(err, &ce) {
+			return c.conflict(err, ce.id)
+		} else if err != nil {
+			return c.fail(err)
+		}
 		continued := j != nil
 		if j != nil {
 			p := j.Progress()
@@ -303,25 +342,54 @@ func destinations(urls []string, out, dir string) ([]fileSpec, error) {
 }
 
 // findJob returns the unfinished job of m whose files are exactly specs,
-// in order, or nil.
-func findJob(m *dojob.Manager, specs []fileSpec) *dojob.Job {
+// in order — the same URLs, destinations, expected sizes and checksums —
+// or nil. A job with the same URLs and destinations but another expected
+// size or checksum for one of them is an error naming it: continuing it
+// would check the files against what this get did not ask for, and a new
+// job beside it would download to the same destinations. The user cancels
+// or resumes that job.
+func findJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
 	for _, j := range m.Jobs() {
 		files := j.Files()
 		if len(files) != len(specs) {
 			continue
 		}
-		same := true
+		same, checked := true, true
 		for i, f := range files {
-			if f.RemoteURL != specs[i].url || f.LocalPath != specs[i].path || f.Ranges != nil {
+			if f.RemoteURL != specs[i].url || f.LocalPath != specs[i].path || f.Ranges != nil || !slices.Equal(f.Mirrors, specs[i].mirrors) {
 				same = false
 				break
 			}
+			checked = checked && sameVerification(f, specs[i])
 		}
-		if same {
-			return j
+		switch {
+		case same && checked:
+			return j, nil
+		case same:
+			return nil, &conflictError{id: j.ID(), name: j.DisplayName()}
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+// conflictError is findJob's error: job id has the files of a get with
+// another expected size or checksum.
+type conflictError struct {
+	id   dojob.JobID
+	name string
+}
+
+// Error names the job.
+func (e *conflictError) Error() string {
+	return fmt.Sprintf("get: job %s (%s) downloads these URLs to these destinations with another checksum or size", e.id, e.name)
+}
+
+// conflict reports a *conflictError for job id with the commands that
+// end it or continue it, and returns exitFail.
+func (c *cli) conflict(err error, id dojob.JobID) int {
+	c.fail(err)
+	fmt.Fprintf(c.stderr, "cancel it: %s\nor continue it as it is: %s\n", c.hint("cancel", id), c.hint("resume", id))
+	return exitFail
 }
 
 // createJob creates a job for specs, named after its first file. A job that
@@ -338,18 +406,18 @@ func createJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One AddFileSet: the record is written once, not once per file (a
-	// thousand AddFile calls would rewrite a growing record a thousand times).
+	// One AddFileSet: all files or none, in one durable write (a thousand
+	// AddFile calls would rewrite a growing record a thousand times).
 	set := make([]dojob.FileSpec, len(specs))
 	for i, s := range specs {
-		set[i] = dojob.FileSpec{RemoteURL: s.url, LocalPath: s.path}
+		set[i] = dojob.FileSpec{RemoteURL: s.url, LocalPath: s.path, Mirrors: s.mirrors, Size: s.size, Checksum: s.checksum}
 	}
 	if err := j.AddFileSet(set); err != nil {
 		_ = j.Cancel()
 		if len(specs) == 1 {
 			return nil, fmt.Errorf("adding %s: %w", redact(specs[0].url), err)
 		}
-		return nil, fmt.Errorf("adding the files: %w", err)
+		return nil, fmt.Errorf("adding the files: %w", err) // the error names the file
 	}
 	return j, nil
 }
@@ -503,11 +571,21 @@ func (c *cli) outcome(d *display, j jobView, ops outcomeOps, initial, st dojob.S
 		} else {
 			fmt.Fprintf(c.stderr, "dojob: job %s ended in ERROR\n", j.ID())
 		}
-		if cancelOnError {
+		invalid := jerr != nil && jerr.Code == dojob.ErrValidationFailed
+		if invalid {
+			fmt.Fprintln(c.stderr, validationText(jerr))
+		}
+		switch {
+		case cancelOnError:
 			if err := ops.cancel(); err != nil {
 				c.fail(err)
+			} else if invalid {
+				fmt.Fprintln(c.stderr, "the job was cancelled; check the checksum or size given, and the URL (--keep keeps a failed job)")
 			}
-		} else {
+		case invalid:
+			ops.keep()
+			fmt.Fprintf(c.stderr, "the job is kept; resume downloads the file again: %s\n", c.hint("resume", j.ID()))
+		default:
 			ops.keep()
 			fmt.Fprintf(c.stderr, "the job is kept; see: %s\n", c.hint("info", j.ID()))
 		}
@@ -528,6 +606,37 @@ func (c *cli) outcome(d *display, j jobView, ops outcomeOps, initial, st dojob.S
 		}
 		return c.fail(fmt.Errorf("job %s ended in %s", j.ID(), st)), nil
 	}
+}
+
+// validationText explains an ErrValidationFailed error of a job: which file
+// failed which check (what was expected; the error's own message, printed
+// before, tells what arrived when it is known), and that its data was
+// discarded, so nothing is at its destination.
+func validationText(e *dojob.JobError) string {
+	if e.File == nil {
+		return "a file failed its check: its downloaded data was discarded"
+	}
+	f := e.File
+	var want []string
+	if f.Checksum != "" {
+		want = append(want, f.Checksum)
+	}
+	if f.ExpectedSize > 0 {
+		want = append(want, plural64(f.ExpectedSize, "byte"))
+	}
+	exp := ""
+	if len(want) > 0 {
+		exp = " (expected " + strings.Join(want, ", ") + ")"
+	}
+	return fmt.Sprintf("the download for %s failed its check%s: its data was discarded and nothing was saved there", f.LocalPath, exp)
+}
+
+// plural64 is plural for an int64.
+func plural64(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // summary is the last line of a successful get or resume: the files and

@@ -304,6 +304,18 @@ func (c *cli) printInfo(j jobView) {
 				fmt.Fprintf(c.stdout, "     range: %d-%d\n", r.Offset, r.Offset+r.Length-1)
 			}
 		}
+		if f.ExpectedSize > 0 {
+			fmt.Fprintf(c.stdout, "     expected size: %d bytes (%s)\n", f.ExpectedSize, formatBytes(f.ExpectedSize))
+		}
+		if f.Checksum != "" {
+			fmt.Fprintf(c.stdout, "     checksum: %s\n", f.Checksum)
+		}
+		if f.ExpectedSize > 0 || f.Checksum != "" || f.Verified {
+			fmt.Fprintf(c.stdout, "     verified: %s\n", yesNo(f.Verified))
+		}
+		if f.TemporaryName != "" && !f.Completed {
+			fmt.Fprintf(c.stdout, "     temporary file: %s\n", f.TemporaryName)
+		}
 	}
 }
 
@@ -369,6 +381,13 @@ type fileJSON struct {
 	BytesTransferred int64  `json:"bytes_transferred"`
 	Transferred      bool   `json:"transferred"`
 	Completed        bool   `json:"completed"`
+	// Verification: the expected size and checksum given to get (omitted
+	// when none), whether the file passed its check, and the temporary
+	// file that holds its bytes until the job is completed.
+	ExpectedSize  int64  `json:"expected_size,omitempty"`
+	Checksum      string `json:"checksum,omitempty"`
+	Verified      bool   `json:"verified"`
+	TemporaryName string `json:"temporary_name,omitempty"`
 }
 
 // resultJSON is what get and resume print with --json.
@@ -403,9 +422,19 @@ func jobOf(j jobView) jobJSON {
 			URL: redact(f.RemoteURL), Path: f.LocalPath,
 			BytesTotal: f.BytesTotal, BytesTransferred: f.BytesTransferred,
 			Transferred: f.Transferred, Completed: f.Completed,
+			ExpectedSize: f.ExpectedSize, Checksum: f.Checksum, Verified: f.Verified,
+			TemporaryName: tempName(f),
 		})
 	}
 	return out
+}
+
+// tempName is the temporary file of f while it is not completed, else "".
+func tempName(f dojob.FileInfo) string {
+	if f.Completed {
+		return ""
+	}
+	return f.TemporaryName
 }
 
 // errorOf describes e for --json output.

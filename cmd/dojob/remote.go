@@ -134,11 +134,30 @@ func (c *cli) remoteFail(err error) (int, error) {
 func (c *cli) getRemote(cl *ctlClient, specs []fileSpec, jf *jobFlags, cancelOnError bool) (int, error) {
 	req := ctlRequest{Op: "get", Settings: settingsOf(jf, true)}
 	for _, s := range specs {
-		req.Files = append(req.Files, ctlFile{URL: s.url, Path: s.path})
+		req.Files = append(req.Files, ctlFile{URL: s.url, Path: s.path, Mirrors: s.mirrors, Size: s.size, Checksum: s.checksum})
 	}
 	resp, err := cl.do(req)
+	if re := (*remoteError)(nil); errors.As(err, &re) && re.conflict != nil {
+		return c.conflict(err, *re.conflict), nil
+	}
 	if err != nil {
 		return c.remoteFail(err)
+	}
+	// A holder from before checksums ignores them: its job would not be
+	// checked as asked. It is cancelled (suspended if it was an existing
+	// job), and the user told why.
+	if files := resp.Job.Files(); len(files) == len(specs) {
+		for i, f := range files {
+			if sameVerification(f, specs[i]) {
+				continue
+			}
+			op := "cancel"
+			if resp.Continued {
+				op = "suspend"
+			}
+			_, _ = cl.do(ctlRequest{Op: op, ID: resp.Job.ID()})
+			return c.fail(errors.New("get: the dojob command holding the state directory is older and cannot check checksums or sizes; run this get when it is done, or with another --state-dir")), nil
+		}
 	}
 	if resp.Continued {
 		c.printf("continuing job %s (%s): %s already transferred\n", resp.Job.ID(), resp.Job.DisplayName(), formatBytes(resp.Job.Progress().BytesTransferred))

@@ -82,12 +82,19 @@ var commandHelp = map[string]string{
 Download the URLs in one job, wait until they are transferred, and complete
 the job: the files appear at their destinations only then, all at once. If a
 job for the same URLs and destinations is already in the state directory
-(after Ctrl-C or a crash), get continues it instead of starting over.
+(after Ctrl-C or a crash), get continues it instead of starting over; one
+with the same URLs and destinations but another checksum or size is refused
+(cancel it, or resume it as it is).
 
 A destination that already exists is refused unless --force is given (the
 existing file is kept until the download is complete, then replaced). A
 destination directory that does not exist is refused before anything is
 requested, unless --create-dirs is given.
+
+A file given a checksum or size (--checksum, --checksums, --size) is checked
+as it arrives and never put at its destination if it fails: the job ends in
+ERROR with BG_E_VALIDATION_FAILED and the file's data is discarded; with
+--keep the job stays, and "resume" downloads the file again.
 
 Flags:
   -o PATH              destination file (only with a single URL)
@@ -103,6 +110,17 @@ Flags:
                        URL's own origin, never to another after a redirect
   --user NAME          Basic credentials for the server; the password comes
                        from $DOJOB_PASSWORD or is asked for on the terminal
+  --mirror URL         another URL of the same file (repeatable; only with a
+                       single URL): a failing source moves the download to
+                       the next one at once
+  --checksum ALG:HEX   the file's sha256 or sha512 digest (only with a single
+                       URL), checked as the bytes arrive
+  --checksums FILE     digests in sha256sum/sha512sum output ("HEX  NAME" or
+                       "HEX *NAME" lines; 64 hex digits are sha256, 128
+                       sha512), matched by each destination's file name; a
+                       URL whose file name has no line is a usage error
+  --size N             the file's size in bytes (only with a single URL): a
+                       server that announces another fails before a byte
 ` + transferFlagsHelp,
 
 	"resume": `usage: %[1]s resume [flags] ID
@@ -121,7 +139,9 @@ bytes, files and name. With --json, one JSON array.
 	"info": `usage: %[1]s info ID
 
 Show everything about a job: settings, times, progress, its error, and its
-files. With --json, one JSON object.
+files (with each file's expected size and checksum, whether it passed its
+check, and its temporary file until the job is completed). With --json, one
+JSON object.
 `,
 	"suspend": `usage: %[1]s suspend ID
 

@@ -1,0 +1,149 @@
+package dojob
+
+import (
+	"errors"
+	"log/slog"
+)
+
+// Mirrors: a file's sources are its RemoteURL (source 0) and its
+// FileSpec.Mirrors (source i is Mirrors[i-1]), alternative URLs of the same
+// file. An error attributable to the source in use — a connection failure,
+// a stall, an HTTP status, a protocol error, a size other than
+// FileSpec.Size — moves the file to the next source at once, within the
+// same run and without TRANSIENT_ERROR. A round is each source tried once
+// since the file last made progress; only a round in which every source
+// failed ends the run: in TRANSIENT_ERROR with the round's last transient
+// error, or, when every source failed fatally, in ERROR with the first
+// error of the round. The next round starts from the source the round
+// started from: the one that last made progress (the primary, until a
+// mirror has). The no-progress window opens at the first failure of any
+// source and is closed only by progress, whichever source brings it.
+//
+// The rules are pure functions here; transfer.go applies them.
+
+// sourceError marks an error of one request to a file's source: what the
+// server (or the way to it) did, not the local file. Only such errors fail
+// over to the next source.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
+// fromSource reports whether err came from a file's source and is
+// attributable to it: marked by the request path, and not about the local
+// file (a full disk is not cured by another server).
+func fromSource(err error, e *JobError) bool {
+	var se *sourceError
+	return errors.As(err, &se) && e.Context != ErrorContextLocalFile
+}
+
+// sourceURL returns the URL of source src of a file with the given primary
+// URL and mirrors; an index out of range gives the primary.
+func sourceURL(primary string, mirrors []string, src int) string {
+	if src <= 0 || src > len(mirrors) {
+		return primary
+	}
+	return mirrors[src-1]
+}
+
+// nextSource is the source after cur among n, wrapping to the primary.
+func nextSource(cur, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return (cur + 1) % n
+}
+
+// sourceRound counts the failures of one round over a file's sources.
+type sourceRound struct {
+	fails     int       // sources that failed in this round
+	first     *JobError // the round's first error
+	transient *JobError // the round's last transient error; nil if every failure was fatal
+}
+
+// add records a failure of a source and reports whether the round is over:
+// every one of the n sources has failed in it.
+func (r *sourceRound) add(e *JobError, n int) (over bool) {
+	r.fails++
+	if r.first == nil {
+		r.first = e
+	}
+	if e.transient {
+		r.transient = e
+	}
+	return r.fails >= n
+}
+
+// result is the error a finished round ends the run with: its last
+// transient error (TRANSIENT_ERROR, retried), or its first error when every
+// source failed fatally (ERROR: the error of the source the file was
+// using, the primary unless a mirror had made progress).
+func (r *sourceRound) result() *JobError {
+	if r.transient != nil {
+		return r.transient
+	}
+	return r.first
+}
+
+// crossSource reports whether a request to source src must not use the
+// validators of f, which source valSrc gave: ETags and dates of two servers
+// are not comparable. It matters only when the file has bytes and a
+// Checksum: the checksum then guards the splice, so the request resumes at
+// the offset without If-Range and accepts a 206 of the same total, whatever
+// its validators. Without a Checksum the old source's validators are sent
+// in If-Range as usual, so the file continues only when the new source
+// agrees on the strong ETag (else Last-Modified) and the size, and starts
+// over otherwise.
+func crossSource(src, valSrc int, have int64, checksum bool) bool {
+	return checksum && have > 0 && src != valSrc
+}
+
+// sourcesLocked is the number of f's sources.
+func (f *file) sourcesLocked() int { return 1 + len(f.mirrors) }
+
+// sourceURLLocked is the URL f's requests go to now.
+func (f *file) sourceURLLocked() string { return sourceURL(f.remote, f.mirrors, f.src) }
+
+// failoverLocked applies a source error e of f's current source during run
+// x. It reports whether the file moved to its next source and the run goes
+// on; otherwise the round is over (or the file has a single source) and
+// the run must end with failLocked(final). Either way the file's source
+// moves on: after a finished round it is back where the round started. It
+// takes the clock's and the log queue's locks.
+func (j *Job) failoverLocked(x *transfer, f *file, e *JobError) (next bool, final *JobError) {
+	n := f.sourcesLocked()
+	if x.roundFile != f || x.progressed {
+		// A new file, or this attempt made progress: a new round
+		// starts with this failure.
+		x.round, x.roundFile = sourceRound{}, f
+	}
+	over := x.round.add(e, n)
+	from := f.src
+	f.src = nextSource(f.src, n)
+	if f.src != from {
+		j.version++
+		j.m.markDirty(j)
+	}
+	if over {
+		final = x.round.result()
+		x.round = sourceRound{}
+		return false, final
+	}
+	// The no-progress window spans every source: it opens at the first
+	// failure, and only a new byte closes it. A timeout of 0 opens none:
+	// the round's end sends the job to ERROR with its error, as failLocked
+	// does without mirrors.
+	if to := j.timeoutLocked(); to > 0 && !j.windowOpen {
+		now := j.m.now()
+		j.windowOpen, j.windowStart = true, now
+		j.m.clock.set(&j.windowDL, now+to)
+	}
+	j.lastTransient = e
+	x.progressed = false // the next source's first new byte closes the window again
+	if j.m.logEnabled(slog.LevelInfo) {
+		j.m.queueLog(slog.LevelInfo, "dojob: source failed; trying the next one", slog.Any("job", j.id),
+			slog.String("failed", redactURL(sourceURL(f.remote, f.mirrors, from))),
+			slog.String("next", redactURL(f.sourceURLLocked())), slog.Any("err", e))
+	}
+	return true, nil
+}

@@ -1,0 +1,89 @@
+package dojob
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestSourceURL(t *testing.T) {
+	mirrors := []string{"http://m1/f", "http://m2/f"}
+	for _, tc := range []struct {
+		src  int
+		want string
+	}{
+		{0, "http://p/f"}, {1, "http://m1/f"}, {2, "http://m2/f"},
+		{3, "http://p/f"}, {-1, "http://p/f"}, // out of range: the primary
+	} {
+		assert.Equal(t, tc.want, sourceURL("http://p/f", mirrors, tc.src), "source %d", tc.src)
+	}
+	assert.Equal(t, "http://p/f", sourceURL("http://p/f", nil, 1))
+}
+
+func TestNextSource(t *testing.T) {
+	for _, tc := range []struct{ cur, n, want int }{
+		{0, 1, 0}, {0, 0, 0}, // a single source stays
+		{0, 2, 1}, {1, 2, 0}, // wraps to the primary
+		{0, 3, 1}, {1, 3, 2}, {2, 3, 0},
+	} {
+		assert.Equal(t, tc.want, nextSource(tc.cur, tc.n), "next of %d among %d", tc.cur, tc.n)
+	}
+}
+
+func TestSourceRound(t *testing.T) {
+	e404 := statusError(404, 0)
+	e403 := statusError(403, 0)
+	e503 := statusError(503, 0)
+	e502 := statusError(502, 0)
+	for _, tc := range []struct {
+		name   string
+		n      int
+		errs   []*JobError
+		over   []bool
+		result *JobError
+	}{
+		{"single source", 1, []*JobError{e503}, []bool{true}, e503},
+		{"single fatal", 1, []*JobError{e404}, []bool{true}, e404},
+		{"all fatal: the first", 3, []*JobError{e404, e403, e404}, []bool{false, false, true}, e404},
+		{"all transient: the last", 2, []*JobError{e503, e502}, []bool{false, true}, e502},
+		{"fatal then transient", 2, []*JobError{e404, e503}, []bool{false, true}, e503},
+		{"transient then fatal", 2, []*JobError{e503, e404}, []bool{false, true}, e503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r sourceRound
+			for i, e := range tc.errs {
+				assert.Equal(t, tc.over[i], r.add(e, tc.n), "failure %d", i)
+			}
+			assert.Same(t, tc.result, r.result())
+			assert.Equal(t, tc.result.transient, r.result().transient)
+		})
+	}
+}
+
+func TestCrossSource(t *testing.T) {
+	for _, tc := range []struct {
+		src, valSrc int
+		have        int64
+		checksum    bool
+		want        bool
+	}{
+		{1, 0, 100, true, true},   // another source, bytes, a checksum: resume without If-Range
+		{1, 0, 100, false, false}, // no checksum: If-Range with the old validator decides
+		{1, 0, 0, true, false},    // no bytes: nothing to splice
+		{1, 1, 100, true, false},  // the validators are this source's
+		{0, 0, 100, true, false},
+	} {
+		assert.Equal(t, tc.want, crossSource(tc.src, tc.valSrc, tc.have, tc.checksum), "%+v", tc)
+	}
+}
+
+func TestFromSource(t *testing.T) {
+	remote := statusError(503, 0)
+	local := localError(errors.New("disk"))
+	assert.True(t, fromSource(&sourceError{remote}, remote))
+	assert.True(t, fromSource(&sourceError{errStalled}, classify(&sourceError{errStalled})))
+	assert.False(t, fromSource(&sourceError{local}, local), "a local error is not the source's")
+	assert.False(t, fromSource(remote, remote), "not from a request (the final check)")
+	assert.Equal(t, ErrTimeout, classify(&sourceError{errStalled}).Code)
+}

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -105,3 +108,39 @@ func TestCheckpointSyncErrorReported(t *testing.T) {
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestWriterCoalesces: a job whose record is large and changes all the time
+// (a thousand files finishing one after another) does not keep the record
+// writer busy: it rests after each batch, so it spends a small part of the
+// time writing (without the rest it writes back to back, all of the time).
+func TestWriterCoalesces(t *testing.T) {
+	dir := t.TempDir()
+	m, err := NewManager(Config{StateDir: filepath.Join(dir, "state"), HTTPClient: always503()})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, m.Close()) }()
+	j, err := m.CreateJob("many")
+	require.NoError(t, err)
+	specs := make([]FileSpec, 2000)
+	for i := range specs {
+		specs[i] = FileSpec{RemoteURL: "http://127.0.0.1/f" + strconv.Itoa(i), LocalPath: filepath.Join(dir, "f"+strconv.Itoa(i))}
+	}
+	require.NoError(t, j.AddFileSet(specs))
+
+	tick := time.NewTicker(200 * time.Microsecond) // paces the changes; waits for nothing
+	defer tick.Stop()
+	start := time.Now()
+	for time.Since(start) < 400*time.Millisecond {
+		<-tick.C
+		j.mu.Lock()
+		j.version++
+		j.mu.Unlock()
+		m.markDirty(j)
+	}
+	elapsed := time.Since(start)
+	s := m.store
+	s.mu.Lock()
+	writing := s.writing
+	s.mu.Unlock()
+	require.Greater(t, writing, time.Duration(0), "the record was written")
+	assert.Less(t, writing, elapsed/4, "the writer wrote for %v of %v", writing, elapsed)
+}

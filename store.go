@@ -45,11 +45,12 @@ type store struct {
 	readOnly bool
 	why      string // why the directory is read-only here, for the error
 
-	mu     sync.Mutex
-	dirty  map[*Job]struct{}
-	signal chan struct{} // capacity 1: the writer has work
-	stop   chan struct{} // closed by shutdown
-	once   sync.Once
+	mu      sync.Mutex
+	dirty   map[*Job]struct{}
+	writing time.Duration // the writer's time spent in batches (tests look)
+	signal  chan struct{} // capacity 1: the writer has work
+	stop    chan struct{} // closed by shutdown
+	once    sync.Once
 }
 
 // openStore creates or opens a state directory and locks it. A paused
@@ -174,7 +175,7 @@ func (m *Manager) markDirty(j *Job) {
 // writer is the persistence goroutine: it writes dirty jobs until shutdown,
 // then once more.
 //
-// After a batch it rests for a few times as long as the batch took (at most
+// After a batch it rests for 16 times as long as the batch took (at most
 // a checkpoint interval), so that changes arriving meanwhile are written
 // together: a job whose thousand files finish within a second would
 // otherwise have its whole record — a thousand files long — rewritten for
@@ -188,7 +189,11 @@ func (m *Manager) writer() {
 		case <-s.signal:
 			start := time.Now()
 			m.flush()
-			if rest := min(writerRest*time.Since(start), m.cfg.CheckpointInterval); rest > 0 {
+			took := time.Since(start)
+			s.mu.Lock()
+			s.writing += took
+			s.mu.Unlock()
+			if rest := min(writerRest*took, m.cfg.CheckpointInterval); rest > 0 {
 				t := time.NewTimer(rest)
 				select {
 				case <-t.C:
@@ -206,8 +211,9 @@ func (m *Manager) writer() {
 }
 
 // writerRest is how many times as long as its last batch took the writer
-// rests before the next: it spends at most a fifth of its time writing.
-const writerRest = 4
+// rests before the next: it spends at most a seventeenth of its time
+// writing, so rewriting a large record takes little from the transfers.
+const writerRest = 16
 
 // flush writes every dirty job.
 func (m *Manager) flush() {

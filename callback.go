@@ -30,7 +30,9 @@ type Callback interface {
 
 // FileCallback is an optional extension of Callback: a Callback that also
 // implements it is told when each file of a job finishes transferring, if
-// the job's flags include NotifyFileTransferred (IBackgroundCopyCallback2).
+// the job's flags include NotifyFileTransferred (IBackgroundCopyCallback2),
+// in the order the files finish (the order added unless the job transfers
+// several at once: Job.SetMaxParallelFiles).
 type FileCallback interface {
 	FileTransferred(j *Job, f FileInfo) error
 }

@@ -34,6 +34,10 @@ func newHTTPClient(c *http.Client) (*http.Client, *http.Transport) {
 			tr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true,
 				MaxIdleConns: 100, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
 		}
+		// Keep a connection per file a job may transfer at once
+		// (SetMaxParallelFiles), not net/http's 2 per host: a job of many
+		// small files would otherwise open a new connection for most files.
+		tr.MaxIdleConnsPerHost = MaxParallelFilesLimit
 		tr.GetProxyConnectHeader = proxyConnectHeader
 		return &http.Client{Transport: newOptsTransport(tr), CheckRedirect: checkRedirect}, tr
 	}

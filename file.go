@@ -225,7 +225,8 @@ func (f *file) resetDigestLocked() {
 // most 2,200 characters) is downloaded to localPath (absolute and clean, not
 // a directory, not already in the job), which appears only at Complete.
 // Until then the data lives in a hidden temporary file in localPath's
-// directory. Files transfer one after another in the order added. Adding to
+// directory. Files transfer one after another in the order added (or
+// several at once: Job.SetMaxParallelFiles). Adding to
 // a running job is allowed; the file is transferred after the others.
 // Invalid arguments return ErrInvalidArg; a job in a final state returns
 // ErrInvalidState. It is AddFileSet with one FileSpec.

@@ -428,7 +428,7 @@ func (j *Job) switchRemoteLocked(f *file) {
 	// to a mirror goes back to its primary (mirrors.go).
 	f.src = 0
 	x := j.xfer
-	if x == nil || x.cur != f || f.transferred {
+	if x == nil || !x.transferringLocked(f) || f.transferred {
 		return
 	}
 	j.stopTransferLocked()

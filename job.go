@@ -192,6 +192,7 @@ type Job struct {
 	modified    time.Time
 	completedAt time.Time
 	completing  bool   // Complete is promoting files; nothing may start a transfer
+	parallel    int    // MaxParallelFiles; 0 means 1 (parallel.go)
 	version     uint64 // bumped on every change persistence must record
 
 	// HTTP options (httpopts.go). headers and creds are replaced, never

@@ -45,11 +45,12 @@ type store struct {
 	readOnly bool
 	why      string // why the directory is read-only here, for the error
 
-	mu     sync.Mutex
-	dirty  map[*Job]struct{}
-	signal chan struct{} // capacity 1: the writer has work
-	stop   chan struct{} // closed by shutdown
-	once   sync.Once
+	mu      sync.Mutex
+	dirty   map[*Job]struct{}
+	writing time.Duration // the writer's time spent in batches (tests look)
+	signal  chan struct{} // capacity 1: the writer has work
+	stop    chan struct{} // closed by shutdown
+	once    sync.Once
 }
 
 // openStore creates or opens a state directory and locks it. A paused
@@ -173,18 +174,46 @@ func (m *Manager) markDirty(j *Job) {
 
 // writer is the persistence goroutine: it writes dirty jobs until shutdown,
 // then once more.
+//
+// After a batch it rests for 16 times as long as the batch took (at most
+// a checkpoint interval), so that changes arriving meanwhile are written
+// together: a job whose thousand files finish within a second would
+// otherwise have its whole record — a thousand files long — rewritten for
+// each of them. Nothing waits for these writes (user calls write their own
+// changes before they return), and what a crash loses in the rest is at
+// most what a checkpoint interval loses anyway.
 func (m *Manager) writer() {
 	s := m.store
 	for {
 		select {
 		case <-s.signal:
+			start := time.Now()
 			m.flush()
+			took := time.Since(start)
+			s.mu.Lock()
+			s.writing += took
+			s.mu.Unlock()
+			if rest := min(writerRest*took, m.cfg.CheckpointInterval); rest > 0 {
+				t := time.NewTimer(rest)
+				select {
+				case <-t.C:
+				case <-s.stop:
+					t.Stop()
+					m.flush()
+					return
+				}
+			}
 		case <-s.stop:
 			m.flush()
 			return
 		}
 	}
 }
+
+// writerRest is how many times as long as its last batch took the writer
+// rests before the next: it spends at most a seventeenth of its time
+// writing, so rewriting a large record takes little from the transfers.
+const writerRest = 16
 
 // flush writes every dirty job.
 func (m *Manager) flush() {
@@ -310,6 +339,7 @@ type record struct {
 	WindowAge         *time.Duration `json:"window_age_ns,omitempty"` // age of the open no-progress window
 	RetryIn           time.Duration  `json:"retry_in_ns,omitempty"`   // TRANSIENT_ERROR: time left before the retry
 	Streak            int            `json:"streak,omitempty"`
+	MaxParallelFiles  int            `json:"max_parallel_files,omitempty"` // added within version 1; absent: 1
 	Files             []recordFile   `json:"files"`
 
 	// Added within version 1 (HTTP options): secrets, kept as the rest of
@@ -384,6 +414,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 		Error:             j.recordErrorLocked(j.jerr),
 		LastTransient:     j.recordErrorLocked(j.lastTransient),
 		Streak:            j.streak,
+		MaxParallelFiles:  j.parallel,
 		Files:             make([]recordFile, len(j.files)),
 
 		CustomHeaders:          j.headers,
@@ -564,7 +595,7 @@ func (rec *record) check() error {
 		return errors.New("record holds invalid settings")
 	}
 	if utf8.RuneCountInString(rec.DisplayName) > maxDisplayName || utf8.RuneCountInString(rec.Description) > maxDescription ||
-		rec.ErrorCount < 0 || rec.Streak < 0 {
+		rec.ErrorCount < 0 || rec.Streak < 0 || rec.MaxParallelFiles < 0 || rec.MaxParallelFiles > MaxParallelFilesLimit {
 		return errors.New("record holds invalid settings")
 	}
 	if h, err := checkHeaders(rec.CustomHeaders); err != nil || len(h) != len(rec.CustomHeaders) {
@@ -658,6 +689,7 @@ func (m *Manager) restore(r *record) *Job {
 	j.flags = r.NotifyFlags
 	j.modified, j.completedAt = r.Modified, r.TransferCompleted
 	j.errCount, j.streak = r.ErrorCount, r.Streak
+	j.parallel = r.MaxParallelFiles
 	if len(r.CustomHeaders) > 0 {
 		j.headers, _ = checkHeaders(r.CustomHeaders) // checked by readRecord
 	}

@@ -193,21 +193,9 @@ func (j *Job) onTick(now time.Duration) {
 	if x == nil {
 		return
 	}
-	if f := x.cur; f != nil {
-		if n := f.done.Load(); n != x.seen {
-			x.seen, x.seenAt = n, now
-		} else if now-x.seenAt >= j.m.cfg.StallTimeout {
-			if x.fcancel == nil {
-				x.cancel(errStalled)
-				return
-			}
-			// Only this attempt stops: the file may fail over to its
-			// next source (mirrors.go), and the run's next attempt
-			// is watched afresh.
-			x.fcancel(errStalled)
-			x.fcancel = nil
-			x.seenAt = now
-		}
+	if x.stalledLocked(now, j.m.cfg.StallTimeout) {
+		x.cancel(errStalled)
+		return
 	}
 	if b := j.bytesLocked(); b != j.notedBytes {
 		j.modified = time.Now()
@@ -216,7 +204,7 @@ func (j *Job) onTick(now time.Duration) {
 	}
 	if j.m.store != nil && now-x.ckptAt >= j.m.cfg.CheckpointInterval {
 		x.ckptAt = now
-		x.ckptDue.Store(true)
+		x.askCheckpointLocked()
 	}
 	j.m.clock.set(&j.tickDL, now+j.tickIntervalLocked())
 }

@@ -30,6 +30,7 @@ type transfer struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the goroutine has exited
 	prev   *transfer     // the job's previous run, which must exit first
+	root   *transfer     // for one file of a parallel run (parallel.go): the job's run
 
 	// Guarded by the scheduler's mu.
 	preempted bool
@@ -40,8 +41,10 @@ type transfer struct {
 	seen   int64         // its byte counter at the last watchdog tick
 	seenAt time.Duration // when that counter last changed (or headers arrived)
 	ckptAt time.Duration // when the last checkpoint was asked for
+	subs   []*transfer   // the files of a parallel run under way (parallel.go)
 
 	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
+	bg      bgSync      // the checkpoint fsync in flight, off the copy goroutine
 
 	// The context of the current file's attempt, a child of ctx: a stall
 	// cancels it alone, so the file can move on to its next source
@@ -133,6 +136,13 @@ func (x *transfer) run() {
 		<-x.prev.done // its goroutine may still hold a temporary file
 		x.prev = nil
 	}
+	j.mu.Lock()
+	n := j.maxParallelLocked()
+	j.mu.Unlock()
+	if n > 1 {
+		x.runParallel(n)
+		return
+	}
 	for {
 		j.mu.Lock()
 		if j.xfer != x {
@@ -196,20 +206,27 @@ func (x *transfer) run() {
 			j.mu.Unlock()
 			return
 		}
-		f.transferred = true
-		f.verified = f.sum != nil // transferFile compared the digest
-		f.resetDigestLocked()
-		f.durable = f.done.Load()
-		j.version++
-		// A finished file is progress even if every byte of it was fetched
-		// before (a file that started over and ended below its old mark,
-		// e.g. new content that is shorter): the job is a file further on,
-		// and a file finishes once, so this cannot keep a job alive.
-		j.noteProgressLocked()
-		j.queueFileLocked(f)
-		m.markDirty(j)
+		j.fileDoneLocked(f)
 		j.mu.Unlock()
 	}
+}
+
+// fileDoneLocked records that transferFile brought f to completion (every
+// byte fsynced, and verified if it has a Checksum). Both run and a parallel
+// run's files (parallel.go) end here.
+func (j *Job) fileDoneLocked(f *file) {
+	f.transferred = true
+	f.verified = f.sum != nil // transferFile compared the digest
+	f.resetDigestLocked()
+	f.durable = f.done.Load()
+	j.version++
+	// A finished file is progress even if every byte of it was fetched
+	// before (a file that started over and ended below its old mark,
+	// e.g. new content that is shorter): the job is a file further on,
+	// and a file finishes once, so this cannot keep a job alive.
+	j.noteProgressLocked()
+	j.queueFileLocked(f)
+	j.m.markDirty(j)
 }
 
 // endRunLocked detaches the finishing run from the job. It takes the clock's
@@ -226,6 +243,7 @@ func (j *Job) endRunLocked() {
 func (x *transfer) transferFile(f *file) error {
 	tf := &lazyTemp{fs: x.j.m.fs, f: f}
 	defer tf.close()
+	defer x.bg.wait() // before the close: a checkpoint's fsync may still run
 	defer x.releaseDigest(f)
 	if f.done.Load() > 0 {
 		// Recorded bytes are checked before the request that resumes
@@ -274,6 +292,9 @@ func (x *transfer) transferFile(f *file) error {
 	if err := tf.open(); err != nil {
 		return err
 	}
+	if err := x.bg.wait(); err != nil {
+		return localError(err)
+	}
 	if err := x.verify(tf, f); err != nil {
 		return err
 	}
@@ -291,6 +312,7 @@ func (x *transfer) keep(tf *lazyTemp, f *file) {
 	if tf.tempFile == nil {
 		return
 	}
+	_ = x.bg.wait() // a failed checkpoint changes nothing: this fsync decides
 	if err := tf.Sync(); err != nil {
 		return // the checkpoint recorded before stays the trusted length
 	}
@@ -388,6 +410,9 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 	if err := tf.open(); err != nil {
 		return err
 	}
+	// A checkpoint's sync in flight would record a length of the old
+	// content after the truncation.
+	_ = x.bg.wait()
 	if err := tf.Truncate(0); err != nil {
 		return localError(err)
 	}
@@ -594,7 +619,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	}
 	// Accept the response: TRANSFERRING, the validators and sizes it told.
 	j.mu.Lock()
-	if j.xfer != x {
+	if !x.liveLocked() {
 		j.mu.Unlock()
 		return false, "", errStopped
 	}
@@ -660,6 +685,7 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 		defer hp.stop()
 	}
 	var n int64
+	pending := int64(0) // bytes written since the last startWriteback
 	for length < 0 || n < length {
 		if hp != nil {
 			buf = hp.next()
@@ -678,6 +704,11 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 			if werr != nil {
 				f.done.Add(int64(nw))
 				return n, localError(werr)
+			}
+			if pending += int64(nw); pending >= writebackChunk {
+				end := f.done.Load() + int64(nw) // the file's length after this write
+				startWriteback(tf, end-pending, pending)
+				pending = 0
 			}
 			if x.account(f, nw) {
 				if !x.progressed && f.done.Load() > x.mark {
@@ -719,30 +750,41 @@ func (x *transfer) firstByte() {
 	x.progressed = true
 	j := x.j
 	j.mu.Lock()
-	if j.xfer == x {
+	if x.liveLocked() {
 		j.noteProgressLocked()
 	}
 	j.mu.Unlock()
 }
 
 // checkpoint makes the bytes so far durable and records how many there are,
-// so a restart after a crash resumes from here.
+// so a restart after a crash resumes from here. The fsync runs off the copy
+// goroutine (bgSync): the length is noted here, where every byte it counts
+// has been written, and recorded once the fsync has returned. Anything
+// saved along with the length must be taken here too, at the same count.
+// A failed fsync is reported by the next checkpoint or at the file's end.
 func (x *transfer) checkpoint(tf tempFile, f *file) error {
 	x.ckptDue.Store(false)
-	if err := tf.Sync(); err != nil {
+	if err := x.bg.failed(); err != nil {
 		return localError(err)
 	}
+	// The digest state is taken here too, at the same count: digestState
+	// waits for the hashing pipeline to catch up with f.done.
+	n := f.done.Load()
 	state := x.digestState(f)
 	j := x.j
-	j.mu.Lock()
-	f.durable = f.done.Load()
-	if state != nil {
-		// The digest of exactly the durable bytes: a resume after a
-		// crash continues it instead of reading the file again.
-		f.hashState, f.hashLen = state, f.durable
-	}
-	j.version++
-	j.mu.Unlock()
-	j.m.markDirty(j)
+	x.bg.start(tf, func() {
+		j.mu.Lock()
+		if n >= f.durable {
+			f.durable = n
+			if state != nil {
+				// The digest of exactly the durable bytes: a resume after a
+				// crash continues it instead of reading the file again.
+				f.hashState, f.hashLen = state, n
+			}
+		}
+		j.version++
+		j.mu.Unlock()
+		j.m.markDirty(j)
+	})
 	return nil
 }

@@ -323,6 +323,7 @@ type ctlSettings struct {
 	Priority          *dojob.Priority `json:"priority,omitempty"`
 	NoProgressTimeout *time.Duration  `json:"no_progress_timeout,omitempty"`
 	RetryDelay        *time.Duration  `json:"retry_delay,omitempty"`
+	Parallel          *int            `json:"parallel,omitempty"`
 }
 
 // ctlResponse is the holder's answer to one request.
@@ -388,12 +389,16 @@ func settingsOf(jf *jobFlags, always bool) *ctlSettings {
 		d := jf.retryDelay
 		s.RetryDelay = &d
 	}
+	if jf.set["parallel"] || always {
+		n := jf.parallel
+		s.Parallel = &n
+	}
 	return s
 }
 
 // flags converts s back to job flags, for jobFlags.apply.
 func (s *ctlSettings) flags() *jobFlags {
-	jf := &jobFlags{set: map[string]bool{}}
+	jf := &jobFlags{parallel: defaultParallel, set: map[string]bool{}}
 	if s == nil {
 		return jf
 	}
@@ -405,6 +410,9 @@ func (s *ctlSettings) flags() *jobFlags {
 	}
 	if s.RetryDelay != nil {
 		jf.retryDelay, jf.set["retry-delay"] = *s.RetryDelay, true
+	}
+	if s.Parallel != nil {
+		jf.parallel, jf.set["parallel"] = *s.Parallel, true
 	}
 	return jf
 }

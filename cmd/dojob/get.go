@@ -46,6 +46,7 @@ type jobFlags struct {
 	priority          priorityFlag
 	noProgressTimeout time.Duration
 	retryDelay        time.Duration
+	parallel          int             // files transferred at once
 	set               map[string]bool // the flags given on the command line
 }
 
@@ -54,6 +55,7 @@ func (jf *jobFlags) register(fs *flag.FlagSet) {
 	fs.Var(&jf.priority, "priority", "")
 	fs.DurationVar(&jf.noProgressTimeout, "no-progress-timeout", 0, "")
 	fs.DurationVar(&jf.retryDelay, "retry-delay", 0, "")
+	fs.IntVar(&jf.parallel, "parallel", defaultParallel, "")
 }
 
 // parsed records which flags of fs were given and validates them.
@@ -66,11 +68,15 @@ func (jf *jobFlags) parsed(fs *flag.FlagSet) error {
 	if jf.set["retry-delay"] && jf.retryDelay <= 0 {
 		return errors.New("--retry-delay must be positive")
 	}
+	if jf.parallel < 1 || jf.parallel > dojob.MaxParallelFilesLimit {
+		return fmt.Errorf("--parallel must be between 1 and %d", dojob.MaxParallelFilesLimit)
+	}
 	return nil
 }
 
-// apply sets the given flags on j; the priority also when always is set
-// (get makes its jobs FOREGROUND unless told otherwise).
+// apply sets the given flags on j; the priority and the parallel files also
+// when always is set (get makes its jobs FOREGROUND, 8 files at a time,
+// unless told otherwise).
 func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 	if jf.priority.set || always {
 		if err := j.SetPriority(jf.priority.p); err != nil {
@@ -87,8 +93,18 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 			return err
 		}
 	}
+	if jf.set["parallel"] || always {
+		if err := j.SetMaxParallelFiles(jf.parallel); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// defaultParallel is how many files of a get transfer at once unless
+// --parallel says otherwise: many small files go at the speed of a few
+// connections, as with curl --parallel.
+const defaultParallel = 8
 
 // fileSpec is one file of a get: where from, where to, and how it is
 // checked (FileSpec.Size and Checksum).
@@ -390,7 +406,8 @@ func createJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One AddFileSet: all files or none, in one durable write.
+	// One AddFileSet: all files or none, in one durable write (a thousand
+	// AddFile calls would rewrite a growing record a thousand times).
 	set := make([]dojob.FileSpec, len(specs))
 	for i, s := range specs {
 		set[i] = dojob.FileSpec{RemoteURL: s.url, LocalPath: s.path, Mirrors: s.mirrors, Size: s.size, Checksum: s.checksum}

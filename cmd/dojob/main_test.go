@@ -243,6 +243,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"get", "--retry-delay", "0s", "-d", dir, url}, "get"},
 		{[]string{"get", "--no-progress-timeout", "-1s", "-d", dir, url}, "get"},
 		{[]string{"get", "--stall-timeout", "soon", "-d", dir, url}, "get"},
+		{[]string{"get", "--parallel", "0", "-d", dir, url}, "get"},
+		{[]string{"get", "--parallel", "33", "-d", dir, url}, "get"},
 		{[]string{"get", "--no-such-flag", "-d", dir, url}, "get"},
 		{[]string{"info"}, "info"},
 		{[]string{"info", "{not-an-id}"}, "info"},
@@ -760,4 +762,45 @@ func TestLookingDoesNotStartJobs(t *testing.T) {
 	assert.True(t, managerFlags{}.config(state).Paused)
 	assert.False(t, managerFlags{transfers: true}.config(state).Paused)
 
+}
+
+// TestGetParallel: get gives its job 8 parallel files unless --parallel
+// says otherwise, and resume changes it only when given; the value is the
+// job's, in the state directory.
+func TestGetParallel(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.Always(dojobtest.Status(404)))
+	parallelOf := func(state, id string) int {
+		t.Helper()
+		m, err := dojob.NewManager(dojob.Config{StateDir: state, Paused: true})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, m.Close()) }()
+		jid, err := dojob.ParseJobID(id)
+		require.NoError(t, err)
+		j, err := m.Job(jid)
+		require.NoError(t, err)
+		return j.MaxParallelFiles()
+	}
+	getKept := func(state string, args ...string) string {
+		t.Helper()
+		args = append([]string{"get", "--keep", "--json", "-d", t.TempDir(), "--state-dir", state}, args...)
+		r := runCmd(t, testCtx(t, 10*time.Second), append(args, s.FileURL("/a.bin"), s.FileURL("/b.bin"))...)
+		require.Equal(t, exitFail, r.code, r.stderr)
+		var got resultJSON
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
+		return got.ID
+	}
+
+	state := t.TempDir()
+	id := getKept(state)
+	assert.Equal(t, 8, parallelOf(state, id), "get's default")
+	r := runCmd(t, testCtx(t, 10*time.Second), "resume", "--state-dir", state, id)
+	require.Equal(t, exitFail, r.code, r.stderr)
+	assert.Equal(t, 8, parallelOf(state, id), "resume without --parallel keeps it")
+	r = runCmd(t, testCtx(t, 10*time.Second), "resume", "--parallel", "2", "--state-dir", state, id)
+	require.Equal(t, exitFail, r.code, r.stderr)
+	assert.Equal(t, 2, parallelOf(state, id))
+
+	state = t.TempDir()
+	id = getKept(state, "--parallel", "3")
+	assert.Equal(t, 3, parallelOf(state, id))
 }

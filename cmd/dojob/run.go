@@ -173,6 +173,9 @@ const transferFlagsHelp = `  --priority P         foreground, high, normal or lo
                        1h for foreground jobs, 24h for the others)
   --retry-delay D      minimum wait before a retry after a transient error
                        (default 2s; doubles while retries move no byte)
+  --parallel N         how many of the job's files transfer at once, each
+                       over its own connection, 1 to 32 (get: 8; 1 is one
+                       after another, in order)
   --stall-timeout D    a connection without headers or body bytes for D is
                        a transient error (default 60s)
   --checkpoint-interval D  how often the bytes received are made durable, so

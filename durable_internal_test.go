@@ -1,0 +1,146 @@
+package dojob
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// gatedFile is a tempFile whose Sync blocks until the test releases it (and
+// then returns syncErr); writes go to memory.
+type gatedFile struct {
+	buf     bytes.Buffer
+	release chan struct{}
+	syncErr error
+	syncs   atomic.Int32
+}
+
+func (g *gatedFile) Write(p []byte) (int, error)    { return g.buf.Write(p) }
+func (g *gatedFile) Seek(int64, int) (int64, error) { return 0, nil }
+func (g *gatedFile) Truncate(int64) error           { return nil }
+func (g *gatedFile) Close() error                   { return nil }
+func (g *gatedFile) Sync() error {
+	g.syncs.Add(1)
+	<-g.release
+	return g.syncErr
+}
+
+// persistedJob is a job of a Manager with a state directory, with one file.
+func persistedJob(t *testing.T) (*Manager, *Job, *file) {
+	t.Helper()
+	dir := t.TempDir()
+	m, err := NewManager(Config{StateDir: filepath.Join(dir, "state"), HTTPClient: always503()})
+	require.NoError(t, err)
+	j, err := m.CreateJob("durable")
+	require.NoError(t, err)
+	require.NoError(t, j.AddFile("http://127.0.0.1/f", filepath.Join(dir, "f")))
+	return m, j, j.files[0]
+}
+
+// TestCheckpointDoesNotStopTheCopy: a checkpoint's fsync runs off the copy
+// goroutine. While it is blocked, the copy loop goes on writing; the length
+// recorded is the one noted when the checkpoint was asked for (not what was
+// written during the fsync), and only once the fsync has returned.
+func TestCheckpointDoesNotStopTheCopy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, j, f := persistedJob(t)
+		defer func() { require.NoError(t, m.Close()) }()
+		g := &gatedFile{release: make(chan struct{})}
+		x := &transfer{j: j, progressed: true}
+		const first, second = 3 << 20, 5 << 20
+
+		_, err := x.copy(g, io.LimitReader(zeroReader{}, first), f, first)
+		require.NoError(t, err)
+		x.ckptDue.Store(true)
+		// The first write of this body takes the slow path and starts the
+		// checkpoint; the rest must not wait for its fsync (the old code
+		// blocked here until the fsync returned: a deadlock in this bubble).
+		_, err = x.copy(g, io.LimitReader(zeroReader{}, second), f, second)
+		require.NoError(t, err)
+		require.EqualValues(t, first+second, g.buf.Len(), "every byte written while the fsync was blocked")
+		require.EqualValues(t, 1, g.syncs.Load())
+		j.mu.Lock()
+		require.Zero(t, f.durable, "nothing recorded before the fsync returns")
+		j.mu.Unlock()
+
+		close(g.release)
+		require.NoError(t, x.bg.wait())
+		j.mu.Lock()
+		// Noted after the first write of the second body (bufSize bytes).
+		require.EqualValues(t, first+bufSize, f.durable, "the length noted when the checkpoint was taken")
+		j.mu.Unlock()
+		m.bufs.Put(x.buf)
+	})
+}
+
+// TestCheckpointSyncErrorReported: a checkpoint fsync that fails is
+// reported by the next checkpoint as a local error, and records nothing.
+func TestCheckpointSyncErrorReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, j, f := persistedJob(t)
+		defer func() { require.NoError(t, m.Close()) }()
+		boom := errors.New("disk on fire")
+		g := &gatedFile{release: make(chan struct{}), syncErr: boom}
+		close(g.release)
+		x := &transfer{j: j, progressed: true}
+		f.done.Store(1000)
+		require.NoError(t, x.checkpoint(g, f))
+		synctest.Wait()
+		err := x.checkpoint(g, f)
+		require.ErrorIs(t, err, boom)
+		j.mu.Lock()
+		require.Zero(t, f.durable)
+		j.mu.Unlock()
+		require.NoError(t, x.bg.wait(), "reported once")
+	})
+}
+
+// zeroReader reads zeros forever.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestWriterCoalesces: a job whose record is large and changes all the time
+// (a thousand files finishing one after another) does not keep the record
+// writer busy: it rests after each batch, so it spends a small part of the
+// time writing (without the rest it writes back to back, all of the time).
+func TestWriterCoalesces(t *testing.T) {
+	dir := t.TempDir()
+	m, err := NewManager(Config{StateDir: filepath.Join(dir, "state"), HTTPClient: always503()})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, m.Close()) }()
+	j, err := m.CreateJob("many")
+	require.NoError(t, err)
+	specs := make([]FileSpec, 2000)
+	for i := range specs {
+		specs[i] = FileSpec{RemoteURL: "http://127.0.0.1/f" + strconv.Itoa(i), LocalPath: filepath.Join(dir, "f"+strconv.Itoa(i))}
+	}
+	require.NoError(t, j.AddFileSet(specs))
+
+	tick := time.NewTicker(200 * time.Microsecond) // paces the changes; waits for nothing
+	defer tick.Stop()
+	start := time.Now()
+	for time.Since(start) < 400*time.Millisecond {
+		<-tick.C
+		j.mu.Lock()
+		j.version++
+		j.mu.Unlock()
+		m.markDirty(j)
+	}
+	elapsed := time.Since(start)
+	s := m.store
+	s.mu.Lock()
+	writing := s.writing
+	s.mu.Unlock()
+	require.Greater(t, writing, time.Duration(0), "the record was written")
+	assert.Less(t, writing, elapsed/4, "the writer wrote for %v of %v", writing, elapsed)
+}

@@ -1,0 +1,259 @@
+package dojob
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// MaxParallelFilesLimit is the most files one job transfers at once
+// (SetMaxParallelFiles).
+const MaxParallelFilesLimit = 32
+
+// errSiblingFailed stops the other files of a job whose attempt failed on
+// one file: the attempt as a whole has failed.
+var errSiblingFailed = errors.New("another file of the job failed")
+
+// SetMaxParallelFiles sets how many of the job's files may transfer at once,
+// each over its own connection: 1 (the default) transfers them one after
+// another in the order added, as BITS does; n > 1 lets up to n run
+// together, which pays off for many small files. The job still holds one
+// transfer slot and has one state: CONNECTING until the first response is
+// accepted, then TRANSFERRING until every file is transferred. A failure of
+// one file fails the job's attempt: the other files stop and keep their
+// bytes, and the whole job retries (or goes to ERROR) as with one file.
+// FileTransferred callbacks come in the order the files finish, which with
+// n > 1 need not be the order added. A new value applies from the next
+// attempt (a running one keeps its own). n outside 1 to
+// MaxParallelFilesLimit returns ErrInvalidArg. The value is persisted.
+func (j *Job) SetMaxParallelFiles(n int) error {
+	if n < 1 || n > MaxParallelFilesLimit {
+		return errorf(ErrInvalidArg, "parallel files %d is outside 1 to %d", n, MaxParallelFilesLimit)
+	}
+	return j.update(func() (bool, error) {
+		if j.maxParallelLocked() == n {
+			return false, nil
+		}
+		j.parallel = n
+		return true, nil
+	})
+}
+
+// MaxParallelFiles returns how many of the job's files may transfer at once.
+func (j *Job) MaxParallelFiles() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.maxParallelLocked()
+}
+
+// maxParallelLocked is MaxParallelFiles; the field's zero value means 1.
+func (j *Job) maxParallelLocked() int { return max(j.parallel, 1) }
+
+// liveLocked reports whether x — a job's run, or one file of a parallel run
+// (root set) — is still the job's running transfer.
+func (x *transfer) liveLocked() bool {
+	if x.root != nil {
+		return x.j.xfer == x.root
+	}
+	return x.j.xfer == x
+}
+
+// stalledLocked is the watchdog's look at every file the run is
+// transferring: it notes which counters moved and reports whether one of
+// them has not moved (nor had response headers) for the stall timeout.
+func (x *transfer) stalledLocked(now, stall time.Duration) bool {
+	if x.watchLocked(now, stall) {
+		return true
+	}
+	for _, w := range x.subs {
+		if w.watchLocked(now, stall) {
+			return true
+		}
+	}
+	return false
+}
+
+// watchLocked is stalledLocked for the one file x is transferring. A
+// stalled attempt that has a context of its own (fcancel) is stopped alone
+// — the file may fail over to its next source (mirrors.go) — and watched
+// afresh; otherwise the stall stops the run.
+func (x *transfer) watchLocked(now, stall time.Duration) bool {
+	f := x.cur
+	if f == nil {
+		return false
+	}
+	if n := f.done.Load(); n != x.seen {
+		x.seen, x.seenAt = n, now
+		return false
+	}
+	if now-x.seenAt < stall {
+		return false
+	}
+	if x.fcancel == nil {
+		return true
+	}
+	x.fcancel(errStalled)
+	x.fcancel = nil
+	x.seenAt = now
+	return false
+}
+
+// transferringLocked reports whether the run is transferring f, itself or
+// in one of its parallel files.
+func (x *transfer) transferringLocked(f *file) bool {
+	if x.cur == f {
+		return true
+	}
+	for _, w := range x.subs {
+		if w.cur == f {
+			return true
+		}
+	}
+	return false
+}
+
+// askCheckpointLocked asks the copy loop of every file the run is
+// transferring for a checkpoint.
+func (x *transfer) askCheckpointLocked() {
+	x.ckptDue.Store(true)
+	for _, w := range x.subs {
+		w.ckptDue.Store(true)
+	}
+}
+
+// nextFreeFileLocked returns the first file not yet transferred and not in
+// busy, or nil.
+func (j *Job) nextFreeFileLocked(busy map[*file]bool) *file {
+	for _, f := range j.files {
+		if !f.transferred && !busy[f] {
+			return f
+		}
+	}
+	return nil
+}
+
+// fileResult is what a worker of a parallel run reports.
+type fileResult struct {
+	w   *transfer
+	f   *file
+	err error
+}
+
+// runParallel is run for a job that may transfer n > 1 files at once: it
+// keeps up to n workers going — each a transfer of its own (root x, sharing
+// a context derived from x's) for one file at a time — and applies their
+// results under the job's lock, as run does for one. The workers are owned
+// by this goroutine, which waits for every one before it returns.
+func (x *transfer) runParallel(n int) {
+	j, m := x.j, x.j.m
+	ctx, cancel := context.WithCancelCause(x.ctx)
+	defer cancel(nil)
+	results := make(chan fileResult, n)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	busy := make(map[*file]bool, n)
+	var failed error // the first file's failure; the attempt has failed
+	var failedFile *file
+	for {
+		j.mu.Lock()
+		live := j.xfer == x
+		closing := context.Cause(x.ctx) == errClosing
+		for live && !closing && failed == nil && len(busy) < n {
+			f := j.nextFreeFileLocked(busy)
+			if f == nil {
+				break
+			}
+			if j.state == StateQueued {
+				_ = j.setStateLocked(StateConnecting)
+			}
+			w := &transfer{j: j, root: x, ctx: ctx, cancel: cancel}
+			w.cur, w.seen, w.seenAt = f, f.done.Load(), m.now()
+			x.subs = append(x.subs, w)
+			busy[f] = true
+			wg.Go(func() { results <- fileResult{w, f, w.runFile(f)} })
+		}
+		if len(busy) == 0 {
+			switch {
+			case !live:
+			case closing:
+				j.endRunLocked()
+			case failed != nil:
+				if context.Cause(x.ctx) == errStalled {
+					failed = errStalled
+				}
+				e := classify(failed)
+				fi := failedFile.infoLocked()
+				e.File = &fi
+				j.endRunLocked()
+				j.failLocked(e)
+			default:
+				j.endRunLocked()
+				j.noteProgressLocked()
+				_ = j.setStateLocked(StateTransferred)
+			}
+			j.mu.Unlock()
+			return
+		}
+		j.mu.Unlock()
+
+		r := <-results
+		delete(busy, r.f)
+		if r.w.buf != nil {
+			m.bufs.Put(r.w.buf)
+			r.w.buf = nil
+		}
+		j.mu.Lock()
+		x.subs = slices.DeleteFunc(x.subs, func(w *transfer) bool { return w == r.w })
+		switch {
+		case r.err == nil && j.xfer == x:
+			j.fileDoneLocked(r.f)
+		case r.err != nil && failed == nil && context.Cause(ctx) != errSiblingFailed:
+			failed, failedFile = r.err, r.f
+			cancel(errSiblingFailed)
+		}
+		j.mu.Unlock()
+	}
+}
+
+// runFile is one file of a parallel run: its attempts over the file's
+// sources, as run makes them for a file (a source's failure moves the file
+// to its next source, mirrors.go), until it is done, fails for good, or the
+// run stops — then the run decides (an error of a stopped run is returned
+// as it is).
+func (w *transfer) runFile(f *file) error {
+	j := w.j
+	for {
+		j.mu.Lock()
+		fctx, fcancel := context.WithCancelCause(w.ctx)
+		w.fctx, w.fcancel = fctx, fcancel
+		j.mu.Unlock()
+
+		err := w.transferFile(f)
+
+		j.mu.Lock()
+		w.fcancel = nil
+		fcancel(errStopped)
+		if err == nil || !w.liveLocked() || w.ctx.Err() != nil {
+			j.mu.Unlock()
+			return err
+		}
+		if context.Cause(fctx) == errStalled {
+			err = &sourceError{errStalled} // the watchdog stopped this source's attempt
+		}
+		e := classify(err)
+		fi := f.infoLocked()
+		e.File = &fi
+		if fromSource(err, e) {
+			next, final := j.failoverLocked(w, f, e)
+			if next {
+				j.mu.Unlock()
+				continue
+			}
+			e = final
+		}
+		j.mu.Unlock()
+		return e
+	}
+}

@@ -19,7 +19,7 @@ import (
 // destination come from the test, log.Printf is t.Logf, and each err is
 // checked. The Manager is closed as soon as Wait returns, as a program that
 // then exits would.
-func readmeTour(t *testing.T, stateDir, url, dest string) dojob.State {
+func readmeTour(t *testing.T, stateDir, url, dest string, size int64, sum string) dojob.State {
 	ctx := t.Context()
 
 	m, err := dojob.NewManager(dojob.Config{StateDir: stateDir}) // "" = in memory
@@ -28,7 +28,12 @@ func readmeTour(t *testing.T, stateDir, url, dest string) dojob.State {
 
 	job, err := m.CreateJob("myapp 2.0") // a new job is SUSPENDED
 	require.NoError(t, err)
-	err = job.AddFile(url, dest)
+	err = job.AddFileSet([]dojob.FileSpec{{ // or job.AddFile(url, path)
+		RemoteURL: url,
+		LocalPath: dest,
+		Size:      size,            // from the release manifest: checked at the headers
+		Checksum:  "sha256:" + sum, // checked as bytes arrive
+	}})
 	require.NoError(t, err)
 	err = job.SetNoProgressTimeout(30 * time.Minute) // give up after 30 min without a byte
 	require.NoError(t, err)
@@ -68,12 +73,13 @@ func TestReadmeTour(t *testing.T) {
 			}
 			dir := t.TempDir()
 			dest := filepath.Join(dir, "myapp-2.0.tar.gz")
-			st := readmeTour(t, stateDir, s.FileURL("/myapp-2.0.tar.gz"), dest)
+			sum := s.SHA256("/myapp-2.0.tar.gz")
+			st := readmeTour(t, stateDir, s.FileURL("/myapp-2.0.tar.gz"), dest, 256<<10, sum)
 			require.Equal(t, dojob.StateAcknowledged, st)
 			assert.Equal(t, s.SHA256("/myapp-2.0.tar.gz"), fileSHA256(t, dest))
 			assert.Equal(t, []string{"myapp-2.0.tar.gz"}, dirEntries(t, dir), "no temporary file left")
 
-			st = readmeTour(t, stateDir, s.FileURL("/missing.tar.gz"), filepath.Join(dir, "missing.tar.gz"))
+			st = readmeTour(t, stateDir, s.FileURL("/missing.tar.gz"), filepath.Join(dir, "missing.tar.gz"), 256<<10, sum)
 			require.Equal(t, dojob.StateCancelled, st)
 			assert.Equal(t, []string{"myapp-2.0.tar.gz"}, dirEntries(t, dir), "nothing of the cancelled job")
 			if persist {

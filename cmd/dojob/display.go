@@ -106,10 +106,14 @@ func (c *cli) newDisplay(j jobView, stallTimeout time.Duration) *display {
 		stallTimeout: stallTimeout, stallNotice: min(maxStallNotice, stallTimeout/4),
 		stateAt: now, sampled: now,
 	}
+	con := c.opts.console
+	if f, ok := c.stdout.(*os.File); ok && con == nil {
+		con = fileConsole{f}
+	}
 	switch {
 	case c.quiet || c.json:
 		d.mode = modeQuiet
-	case c.opts.tty:
+	case c.opts.tty && con != nil:
 		d.mode = modeBars
 	default:
 		d.mode = modeLines
@@ -127,10 +131,6 @@ func (c *cli) newDisplay(j jobView, stallTimeout time.Duration) *display {
 	}
 	fmt.Fprintf(d.out, "job %s (%s): %s\n", j.ID(), j.DisplayName(), plural(len(files), "file"))
 	if d.mode == modeBars {
-		con := c.opts.console
-		if con == nil {
-			con = fileConsole{c.stdout.(*os.File)} // opts.tty is only set for a terminal file
-		}
 		// The first frame comes with the first sample: the job is not
 		// resumed yet (its state line would say SUSPENDED).
 		d.r = &renderer{con: con}

@@ -470,8 +470,12 @@ func startServer(dir string, m *dojob.Manager, stallTimeout time.Duration) (*ser
 		return nil, err
 	}
 	// close removes the file itself, while the lock is still held: after
-	// the lock is released the path may belong to the next holder.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	// the lock is released the path may belong to the next holder. (Asked
+	// through an interface: plan9's UnixListener, which never listens,
+	// lacks the method.)
+	if u, ok := ln.(interface{ SetUnlinkOnClose(bool) }); ok {
+		u.SetUnlinkOnClose(false)
+	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		os.Remove(path)

@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/dojob/dojob"
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
 )
 
 // tickInterval is how often the display samples the job's progress.
@@ -61,14 +60,14 @@ type fileView struct {
 // display shows a running job. State changes arrive through stateChanged,
 // the job's StateCallback, on a goroutine of the Manager; outside
 // modeQuiet a ticker goroutine samples the job's progress (speeds, stalls,
-// restarts) and in modeBars feeds the bars. finish stops both and, in
-// modeBars, waits for the mpb container, so nothing the display started
-// outlives it. Its methods are safe for concurrent use.
+// restarts) and in modeBars draws a frame of bars after each sample.
+// finish stops the ticker and, in modeBars, draws the last frame itself, so
+// nothing the display started outlives it. Its methods are safe for
+// concurrent use.
 //
 // Lock order: d.mu may be taken with nothing held, and the job's getters
-// may be called with d.mu held (they take only the job's own lock). mpb
-// calls the decorators, which take d.mu, from its own goroutine, so no
-// method of an mpb bar or container is called with d.mu held.
+// may be called with d.mu held (they take only the job's own lock). The
+// console is written with d.mu not held.
 type display struct {
 	mode         displayMode
 	out          io.Writer
@@ -84,12 +83,12 @@ type display struct {
 	files    []fileView
 	sampled  time.Time // the last sample
 	final    string    // modeBars, once finished: the last text of the state line
+	finalOK  bool      // modeBars, once finished: the job succeeded, every bar is full
+	above    []string  // modeBars: permanent lines the next frame prints above the bars
 
-	// modeBars only; set up by newDisplay, then used by the ticker and by
-	// finish.
-	p        *mpb.Progress
-	bars     []*mpb.Bar // one per file, in the job's order
-	state    *mpb.Bar   // the state line
+	// r draws the bars (modeBars only): the ticker, then finish once the
+	// ticker has ended, are its only users.
+	r        *renderer
 	stopTick chan struct{}
 	tickDone chan struct{}
 }
@@ -107,10 +106,14 @@ func (c *cli) newDisplay(j jobView, stallTimeout time.Duration) *display {
 		stallTimeout: stallTimeout, stallNotice: min(maxStallNotice, stallTimeout/4),
 		stateAt: now, sampled: now,
 	}
+	con := c.opts.console
+	if f, ok := c.stdout.(*os.File); ok && con == nil {
+		con = fileConsole{f}
+	}
 	switch {
 	case c.quiet || c.json:
 		d.mode = modeQuiet
-	case c.opts.tty:
+	case c.opts.tty && con != nil:
 		d.mode = modeBars
 	default:
 		d.mode = modeLines
@@ -128,7 +131,9 @@ func (c *cli) newDisplay(j jobView, stallTimeout time.Duration) *display {
 	}
 	fmt.Fprintf(d.out, "job %s (%s): %s\n", j.ID(), j.DisplayName(), plural(len(files), "file"))
 	if d.mode == modeBars {
-		d.startBars(c.opts.console)
+		// The first frame comes with the first sample: the job is not
+		// resumed yet (its state line would say SUSPENDED).
+		d.r = &renderer{con: con}
 	}
 	d.stopTick, d.tickDone = make(chan struct{}), make(chan struct{})
 	go d.tick()
@@ -189,15 +194,13 @@ func (d *display) show(to dojob.State, text string) {
 	d.stateAt = time.Now()
 	close(d.changed)
 	d.changed = make(chan struct{})
-	p := d.p
-	d.mu.Unlock()
-
-	if p != nil && to == dojob.StateTransientError {
-		// Keep a record of each transient error above the bars. Write
-		// returns at once once the container is done. (A final ERROR is
-		// printed once, on stderr, by the command.)
-		_, _ = fmt.Fprintln(p, text)
+	if d.mode == modeBars && to == dojob.StateTransientError {
+		// Keep a record of each transient error above the bars, printed
+		// with the next frame. (A final ERROR is printed once, on stderr,
+		// by the command.)
+		d.above = append(d.above, text)
 	}
+	d.mu.Unlock()
 }
 
 // describeState is the line for a change into state s at now. A transient
@@ -276,37 +279,6 @@ func (d *display) await(ctx context.Context, s dojob.State) {
 	}
 }
 
-// startBars creates the mpb container with a bar per file and the state
-// line.
-func (d *display) startBars(console mpb.ConsoleWriter) {
-	opts := []mpb.ContainerOption{mpb.WithOutput(d.out), mpb.WithRefreshRate(tickInterval)}
-	if console != nil {
-		opts = append(opts, mpb.WithConsoleWriter(console))
-	}
-	d.p = mpb.New(opts...)
-	for i, v := range d.files {
-		bar := d.p.New(max(v.total, 0), mpb.BarStyle(),
-			mpb.PrependDecorators(
-				decor.Name(v.name, decor.WC{C: decor.DSyncSpaceR}),
-				decor.Any(counters, decor.WCSyncSpace),
-			),
-			mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return d.rateText(i, time.Now()) })),
-		)
-		bar.SetCurrent(v.bytes)
-		d.bars = append(d.bars, bar)
-	}
-	d.state = d.p.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(d.stateLine)))
-}
-
-// counters renders a bar's bytes, done of total, with "?" for a total
-// that is not known yet.
-func counters(s decor.Statistics) string {
-	if s.Total <= 0 && !s.Completed {
-		return formatBytes(s.Current) + " / ?"
-	}
-	return formatBytes(s.Current) + " / " + formatBytes(s.Total)
-}
-
 // currentLocked is the index of the file being transferred (the first
 // that is not done), or -1.
 func (d *display) currentLocked() int {
@@ -334,16 +306,14 @@ func (d *display) stalledLocked(st dojob.State, now time.Time) (time.Duration, b
 	return silent, silent >= d.stallNotice
 }
 
-// rateText renders the right-hand side of file i's bar: "done", the speed
+// rateTextLocked renders the right-hand side of file i's bar: "done", the speed
 // and the time left while it moves, how long it has been stalled, or
 // nothing when the file is not being transferred (no invented speed).
-func (d *display) rateText(i int, now time.Time) string {
-	st := d.job.State()
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// st is the job's state.
+func (d *display) rateTextLocked(i int, st dojob.State, now time.Time) string {
 	v := d.files[i]
 	switch {
-	case v.done:
+	case v.done || d.finalOK:
 		return "done"
 	case i != d.currentLocked() || (st != dojob.StateConnecting && st != dojob.StateTransferring):
 		return ""
@@ -362,21 +332,75 @@ func (d *display) rateText(i int, now time.Time) string {
 	return s
 }
 
-// stateLine renders the state line: the state first (and for an error its
-// code, so that a narrow terminal cuts the details, not the code), then the
-// retry and give-up times and the files; cut to the width available.
-func (d *display) stateLine(s decor.Statistics) string {
+// draw draws a frame of the bars at now, with the permanent lines noted
+// since the last frame above it.
+func (d *display) draw(now time.Time) {
+	width, height := d.r.size()
+	st := d.job.State()
 	d.mu.Lock()
-	final := d.final
+	above := d.above
+	d.above = nil
+	live := d.barLinesLocked(st, now, width, height)
+	stateLine := d.final
 	d.mu.Unlock()
-	line := final
-	if line == "" {
-		line = d.liveState(time.Now())
+	if stateLine == "" {
+		stateLine = d.liveState(now)
 	}
-	if w := s.AvailableWidth; w > 1 && len([]rune(line)) > w {
-		line = string([]rune(line)[:w-1]) + "…"
+	// The state line has the state first (and for an error its code), so
+	// that a narrow terminal cuts the details, not the code.
+	live = append(live, cut(sanitize(stateLine), width-1))
+	d.r.draw(above, live)
+}
+
+// barLinesLocked renders the lines of the files for a console of width
+// columns and height rows (0: not known) at now; st is the job's state. A
+// frame must fit on the screen, or cursor-up cannot reach its first line:
+// with more files than rows, the lines show the files from the current one
+// on and a line that counts the others.
+func (d *display) barLinesLocked(st dojob.State, now time.Time, width, height int) []string {
+	first, n := 0, len(d.files)
+	more := false
+	if room := height - 2; height > 0 && n > room { // a row for the state line, one for the cursor
+		more = true
+		n = max(room-1, 0) // and one for the count of the others
+		if cur := d.currentLocked(); cur > 0 {
+			first = min(cur, len(d.files)-n)
+		} else if cur < 0 {
+			first = len(d.files) - n
+		}
 	}
-	return line
+	rows := make([]barRow, 0, n)
+	for i := first; i < first+n; i++ {
+		v := d.files[i]
+		r := barRow{name: sanitize(v.name), rate: d.rateTextLocked(i, st, now)}
+		done := v.done || d.finalOK
+		switch {
+		case v.total > 0:
+			r.known, r.fill = true, float64(v.bytes)/float64(v.total)
+			r.counters = formatBytes(v.bytes) + " / " + formatBytes(v.total)
+		case v.total == 0 || done:
+			r.known, r.fill = true, 1
+			r.counters = formatBytes(v.bytes) + " / " + formatBytes(v.bytes)
+		default:
+			r.counters = formatBytes(v.bytes) + " / ?"
+		}
+		if done {
+			r.fill = 1
+		}
+		rows = append(rows, r)
+	}
+	lines := layoutBars(rows, width)
+	if more && height > 2 {
+		doneN := 0
+		for _, v := range d.files {
+			if v.done || d.finalOK {
+				doneN++
+			}
+		}
+		lines = append(lines, cut(fmt.Sprintf("… %s (%d of %d done)",
+			plural(len(d.files)-n, "more file"), doneN, len(d.files)), width-1))
+	}
+	return lines
 }
 
 // liveState is the text of the state line at now.
@@ -415,6 +439,9 @@ func (d *display) tick() {
 			return
 		case now := <-t.C:
 			d.sample(now, true)
+			if d.mode == modeBars {
+				d.draw(now)
+			}
 		}
 	}
 }
@@ -422,8 +449,8 @@ func (d *display) tick() {
 // sample reads the job's files at now: it updates each file's bytes,
 // speed and stall time, notices files that started over and, with report
 // set, shows what it noticed (in modeLines a line for a restart and for a
-// stall; in modeBars a line above the bars for a restart) and moves the
-// bars. Only the ticker, and finish after the ticker has stopped, call it.
+// stall; in modeBars a line above the bars, with the next frame, for a
+// restart). Only the ticker, and finish after the ticker has stopped, call it.
 func (d *display) sample(now time.Time, report bool) {
 	infos := d.job.Files()
 	st := d.job.State()
@@ -472,42 +499,24 @@ func (d *display) sample(now time.Time, report bool) {
 				d.files[i].name, formatDuration(silent), formatDuration(d.stallTimeout)))
 		}
 	}
-	if d.mode == modeLines && report {
-		for _, s := range notes {
-			fmt.Fprintln(d.out, s)
-		}
-	}
-	views := append([]fileView(nil), d.files...)
-	d.mu.Unlock()
-
-	if d.mode != modeBars {
-		return
-	}
 	if report {
-		for _, s := range notes {
-			_, _ = fmt.Fprintln(d.p, s)
+		switch d.mode {
+		case modeLines:
+			for _, s := range notes {
+				fmt.Fprintln(d.out, s)
+			}
+		case modeBars:
+			d.above = append(d.above, notes...)
 		}
 	}
-	for i, v := range views {
-		bar := d.bars[i]
-		if bar.Completed() || bar.Aborted() {
-			continue
-		}
-		if v.total >= 0 {
-			bar.SetTotal(v.total, false)
-		}
-		bar.SetCurrent(v.bytes)
-		if v.done {
-			bar.SetTotal(v.total, true)
-		}
-	}
+	d.mu.Unlock()
 }
 
 // finish stops the display: callbacks show nothing more; the ticker stops;
-// in modeBars every bar is completed (ok) or aborted, the state line shows
-// the job's state (SUSPENDED after an interruption), and the container has
-// drawn its last frame and ended when finish returns. Only the first call
-// does anything.
+// in modeBars the last frame is drawn and stays on the screen: every bar
+// full if ok, else as far as it got, and the state line shows the job's
+// state (SUSPENDED after an interruption). Only the first call does
+// anything.
 func (d *display) finish(ok bool) {
 	d.mu.Lock()
 	if d.finished {
@@ -531,17 +540,9 @@ func (d *display) finish(ok bool) {
 		final += " (stopped)"
 	}
 	d.mu.Lock()
-	d.final = final
+	d.final, d.finalOK = final, ok
 	d.mu.Unlock()
-	for _, bar := range d.bars {
-		if ok && !bar.Completed() {
-			bar.SetTotal(-1, true)
-		} else if !ok {
-			bar.Abort(false)
-		}
-	}
-	d.state.SetTotal(-1, true)
-	d.p.Wait()
+	d.draw(now)
 }
 
 // formatDuration formats a duration for people: to the millisecond below

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,7 +22,7 @@ import (
 )
 
 // TestMain checks that no test leaves a goroutine behind: run must end
-// everything it started (the Manager, the display, mpb). With
+// everything it started (the Manager, the display). With
 // asCommandEnv set, the test binary is the dojob command instead, so that
 // tests can run it as a real second process (see startDojob).
 func TestMain(m *testing.M) {
@@ -552,47 +551,35 @@ func TestStateDirInUse(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 }
 
-// fakeConsole is an mpb.ConsoleWriter that pretends to be an 80-column
-// terminal and records what is drawn.
+// fakeConsole is a console that pretends to be a terminal (of 100 columns
+// and 40 rows unless width and height say otherwise) and records what is
+// drawn: each Write is a frame.
 type fakeConsole struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	cur     bytes.Buffer
-	flushed []string      // each flushed frame
-	drawn   chan struct{} // closed and replaced at each flush
+	width, height int
+	mu            sync.Mutex
+	buf           bytes.Buffer
+	flushed       []string      // each frame
+	drawn         chan struct{} // closed and replaced at each frame
 }
 
-// Write records a frame's bytes.
+// Write records a frame.
 func (c *fakeConsole) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cur.Write(p)
-}
-
-// ReadFrom records a frame's bytes.
-func (c *fakeConsole) ReadFrom(r io.Reader) (int64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cur.ReadFrom(r)
-}
-
-// IsTerminal pretends to be a terminal.
-func (c *fakeConsole) IsTerminal() bool { return true }
-
-// GetTermSize gives a fixed size.
-func (c *fakeConsole) GetTermSize() (int, int, error) { return 100, 40, nil }
-
-// Flush moves what was written since the last frame to the record.
-func (c *fakeConsole) Flush(lines int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.flushed = append(c.flushed, c.cur.String())
-	_, err := c.cur.WriteTo(&c.buf)
+	c.flushed = append(c.flushed, string(p))
 	if c.drawn != nil {
 		close(c.drawn)
 	}
 	c.drawn = make(chan struct{})
-	return err
+	return c.buf.Write(p)
+}
+
+// GetTermSize gives a fixed size.
+func (c *fakeConsole) GetTermSize() (int, int, error) {
+	if c.width == 0 {
+		return 100, 40, nil
+	}
+	return c.width, c.height, nil
 }
 
 // awaitFrame waits until a frame that contains all of subs is flushed, or
@@ -634,7 +621,7 @@ func (c *fakeConsole) frames() []string {
 func (c *fakeConsole) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.buf.String() + c.cur.String()
+	return c.buf.String()
 }
 
 func TestBars(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/dojob/dojob"
-	"github.com/vbauerster/mpb/v8"
 	"golang.org/x/term"
 )
 
@@ -196,9 +195,9 @@ A job that ends in ERROR has its error, with the HRESULT name, on stderr.
 // options are what run takes from its surroundings. run fills them from the
 // process; tests replace them to draw progress bars into a buffer.
 type options struct {
-	tty     bool              // stdout is a terminal with columns: draw progress bars
-	console mpb.ConsoleWriter // with tty: the writer bars are drawn with; nil = mpb's own on stdout
-	prog    string            // the program's name in hints and help; "" = "dojob"
+	tty     bool    // stdout is a terminal with columns: draw progress bars
+	console console // with tty: what bars are drawn on; nil = stdout, which is then a terminal *os.File
+	prog    string  // the program's name in hints and help; "" = "dojob"
 	// shareWait bounds the wait for a state directory held by a process
 	// that serves no control endpoint; 0 = defaultShareWait.
 	shareWait time.Duration
@@ -224,14 +223,17 @@ func isTerminal(w io.Writer) bool {
 }
 
 // barsFor reports whether progress bars can be drawn on w: a terminal that
-// reports a width. A terminal of 0 columns (some CI consoles, a serial line
-// without a size) would show nothing until the end, so it gets lines.
+// reports a width and takes ANSI sequences. A terminal of 0 columns (some
+// CI consoles, a serial line without a size) would show nothing until the
+// end, and a console without ANSI sequences (Windows before 10) would show
+// them as text, so both get lines.
 func barsFor(w io.Writer) bool {
 	if !isTerminal(w) {
 		return false
 	}
-	width, _, err := term.GetSize(int(w.(*os.File).Fd()))
-	return err == nil && width > 0
+	f := w.(*os.File)
+	width, _, err := term.GetSize(int(f.Fd()))
+	return err == nil && width > 0 && enableANSI(f)
 }
 
 // cli is one execution of the command: its outputs and global flags.

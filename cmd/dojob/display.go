@@ -294,7 +294,11 @@ func (d *display) currentLocked() int {
 // without a byte — since its last byte or the job's last state change,
 // whichever is later — and whether that is long enough to call it stalled.
 func (d *display) stalledLocked(st dojob.State, now time.Time) (time.Duration, bool) {
-	i := d.currentLocked()
+	return d.fileStalledLocked(d.currentLocked(), st, now)
+}
+
+// fileStalledLocked is stalledLocked for file i.
+func (d *display) fileStalledLocked(i int, st dojob.State, now time.Time) (time.Duration, bool) {
 	if i < 0 || (st != dojob.StateConnecting && st != dojob.StateTransferring) {
 		return 0, false
 	}
@@ -315,10 +319,16 @@ func (d *display) rateTextLocked(i int, st dojob.State, now time.Time) string {
 	switch {
 	case v.done || d.finalOK:
 		return "done"
-	case i != d.currentLocked() || (st != dojob.StateConnecting && st != dojob.StateTransferring):
+	case st != dojob.StateConnecting && st != dojob.StateTransferring:
+		return ""
+	case i != d.currentLocked() && v.lastChange.IsZero():
+		// Not the first unfinished file and not moved in this run: not
+		// being transferred (yet), so no speed is invented for it. (A job
+		// with parallel files moves several at once: those that moved get
+		// their speed, or their stall, like the first.)
 		return ""
 	}
-	if silent, stalled := d.stalledLocked(st, now); stalled {
+	if silent, stalled := d.fileStalledLocked(i, st, now); stalled {
 		return "stalled for " + formatDuration(silent)
 	}
 	if v.speed < 1 {

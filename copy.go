@@ -28,8 +28,7 @@ func (x *transfer) keep(tf *lazyTemp, f *file) {
 		if state != nil {
 			f.hashState, f.hashLen = state, n
 		}
-		j.version++
-		j.m.markDirty(j)
+		j.changedLocked()
 	}
 	j.mu.Unlock()
 }
@@ -151,9 +150,8 @@ func (x *transfer) checkpoint(tf tempFile, f *file) error {
 				f.hashState, f.hashLen = state, n
 			}
 		}
-		j.version++
+		j.changedLocked()
 		j.mu.Unlock()
-		j.m.markDirty(j)
 	})
 	return nil
 }

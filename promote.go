@@ -40,7 +40,7 @@ func (m *Manager) promote(j *Job, files []*file) error {
 		j.mu.Lock()
 		f.completed = true
 		j.modified = time.Now()
-		j.version++
+		j.changedLocked()
 		j.mu.Unlock()
 	}
 	return nil
@@ -68,7 +68,7 @@ func (m *Manager) forgetLost(j *Job, files []*file) {
 		f.transferred = false
 		f.verified = false
 		f.emptyLocked()
-		j.version++
+		j.changedLocked()
 		j.mu.Unlock()
 	}
 }

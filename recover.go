@@ -166,28 +166,26 @@ func (m *Manager) restore(r *record) *Job {
 	if r.WindowAge != nil {
 		j.windowOpen, j.windowStart = true, now-*r.WindowAge
 	}
+	state := r.State
 	switch r.State {
 	case StateConnecting, StateTransferring, StateQueued:
 		// The transfer died with the previous Manager: queue it again; it
 		// resumes from the temporary files.
-		j.state = StateQueued
+		state = StateQueued
 	case StateTransientError:
-		j.state = StateTransientError
 		j.retryAt = now + r.RetryIn
 		if !m.store.readOnly { // a read-only Manager's jobs stay as recorded
 			m.clock.set(&j.retryDL, j.retryAt)
 		}
 	case StateTransferred, StateError:
-		j.state = r.State
 		j.episode, j.pendingFinal = 1, true
 		if r.State == StateTransferred && j.nextFileLocked() != nil {
 			// A transferred file lost its temporary file: fetch it again.
-			j.state = StateQueued
+			state = StateQueued
 			j.pendingFinal = false
 		}
-	default:
-		j.state = r.State
 	}
+	j.restoreStateLocked(state)
 	if j.state != StateError && j.state != StateTransientError {
 		j.jerr = nil
 	}
@@ -198,15 +196,14 @@ func (m *Manager) restore(r *record) *Job {
 	} else {
 		j.windowOpen = false
 	}
-	j.version++ // the restored state (e.g. QUEUED) is written on the next save
+	j.changedLocked() // the restored state (e.g. QUEUED) is written on the next save
 	j.saved = 0
 	if m.cfg.Paused {
 		// Written only if a change is made (by a Manager that owns the
-		// directory): a paused Manager writes nothing of its own accord.
+		// directory): a paused Manager writes nothing of its own accord,
+		// and persist writes nothing while the version is the one saved.
 		j.saved = j.version
-		return j
 	}
-	m.markDirty(j)
 	return j
 }
 

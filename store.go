@@ -147,7 +147,23 @@ func (s *store) shutdown() {
 	s.once.Do(func() { close(s.stop) })
 }
 
-// markDirty queues a job for the writer. The job's mu may be held.
+// changedLocked records that the job changed in a way its record must show
+// — the one place the job's version moves. It bumps the version (persist
+// writes a record only when the version moved since the last write) and
+// queues the job for the writer goroutine, so no change can be counted
+// without being written, nor queued without being counted. Engine changes
+// (a state change, a checkpoint, a file done or started over, a source
+// switch) rely on the writer; a user call that must be durable before it
+// returns calls persist after releasing mu too (update, Complete,
+// SetValidationState), and the writer then finds nothing left to write.
+// It takes the store's lock.
+func (j *Job) changedLocked() {
+	j.version++
+	j.m.markDirty(j)
+}
+
+// markDirty queues a job for the writer; only changedLocked calls it. The
+// job's mu may be held.
 func (m *Manager) markDirty(j *Job) {
 	s := m.store
 	if s == nil || s.readOnly {

@@ -168,14 +168,13 @@ func (j *Job) fileDoneLocked(f *file) {
 	f.verified = f.sum != nil // transferFile compared the digest
 	f.resetDigestLocked()
 	f.durable = f.done.Load()
-	j.version++
+	j.changedLocked()
 	// A finished file is progress even if every byte of it was fetched
 	// before (a file that started over and ended below its old mark,
 	// e.g. new content that is shorter): the job is a file further on,
 	// and a file finishes once, so this cannot keep a job alive.
 	j.noteProgressLocked()
 	j.queueFileLocked(f)
-	j.m.markDirty(j)
 }
 
 // endRunLocked detaches the finishing run from the job. It takes the clock's
@@ -278,8 +277,7 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 	x.h, x.hf = nil, nil
 	f.emptyLocked()
 	remote := f.remote
-	j.version++
-	j.m.markDirty(j)
+	j.changedLocked()
 	j.mu.Unlock()
 	j.m.logAsync(slog.LevelInfo, "dojob: starting the file over", "job", j.id.String(), "url", redactURL(remote), "reason", reason)
 	return nil

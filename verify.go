@@ -162,8 +162,7 @@ func (x *transfer) verify(tf *lazyTemp, f *file) error {
 	x.seen = 0
 	x.h, x.hf = nil, nil
 	f.emptyLocked()
-	j.version++
-	j.m.markDirty(j)
+	j.changedLocked()
 	j.mu.Unlock()
 	j.m.logAsync(slog.LevelWarn, "dojob: file failed its check; its data is discarded", "job", j.id.String(), "url", redactURL(f.remote), "why", why)
 	return validationError("%s", why)
@@ -210,7 +209,7 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 		}
 		f.verified = true
 		j.modified = time.Now()
-		j.version++
+		j.changedLocked()
 		j.mu.Unlock()
 		return j.m.persist(j)
 	}
@@ -221,7 +220,7 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 	fi := f.infoLocked()
 	e.File = &fi
 	j.modified = time.Now()
-	j.version++
+	j.changedLocked()
 	if j.state.active() || j.state == StateTransferred {
 		j.stopTransferLocked()
 		j.failLocked(e)

@@ -241,15 +241,27 @@ func (j *Job) preempt(x *transfer) {
 	if j.xfer != x {
 		return
 	}
+	if j.requeueLocked() && j.m.logEnabled(slog.LevelDebug) {
+		j.m.queueLog(slog.LevelDebug, "dojob: pre-empted", slog.Any("job", j.id))
+	}
+}
+
+// requeueLocked stops the job's running transfer (the bytes it wrote are
+// kept, see transfer.keep) and puts the job back in QUEUED with the place in
+// line it had, so it starts again ahead of the jobs that came after it: a
+// pre-emption (preempt), or a new URL for the file being transferred
+// (switchRemoteLocked). A job the scheduler started that is still QUEUED
+// (no request made yet) goes back in line directly, since setStateLocked
+// would see no move. It reports whether the state changed. It takes the
+// scheduler's and the clock's locks and what setStateLocked takes.
+func (j *Job) requeueLocked() (moved bool) {
 	j.stopTransferLocked()
 	j.requeueSeq = j.qseq
 	if j.state == StateQueued {
 		j.m.sched.enqueue(j)
 		j.m.kick()
-		return
+		return false
 	}
 	_ = j.setStateLocked(StateQueued)
-	if j.m.logEnabled(slog.LevelDebug) {
-		j.m.queueLog(slog.LevelDebug, "dojob: pre-empted", slog.Any("job", j.id))
-	}
+	return true
 }

@@ -132,9 +132,8 @@ func TestWriterCoalesces(t *testing.T) {
 	for time.Since(start) < 400*time.Millisecond {
 		<-tick.C
 		j.mu.Lock()
-		j.version++
+		j.changedLocked()
 		j.mu.Unlock()
-		m.markDirty(j)
 	}
 	elapsed := time.Since(start)
 	s := m.store

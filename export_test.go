@@ -60,3 +60,16 @@ func HoldRenames(m *Manager, started chan<- struct{}, release <-chan struct{}) {
 		return base(from, to)
 	}
 }
+
+// BeforeTempOpen makes every opening of a temporary file by m's transfers
+// call hook first, n counting the openings from 1 — a slow file system, for
+// tests that must act between a transfer's steps. Call it before any job
+// runs.
+func BeforeTempOpen(m *Manager, hook func(n int)) {
+	base := m.fs.openTemp
+	var calls atomic.Int64
+	m.fs.openTemp = func(path string, fresh bool) (tempFile, error) {
+		hook(int(calls.Add(1)))
+		return base(path, fresh)
+	}
+}

@@ -431,14 +431,7 @@ func (j *Job) switchRemoteLocked(f *file) {
 	if x == nil || !x.transferringLocked(f) || f.transferred {
 		return
 	}
-	j.stopTransferLocked()
-	j.requeueSeq = j.qseq
-	if j.state == StateQueued {
-		j.m.sched.enqueue(j)
-		j.m.kick()
-		return
-	}
-	_ = j.setStateLocked(StateQueued)
+	j.requeueLocked()
 }
 
 // reqOpts are the job's options for one request, carried in its context to

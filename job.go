@@ -282,7 +282,7 @@ func (j *Job) update(fn func() (changed bool, err error)) error {
 		return err
 	}
 	j.modified = time.Now()
-	j.version++
+	j.changedLocked()
 	j.queueModificationLocked()
 	j.mu.Unlock()
 	return j.m.persist(j)
@@ -402,7 +402,7 @@ func (j *Job) Complete() error {
 	// do: renaming files can take a while, and an expiry meanwhile would
 	// move the job to ERROR under Complete's feet.
 	j.closeWindowLocked()
-	j.version++
+	j.changedLocked()
 	j.m.sched.remove(j)
 	files := make([]*file, len(j.files))
 	copy(files, j.files)
@@ -428,7 +428,7 @@ func (j *Job) Complete() error {
 	j.mu.Lock()
 	j.completing = false
 	if perr != nil {
-		j.version++
+		j.changedLocked()
 		j.reactivateLocked()
 		j.mu.Unlock()
 		_ = j.m.persist(j)

@@ -121,8 +121,7 @@ func (j *Job) failoverLocked(x *transfer, f *file, e *JobError) (next bool, fina
 	from := f.src
 	f.src = nextSource(f.src, n)
 	if f.src != from {
-		j.version++
-		j.m.markDirty(j)
+		j.changedLocked()
 	}
 	if over {
 		final = x.round.result()

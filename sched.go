@@ -2,6 +2,8 @@ package dojob
 
 import (
 	"container/heap"
+	"context"
+	"log/slog"
 	"sync"
 )
 
@@ -204,4 +206,62 @@ func (h *jobHeap) Pop() any {
 	h.jobs = h.jobs[:last]
 	j.qidx = -1
 	return j
+}
+
+// start begins a transfer for a QUEUED job that the scheduler picked and
+// reserved a slot of the given kind for.
+func (j *Job) start(kind slotKind) {
+	m := j.m
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.state != StateQueued || j.xfer != nil || j.completing {
+		m.sched.release(kind, nil)
+		return
+	}
+	m.sched.remove(j) // Suspend+Resume may have queued it again meanwhile
+	ctx, cancel := context.WithCancelCause(context.Background())
+	x := &transfer{j: j, slot: kind, ctx: ctx, cancel: cancel, done: make(chan struct{}), prev: j.last}
+	m.sched.hold(x)
+	if !m.spawn(j, "transfer", x.run) {
+		cancel(errClosing)
+		m.sched.release(kind, x)
+		return
+	}
+	j.xfer, j.last = x, x
+	now := m.now()
+	x.seenAt, x.ckptAt = now, now
+	m.clock.set(&j.tickDL, now+j.tickIntervalLocked())
+}
+
+// preempt stops a running background transfer so a higher-priority job can
+// have its slot; the job goes back to QUEUED with its place in line.
+func (j *Job) preempt(x *transfer) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.xfer != x {
+		return
+	}
+	if j.requeueLocked() && j.m.logEnabled(slog.LevelDebug) {
+		j.m.queueLog(slog.LevelDebug, "dojob: pre-empted", slog.Any("job", j.id))
+	}
+}
+
+// requeueLocked stops the job's running transfer (the bytes it wrote are
+// kept, see transfer.keep) and puts the job back in QUEUED with the place in
+// line it had, so it starts again ahead of the jobs that came after it: a
+// pre-emption (preempt), or a new URL for the file being transferred
+// (switchRemoteLocked). A job the scheduler started that is still QUEUED
+// (no request made yet) goes back in line directly, since setStateLocked
+// would see no move. It reports whether the state changed. It takes the
+// scheduler's and the clock's locks and what setStateLocked takes.
+func (j *Job) requeueLocked() (moved bool) {
+	j.stopTransferLocked()
+	j.requeueSeq = j.qseq
+	if j.state == StateQueued {
+		j.m.sched.enqueue(j)
+		j.m.kick()
+		return false
+	}
+	_ = j.setStateLocked(StateQueued)
+	return true
 }

@@ -108,9 +108,25 @@ func canTransition(from, to State) bool {
 	return false
 }
 
-// setStateLocked is the one function that changes a job's state. It checks
-// the transition table (ErrInvalidState for an illegal move), stamps the
-// times, wakes Wait, keeps the error object, the retry timer, the no-progress
+// restoreStateLocked sets the state of a job rebuilt from its record
+// (Manager.restore, recover.go): the one way besides setStateLocked that a
+// job's state is set. It bypasses the transition table on purpose: a
+// reloaded job has no "from" state — its state was reached in the previous
+// Manager, through the table — so there is no move to check and none of a
+// move's consequences apply: it stamps no time (Times come from the
+// record), queues no notification (the owed JobTransferred or JobError is
+// restored by the caller through pendingFinal), and leaves the scheduler,
+// the clock and the index to reload and restore, which set them from the
+// record. Only restore calls it, before anyone else can see the job; the
+// caller records the change (changedLocked).
+func (j *Job) restoreStateLocked(s State) {
+	j.state = s
+}
+
+// setStateLocked is the one function that changes a job's state (but for
+// restoreStateLocked, which rebuilds a reloaded job). It checks the
+// transition table (ErrInvalidState for an illegal move), stamps the
+// times, records the change (changedLocked), wakes Wait, keeps the error object, the retry timer, the no-progress
 // window, the scheduler queue and the Manager's index in step with the new
 // state, and queues the notifications the move owes. j.mu must be held; it
 // takes the scheduler's, the clock's, the Manager's index, the store's and
@@ -128,7 +144,7 @@ func (j *Job) setStateLocked(to State) error {
 	now := time.Now()
 	j.state = to
 	j.modified = now
-	j.version++
+	j.changedLocked()
 	j.wakeLocked()
 
 	m := j.m
@@ -183,7 +199,6 @@ func (j *Job) setStateLocked(to State) error {
 		m.clock.stop(&j.tickDL)
 		m.forget(j)
 	}
-	m.markDirty(j)
 	if m.logEnabled(slog.LevelDebug) {
 		m.queueLog(slog.LevelDebug, "dojob: state", slog.Any("job", j.id), slog.String("from", from.String()), slog.String("to", to.String()))
 	}

@@ -6,17 +6,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
 )
-
-// bufSize is the copy buffer of one transfer. Memory per transfer is this
-// buffer, whatever the size of the file.
-const bufSize = 256 << 10
 
 // transfer is one run of a job's transfer goroutine: from QUEUED through
 // its files until TRANSFERRED, a failure, or a stop (Suspend, Cancel,
@@ -73,52 +68,6 @@ type transfer struct {
 // errClosing stops transfers when the Manager closes; the job keeps its
 // state, which a persisted Manager records for the next one.
 var errClosing = errors.New("manager closing")
-
-// start begins a transfer for a QUEUED job that the scheduler picked and
-// reserved a slot of the given kind for.
-func (j *Job) start(kind slotKind) {
-	m := j.m
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.state != StateQueued || j.xfer != nil || j.completing {
-		m.sched.release(kind, nil)
-		return
-	}
-	m.sched.remove(j) // Suspend+Resume may have queued it again meanwhile
-	ctx, cancel := context.WithCancelCause(context.Background())
-	x := &transfer{j: j, slot: kind, ctx: ctx, cancel: cancel, done: make(chan struct{}), prev: j.last}
-	m.sched.hold(x)
-	if !m.spawn(j, "transfer", x.run) {
-		cancel(errClosing)
-		m.sched.release(kind, x)
-		return
-	}
-	j.xfer, j.last = x, x
-	now := m.now()
-	x.seenAt, x.ckptAt = now, now
-	m.clock.set(&j.tickDL, now+j.tickIntervalLocked())
-}
-
-// preempt stops a running background transfer so a higher-priority job can
-// have its slot; the job goes back to QUEUED with its place in line.
-func (j *Job) preempt(x *transfer) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.xfer != x {
-		return
-	}
-	j.stopTransferLocked()
-	j.requeueSeq = j.qseq
-	if j.state == StateQueued {
-		j.m.sched.enqueue(j)
-		j.m.kick()
-		return
-	}
-	_ = j.setStateLocked(StateQueued)
-	if j.m.logEnabled(slog.LevelDebug) {
-		j.m.queueLog(slog.LevelDebug, "dojob: pre-empted", slog.Any("job", j.id))
-	}
-}
 
 // run is the transfer goroutine: files one after another, in order.
 func (x *transfer) run() {
@@ -219,14 +168,13 @@ func (j *Job) fileDoneLocked(f *file) {
 	f.verified = f.sum != nil // transferFile compared the digest
 	f.resetDigestLocked()
 	f.durable = f.done.Load()
-	j.version++
+	j.changedLocked()
 	// A finished file is progress even if every byte of it was fetched
 	// before (a file that started over and ended below its old mark,
 	// e.g. new content that is shorter): the job is a file further on,
 	// and a file finishes once, so this cannot keep a job alive.
 	j.noteProgressLocked()
 	j.queueFileLocked(f)
-	j.m.markDirty(j)
 }
 
 // endRunLocked detaches the finishing run from the job. It takes the clock's
@@ -304,103 +252,6 @@ func (x *transfer) transferFile(f *file) error {
 	return tf.finish()
 }
 
-// keep makes what an interrupted transfer of f wrote durable and records
-// it, so the next run — in this process or after a restart — resumes from
-// there rather than from the last checkpoint. It runs on every way a
-// transfer ends early: an error, a stall, Suspend, pre-emption, Close.
-func (x *transfer) keep(tf *lazyTemp, f *file) {
-	if tf.tempFile == nil {
-		return
-	}
-	_ = x.bg.wait() // a failed checkpoint changes nothing: this fsync decides
-	if err := tf.Sync(); err != nil {
-		return // the checkpoint recorded before stays the trusted length
-	}
-	state := x.digestState(f)
-	j := x.j
-	j.mu.Lock()
-	if n := f.done.Load(); n != f.durable || state != nil && f.hashLen != n {
-		f.durable = n
-		if state != nil {
-			f.hashState, f.hashLen = state, n
-		}
-		j.version++
-		j.m.markDirty(j)
-	}
-	j.mu.Unlock()
-}
-
-// lazyTemp opens a file's temporary file on first use, positioned after the
-// bytes counted in f.done. Anything beyond them — bytes written after the
-// last checkpoint before a crash — is not trusted and is cut off. A file
-// with no recorded byte is created exclusively; one with recorded bytes must
-// be there, ours, and at least that long: a file that vanished or shrank
-// while the job was stopped is never padded, open sets lost and hands back
-// an empty file, and the caller starts the file over.
-type lazyTemp struct {
-	tempFile
-	fs   fileSystem
-	f    *file
-	lost bool // the recorded bytes were gone: the file must start over
-}
-
-func (t *lazyTemp) open() error {
-	if t.tempFile != nil {
-		return nil
-	}
-	have := t.f.done.Load()
-	tf, err := t.fs.openTemp(t.f.temp, have == 0)
-	if have > 0 && errors.Is(err, fs.ErrNotExist) {
-		t.lost = true
-		tf, err = t.fs.openTemp(t.f.temp, true)
-	}
-	if err != nil {
-		return localPathError(t.f.local, err)
-	}
-	if have > 0 && !t.lost {
-		size, err := tf.Seek(0, io.SeekEnd)
-		if err != nil {
-			tf.Close()
-			return localError(err)
-		}
-		t.lost = size < have
-	}
-	if t.lost {
-		have = 0
-	}
-	if err := tf.Truncate(have); err != nil {
-		tf.Close()
-		return localError(err)
-	}
-	if _, err := tf.Seek(have, io.SeekStart); err != nil {
-		tf.Close()
-		return localError(err)
-	}
-	t.tempFile = tf
-	return nil
-}
-
-// finish closes the file, reporting the error of the close.
-func (t *lazyTemp) finish() error {
-	tf := t.tempFile
-	t.tempFile = nil
-	if tf == nil {
-		return nil
-	}
-	if err := tf.Close(); err != nil {
-		return localError(err)
-	}
-	return nil
-}
-
-// close closes the file if it is open (deferred; errors already reported).
-func (t *lazyTemp) close() {
-	if t.tempFile != nil {
-		t.tempFile.Close()
-		t.tempFile = nil
-	}
-}
-
 // restart empties f's temporary file: the content changed on the server, or
 // the server would not resume, or nothing could tell whether it changed;
 // reason says which (FileInfo.RestartReason). The high-water mark keeps the
@@ -426,8 +277,7 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 	x.h, x.hf = nil, nil
 	f.emptyLocked()
 	remote := f.remote
-	j.version++
-	j.m.markDirty(j)
+	j.changedLocked()
 	j.mu.Unlock()
 	j.m.logAsync(slog.LevelInfo, "dojob: starting the file over", "job", j.id.String(), "url", redactURL(remote), "reason", reason)
 	return nil
@@ -466,44 +316,6 @@ func restartReason(resp *http.Response, sentIfRange bool, etag, lastMod string, 
 		return "server refused the range"
 	}
 	return "server would not resume"
-}
-
-// span is the part of a remote file one request asks for.
-type span struct {
-	off, end int64 // end is inclusive; -1 means to the end of the file
-	ranged   bool  // the request carries a Range header
-	whole    bool  // the span is the whole file
-}
-
-// nextSpanLocked maps the bytes already in f's temporary file to the next
-// remote span, or reports that the file is complete.
-func (f *file) nextSpanLocked() (s span, complete bool) {
-	have := f.done.Load()
-	if f.ranges == nil {
-		if f.size != SizeUnknown && have >= f.size {
-			return s, true
-		}
-		return span{off: have, end: -1, ranged: have > 0, whole: have == 0}, false
-	}
-	pos := have
-	for _, r := range f.ranges {
-		l := r.Length
-		if l == LengthToEOF {
-			if f.remoteSize == SizeUnknown {
-				return span{off: r.Offset + pos, end: -1, ranged: true, whole: r.Offset+pos == 0 && len(f.ranges) == 1}, false
-			}
-			l = max(f.remoteSize-r.Offset, 0)
-		}
-		if pos < l {
-			end := r.Offset + r.Length - 1
-			if r.Length == LengthToEOF {
-				end = -1
-			}
-			return span{off: r.Offset + pos, end: end, ranged: true, whole: r.Offset+pos == 0 && r.Length == LengthToEOF && len(f.ranges) == 1}, false
-		}
-		pos -= l
-	}
-	return s, true
 }
 
 // step makes one request for f and copies its body. It reports whether the
@@ -663,128 +475,4 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 		return false, "", nil // the next step finds the next range, or completion
 	}
 	return true, "", nil
-}
-
-// copy is the hot path: it moves body bytes into the temporary file. Per
-// write it adds to f's byte counter and compares it with the file's
-// high-water mark, and reads one flag — no lock, no clock, no allocation.
-// The first new byte of a run (one past the mark) closes the no-progress
-// window (once, under the lock); the watchdog tick asks for checkpoints.
-func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int64, error) {
-	if x.buf == nil {
-		x.buf = x.j.m.bufs.Get().(*[]byte)
-	}
-	buf := *x.buf
-	// With a Checksum the bytes are hashed on a second goroutine while the
-	// next buffer is read and written (a pipeline of a few buffers); when
-	// copy returns, or before a checkpoint, x.h has hashed every byte
-	// written. Without one nothing of this runs.
-	var hp *hashPipe
-	if x.h != nil {
-		hp = x.startHashPipe()
-		defer hp.stop()
-	}
-	var n int64
-	pending := int64(0) // bytes written since the last startWriteback
-	for length < 0 || n < length {
-		if hp != nil {
-			buf = hp.next()
-		}
-		rd := buf
-		if length >= 0 && length-n < int64(len(rd)) {
-			rd = rd[:length-n]
-		}
-		nr, rerr := body.Read(rd)
-		if nr > 0 {
-			nw, werr := tf.Write(rd[:nr])
-			n += int64(nw)
-			if hp != nil {
-				hp.send(rd[:nw]) // the bytes just written, so the digest keeps up with f.done
-			}
-			if werr != nil {
-				f.done.Add(int64(nw))
-				return n, localError(werr)
-			}
-			if pending += int64(nw); pending >= writebackChunk {
-				end := f.done.Load() + int64(nw) // the file's length after this write
-				startWriteback(tf, end-pending, pending)
-				pending = 0
-			}
-			if x.account(f, nw) {
-				if !x.progressed && f.done.Load() > x.mark {
-					x.firstByte()
-				}
-				if x.ckptDue.Load() {
-					if err := x.checkpoint(tf, f); err != nil {
-						return n, err
-					}
-				}
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
-	return n, nil
-}
-
-// account is the bookkeeping of one write on the hot path: one atomic add
-// to the file's byte counter (which Progress, the watchdog and checkpoints
-// read), one comparison with the mark and one atomic load. It reports
-// whether the slow path has work: the run's first new byte — the write that
-// takes the file past its high-water mark, so a file that started over is
-// not progress until it gets back there — or a checkpoint the watchdog
-// asked for. Once the run has progressed the mark is not looked at again:
-// the window stays closed until the run ends.
-func (x *transfer) account(f *file, n int) (slow bool) {
-	done := f.done.Add(int64(n))
-	return (!x.progressed && done > x.mark) || x.ckptDue.Load()
-}
-
-// firstByte records the first new byte of a run: progress closes the
-// no-progress window and resets the retry back-off.
-func (x *transfer) firstByte() {
-	x.progressed = true
-	j := x.j
-	j.mu.Lock()
-	if x.liveLocked() {
-		j.noteProgressLocked()
-	}
-	j.mu.Unlock()
-}
-
-// checkpoint makes the bytes so far durable and records how many there are,
-// so a restart after a crash resumes from here. The fsync runs off the copy
-// goroutine (bgSync): the length is noted here, where every byte it counts
-// has been written, and recorded once the fsync has returned. Anything
-// saved along with the length must be taken here too, at the same count.
-// A failed fsync is reported by the next checkpoint or at the file's end.
-func (x *transfer) checkpoint(tf tempFile, f *file) error {
-	x.ckptDue.Store(false)
-	if err := x.bg.failed(); err != nil {
-		return localError(err)
-	}
-	// The digest state is taken here too, at the same count: digestState
-	// waits for the hashing pipeline to catch up with f.done.
-	n := f.done.Load()
-	state := x.digestState(f)
-	j := x.j
-	x.bg.start(tf, func() {
-		j.mu.Lock()
-		if n >= f.durable {
-			f.durable = n
-			if state != nil {
-				// The digest of exactly the durable bytes: a resume after a
-				// crash continues it instead of reading the file again.
-				f.hashState, f.hashLen = state, n
-			}
-		}
-		j.version++
-		j.mu.Unlock()
-		j.m.markDirty(j)
-	})
-	return nil
 }

@@ -1,0 +1,78 @@
+package dojob
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+)
+
+// lazyTemp opens a file's temporary file on first use, positioned after the
+// bytes counted in f.done. Anything beyond them — bytes written after the
+// last checkpoint before a crash — is not trusted and is cut off. A file
+// with no recorded byte is created exclusively; one with recorded bytes must
+// be there, ours, and at least that long: a file that vanished or shrank
+// while the job was stopped is never padded, open sets lost and hands back
+// an empty file, and the caller starts the file over.
+type lazyTemp struct {
+	tempFile
+	fs   fileSystem
+	f    *file
+	lost bool // the recorded bytes were gone: the file must start over
+}
+
+func (t *lazyTemp) open() error {
+	if t.tempFile != nil {
+		return nil
+	}
+	have := t.f.done.Load()
+	tf, err := t.fs.openTemp(t.f.temp, have == 0)
+	if have > 0 && errors.Is(err, fs.ErrNotExist) {
+		t.lost = true
+		tf, err = t.fs.openTemp(t.f.temp, true)
+	}
+	if err != nil {
+		return localPathError(t.f.local, err)
+	}
+	if have > 0 && !t.lost {
+		size, err := tf.Seek(0, io.SeekEnd)
+		if err != nil {
+			tf.Close()
+			return localError(err)
+		}
+		t.lost = size < have
+	}
+	if t.lost {
+		have = 0
+	}
+	if err := tf.Truncate(have); err != nil {
+		tf.Close()
+		return localError(err)
+	}
+	if _, err := tf.Seek(have, io.SeekStart); err != nil {
+		tf.Close()
+		return localError(err)
+	}
+	t.tempFile = tf
+	return nil
+}
+
+// finish closes the file, reporting the error of the close.
+func (t *lazyTemp) finish() error {
+	tf := t.tempFile
+	t.tempFile = nil
+	if tf == nil {
+		return nil
+	}
+	if err := tf.Close(); err != nil {
+		return localError(err)
+	}
+	return nil
+}
+
+// close closes the file if it is open (deferred; errors already reported).
+func (t *lazyTemp) close() {
+	if t.tempFile != nil {
+		t.tempFile.Close()
+		t.tempFile = nil
+	}
+}

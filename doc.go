@@ -2,7 +2,7 @@
 // BITS do (IBackgroundCopyManager, IBackgroundCopyJob,
 // IBackgroundCopyCallback), on every platform Go runs on: jobs hold files,
 // move through a state machine, retry transient errors with back-off, give
-// up after a no-progress timeout that resets on every byte of progress,
+// up after a no-progress timeout that resets on every new byte (progress),
 // resume HTTP(S) transfers where they stopped, make files appear atomically
 // only when the job is completed, and — with a state directory — survive a
 // crash or a restart of the process.

@@ -111,35 +111,46 @@ func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 // TestWriterCoalesces: a job whose record is large and changes all the time
 // (a thousand files finishing one after another) does not keep the record
-// writer busy: it rests after each batch, so it spends a small part of the
-// time writing (without the rest it writes back to back, all of the time).
+// writer busy: it rests after each batch for 16 times as long as the batch
+// took (at most a checkpoint interval), so changes arriving meanwhile are
+// written together. In a synctest bubble each batch is made to take 10 ms of
+// fake time; changes arrive every millisecond for a second. Without the rest
+// the writer would write ~100 batches back to back; with it, one batch per
+// 10 ms + 160 ms: 6 batches, writing 60 ms of the second.
 func TestWriterCoalesces(t *testing.T) {
-	dir := t.TempDir()
-	m, err := NewManager(Config{StateDir: filepath.Join(dir, "state"), HTTPClient: always503()})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, m.Close()) }()
-	j, err := m.CreateJob("many")
-	require.NoError(t, err)
-	specs := make([]FileSpec, 2000)
-	for i := range specs {
-		specs[i] = FileSpec{RemoteURL: "http://127.0.0.1/f" + strconv.Itoa(i), LocalPath: filepath.Join(dir, "f"+strconv.Itoa(i))}
-	}
-	require.NoError(t, j.AddFileSet(specs))
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		m, err := NewManager(Config{StateDir: filepath.Join(dir, "state"), HTTPClient: always503()})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, m.Close()) }()
+		s := m.store
+		s.mu.Lock()
+		s.flushHook = func() { time.Sleep(10 * time.Millisecond) }
+		s.mu.Unlock()
+		j, err := m.CreateJob("many")
+		require.NoError(t, err)
+		specs := make([]FileSpec, 1000)
+		for i := range specs {
+			specs[i] = FileSpec{RemoteURL: "http://127.0.0.1/f" + strconv.Itoa(i), LocalPath: filepath.Join(dir, "f"+strconv.Itoa(i))}
+		}
+		require.NoError(t, j.AddFileSet(specs))
+		synctest.Wait()
+		s.mu.Lock()
+		s.writing, s.batches = 0, 0
+		s.mu.Unlock()
 
-	tick := time.NewTicker(200 * time.Microsecond) // paces the changes; waits for nothing
-	defer tick.Stop()
-	start := time.Now()
-	for time.Since(start) < 400*time.Millisecond {
-		<-tick.C
-		j.mu.Lock()
-		j.changedLocked()
-		j.mu.Unlock()
-	}
-	elapsed := time.Since(start)
-	s := m.store
-	s.mu.Lock()
-	writing := s.writing
-	s.mu.Unlock()
-	require.Greater(t, writing, time.Duration(0), "the record was written")
-	assert.Less(t, writing, elapsed/4, "the writer wrote for %v of %v", writing, elapsed)
+		start := time.Now()
+		for time.Since(start) < time.Second {
+			j.mu.Lock()
+			j.changedLocked()
+			j.mu.Unlock()
+			time.Sleep(time.Millisecond) // fake time: paces the changes
+		}
+		synctest.Wait()
+		s.mu.Lock()
+		writing, batches := s.writing, s.batches
+		s.mu.Unlock()
+		assert.Equal(t, 6, batches, "one batch per 10 ms written + 160 ms of rest")
+		assert.Equal(t, 60*time.Millisecond, writing)
+	})
 }

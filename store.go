@@ -38,6 +38,10 @@ type store struct {
 	mu      sync.Mutex
 	dirty   map[*Job]struct{}
 	writing time.Duration // the writer's time spent in batches (tests look)
+	batches int           // batches written (tests look)
+	// flushHook, when set (tests), runs after each batch as part of it: a
+	// test inside a synctest bubble makes a batch take fake time with it.
+	flushHook func()
 	signal  chan struct{} // capacity 1: the writer has work
 	stop    chan struct{} // closed by shutdown
 	once    sync.Once
@@ -195,9 +199,16 @@ func (m *Manager) writer() {
 		case <-s.signal:
 			start := time.Now()
 			m.flush()
+			s.mu.Lock()
+			hook := s.flushHook
+			s.mu.Unlock()
+			if hook != nil {
+				hook()
+			}
 			took := time.Since(start)
 			s.mu.Lock()
 			s.writing += took
+			s.batches++
 			s.mu.Unlock()
 			if rest := min(writerRest*took, m.cfg.CheckpointInterval); rest > 0 {
 				t := time.NewTimer(rest)

@@ -42,9 +42,9 @@ type store struct {
 	// flushHook, when set (tests), runs after each batch as part of it: a
 	// test inside a synctest bubble makes a batch take fake time with it.
 	flushHook func()
-	signal  chan struct{} // capacity 1: the writer has work
-	stop    chan struct{} // closed by shutdown
-	once    sync.Once
+	signal    chan struct{} // capacity 1: the writer has work
+	stop      chan struct{} // closed by shutdown
+	once      sync.Once
 }
 
 // openStore creates or opens a state directory and locks it. A paused

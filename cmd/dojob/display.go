@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,12 +240,23 @@ func describeError(e *dojob.JobError) string {
 	if e.Context != dojob.ErrorContextNone {
 		b.WriteString(" [" + e.Context.String() + "]")
 	}
+	shown := ""
 	if e.File != nil {
-		b.WriteString(": " + redact(e.File.RemoteURL))
+		shown = e.File.RemoteURL
+		if e.File.SourceURL != "" {
+			shown = e.File.SourceURL // the source that failed (mirrors)
+		}
+		b.WriteString(": " + redact(shown))
 	}
 	for cause := e.Err; cause != nil; {
 		var inner *dojob.JobError
 		if !errors.As(cause, &inner) {
+			// net/http's errors repeat the URL ("Get \"URL\": …"): once is
+			// enough when it is the one already shown.
+			var ue *url.Error
+			if errors.As(cause, &ue) && shown != "" && ue.URL == shown {
+				cause = ue.Err
+			}
 			b.WriteString(": " + strings.TrimPrefix(cause.Error(), "dojob: "))
 			break
 		}

@@ -239,21 +239,11 @@ func (w *transfer) runFile(f *file) error {
 			j.mu.Unlock()
 			return err
 		}
-		if context.Cause(fctx) == errStalled {
-			err = &sourceError{errStalled} // the watchdog stopped this source's attempt
-		}
-		e := classify(err)
-		fi := f.infoLocked()
-		e.File = &fi
-		if fromSource(err, e) {
-			next, final := j.failoverLocked(w, f, e)
-			if next {
-				j.mu.Unlock()
-				continue
-			}
-			e = final
-		}
+		again, e := j.attemptErrorLocked(w, f, fctx, err)
 		j.mu.Unlock()
+		if again {
+			continue
+		}
 		return e
 	}
 }

@@ -135,20 +135,11 @@ func (x *transfer) run() {
 		case errStalled:
 			err = errStalled
 		}
-		if err != nil && context.Cause(fctx) == errStalled {
-			err = &sourceError{errStalled} // the watchdog stopped this source's attempt
-		}
 		if err != nil {
-			e := classify(err)
-			fi := f.infoLocked()
-			e.File = &fi
-			if fromSource(err, e) {
-				next, final := j.failoverLocked(x, f, e)
-				if next {
-					j.mu.Unlock()
-					continue
-				}
-				e = final
+			again, e := j.attemptErrorLocked(x, f, fctx, err)
+			if again {
+				j.mu.Unlock()
+				continue
 			}
 			j.endRunLocked()
 			j.failLocked(e)
@@ -158,6 +149,28 @@ func (x *transfer) run() {
 		j.fileDoneLocked(f)
 		j.mu.Unlock()
 	}
+}
+
+// attemptErrorLocked turns the failed attempt of x at f (made under fctx)
+// into the job error it ends with — or reports that f moved to its next
+// source and is to be tried again at once (mirrors.go). Both run and a
+// parallel run's files (parallel.go) end a failed attempt here. It takes
+// the locks of failoverLocked.
+func (j *Job) attemptErrorLocked(x *transfer, f *file, fctx context.Context, err error) (again bool, e *JobError) {
+	if context.Cause(fctx) == errStalled {
+		err = &sourceError{errStalled} // the watchdog stopped this source's attempt
+	}
+	e = classify(err)
+	fi := f.infoLocked()
+	e.File = &fi
+	if fromSource(err, e) {
+		next, final := j.failoverLocked(x, f, e)
+		if next {
+			return true, nil
+		}
+		e = final
+	}
+	return false, e
 }
 
 // fileDoneLocked records that transferFile brought f to completion (every

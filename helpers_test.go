@@ -11,6 +11,7 @@ import (
 
 	"github.com/dojob/dojob"
 	"github.com/dojob/dojob/dojobtest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -109,4 +110,16 @@ func mustJobError(t *testing.T, j *dojob.Job) *dojob.JobError {
 	require.NoError(t, err, "job %s is %s", j.ID(), j.State())
 	require.NotNil(t, jerr)
 	return jerr
+}
+
+// requireSwitchedAtOffset checks the requests for path after SetRemoteName
+// moved a running download from ?sig=first to ?sig=second: two requests,
+// the second to the new URL, resuming at an offset (not from byte 0).
+func requireSwitchedAtOffset(t *testing.T, reqs []dojobtest.Request, path string) {
+	t.Helper()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, path+"?sig=first", reqs[0].URL)
+	assert.Equal(t, path+"?sig=second", reqs[1].URL)
+	assert.Regexp(t, `^bytes=\d+-$`, reqs[1].Range)
+	assert.NotEqual(t, "bytes=0-", reqs[1].Range)
 }

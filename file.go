@@ -158,9 +158,12 @@ type file struct {
 
 	respHeader http.Header // the last response's headers; replaced, never modified
 
-	// src is the source requests go to (0: remote, i: mirrors[i-1]);
-	// valSrc the source whose response gave etag and lastMod (mirrors.go).
-	src, valSrc int
+	// src is the source requests go to (0: remote, i: mirrors[i-1]).
+	src int
+	// srcs are the sources that gave the bytes in temp, in order; skip the
+	// mirrors skipped for this file until the caller resumes the job, for
+	// bytes that failed its check (mirrors.go). skip is not persisted.
+	srcs, skip []int
 	// Verification (never change after AddFileSet but verified).
 	expSize  int64    // FileSpec.Size; 0 when not given
 	checksum string   // FileSpec.Checksum, normalised; "" when none

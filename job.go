@@ -305,6 +305,9 @@ func (j *Job) Resume() error {
 		j.mu.Unlock()
 		return errorf(ErrJobEmpty, "job %s has no file", j.id)
 	}
+	for _, f := range j.files {
+		f.skip = nil // the caller's Resume gives every mirror its chance again
+	}
 	switch j.state {
 	case StateSuspended, StateError, StateTransientError:
 		j.closeWindowLocked()

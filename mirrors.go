@@ -3,6 +3,7 @@ package dojob
 import (
 	"errors"
 	"log/slog"
+	"slices"
 )
 
 // Mirrors: a file's sources are its RemoteURL (source 0) and its
@@ -85,17 +86,52 @@ func (r *sourceRound) result() *JobError {
 	return r.first
 }
 
-// crossSource reports whether a request to source src must not use the
-// validators of f, which source valSrc gave: ETags and dates of two servers
-// are not comparable. It matters only when the file has bytes and a
-// Checksum: the checksum then guards the splice, so the request resumes at
-// the offset without If-Range and accepts a 206 of the same total, whatever
-// its validators. Without a Checksum the old source's validators are sent
-// in If-Range as usual, so the file continues only when the new source
-// agrees on the strong ETag (else Last-Modified) and the size, and starts
-// over otherwise.
-func crossSource(src, valSrc int, have int64, checksum bool) bool {
-	return checksum && have > 0 && src != valSrc
+// Bytes from several sources: a file continues on another source at its
+// offset only when that source's answer proves it serves the same content
+// (check, resume.go), so the bytes of a file may come from several sources
+// of one content. f.srcs lists them. When such a file fails its check
+// (a Checksum, FileSpec.Size, or SetValidationState(i, false)) the
+// mirrors among them are to blame as BITS blames peers: the file is emptied,
+// they are skipped for that file until the caller resumes the job, and the
+// file is fetched again from its primary, without an error. A file whose
+// bytes came from its primary alone fails as before.
+
+// addSourceLocked records that source src gave bytes of f.
+func (f *file) addSourceLocked(src int) {
+	if !slices.Contains(f.srcs, src) {
+		f.srcs = append(f.srcs, src)
+		slices.Sort(f.srcs)
+	}
+}
+
+// foreignLocked reports whether a mirror gave some of f's bytes.
+func (f *file) foreignLocked() bool {
+	return slices.ContainsFunc(f.srcs, func(s int) bool { return s != 0 })
+}
+
+// skipForeignLocked skips, for f, every mirror that gave some of its
+// bytes, and sends f back to its primary.
+func (f *file) skipForeignLocked() {
+	for _, s := range f.srcs {
+		if s != 0 && !slices.Contains(f.skip, s) {
+			f.skip = append(f.skip, s)
+		}
+	}
+	f.src = 0
+}
+
+// usableLocked is the number of f's sources not skipped.
+func (f *file) usableLocked() int { return f.sourcesLocked() - len(f.skip) }
+
+// nextUsableLocked is the source after cur that is not skipped, wrapping to
+// the primary (never skipped).
+func (f *file) nextUsableLocked(cur int) int {
+	n := f.sourcesLocked()
+	s := nextSource(cur, n)
+	for s != 0 && slices.Contains(f.skip, s) {
+		s = nextSource(s, n)
+	}
+	return s
 }
 
 // sourcesLocked is the number of f's sources.
@@ -111,7 +147,7 @@ func (f *file) sourceURLLocked() string { return sourceURL(f.remote, f.mirrors, 
 // moves on: after a finished round it is back where the round started. It
 // takes the clock's and the log queue's locks.
 func (j *Job) failoverLocked(x *transfer, f *file, e *JobError) (next bool, final *JobError) {
-	n := f.sourcesLocked()
+	n := f.usableLocked()
 	if x.roundFile != f || x.progressed {
 		// A new file, or this attempt made progress: a new round
 		// starts with this failure.
@@ -119,7 +155,7 @@ func (j *Job) failoverLocked(x *transfer, f *file, e *JobError) (next bool, fina
 	}
 	over := x.round.add(e, n)
 	from := f.src
-	f.src = nextSource(f.src, n)
+	f.src = f.nextUsableLocked(f.src)
 	if f.src != from {
 		j.changedLocked()
 	}

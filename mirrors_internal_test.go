@@ -61,21 +61,29 @@ func TestSourceRound(t *testing.T) {
 	}
 }
 
-func TestCrossSource(t *testing.T) {
-	for _, tc := range []struct {
-		src, valSrc int
-		have        int64
-		checksum    bool
-		want        bool
-	}{
-		{1, 0, 100, true, true},   // another source, bytes, a checksum: resume without If-Range
-		{1, 0, 100, false, false}, // no checksum: If-Range with the old validator decides
-		{1, 0, 0, true, false},    // no bytes: nothing to splice
-		{1, 1, 100, true, false},  // the validators are this source's
-		{0, 0, 100, true, false},
-	} {
-		assert.Equal(t, tc.want, crossSource(tc.src, tc.valSrc, tc.have, tc.checksum), "%+v", tc)
-	}
+// TestSkippedSources: the mirrors that gave bytes of a file that failed
+// its check are skipped by failover; the primary never is.
+func TestSkippedSources(t *testing.T) {
+	f := &file{mirrors: []string{"http://a/", "http://b/", "http://c/"}}
+	f.addSourceLocked(2)
+	f.addSourceLocked(0)
+	f.addSourceLocked(2)
+	assert.Equal(t, []int{0, 2}, f.srcs)
+	assert.True(t, f.foreignLocked())
+	f.src = 2
+	f.skipForeignLocked()
+	assert.Equal(t, 0, f.src, "back to the primary")
+	assert.Equal(t, []int{2}, f.skip)
+	assert.Equal(t, 3, f.usableLocked())
+	assert.Equal(t, 1, f.nextUsableLocked(0))
+	assert.Equal(t, 3, f.nextUsableLocked(1), "mirror 2 is skipped")
+	assert.Equal(t, 0, f.nextUsableLocked(3))
+
+	g := &file{mirrors: []string{"http://a/"}}
+	g.addSourceLocked(0)
+	assert.False(t, g.foreignLocked(), "bytes of the primary alone")
+	g.skip = []int{1}
+	assert.Equal(t, 0, g.nextUsableLocked(0), "a single usable source stays where it is")
 }
 
 func TestFromSource(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -86,8 +87,11 @@ type recordFile struct {
 
 	// Added within version 1 (mirrors): the source in use and the source
 	// that gave ETag and LastModified (0 = Remote, i = Mirrors[i-1]).
-	Source          int `json:"source,omitempty"`
-	ValidatorSource int `json:"validator_source,omitempty"`
+	// Sources lists every source that gave bytes of Temp; a record without
+	// it (from an older release) loads with ValidatorSource alone.
+	Source          int   `json:"source,omitempty"`
+	ValidatorSource int   `json:"validator_source,omitempty"`
+	Sources         []int `json:"sources,omitempty"`
 }
 
 type recordError struct {
@@ -147,7 +151,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 			ResponseHeaders: f.respHeader,
 			ExpectedSize:    f.expSize, Checksum: f.checksum, Mirrors: f.mirrors, Verified: f.verified,
 			HashState: f.hashState, HashLen: f.hashLen,
-			Source: f.src, ValidatorSource: f.valSrc,
+			Source: f.src, ValidatorSource: lastOr(f.srcs, 0), Sources: f.srcs,
 		}
 	}
 	return r
@@ -286,7 +290,8 @@ func (f *recordFile) check(tempPrefix string) error {
 		return errors.New("negative expected size")
 	case f.HashLen < 0 || f.HashLen > f.Durable:
 		return errors.New("a digest of bytes that are not recorded")
-	case f.Source < 0 || f.Source > len(f.Mirrors) || f.ValidatorSource < 0 || f.ValidatorSource > len(f.Mirrors):
+	case f.Source < 0 || f.Source > len(f.Mirrors) || f.ValidatorSource < 0 || f.ValidatorSource > len(f.Mirrors) ||
+		slices.ContainsFunc(f.Sources, func(s int) bool { return s < 0 || s > len(f.Mirrors) }):
 		return errors.New("a source that is neither the remote URL nor a mirror")
 	}
 	if _, _, err := parseChecksum(f.Checksum); err != nil {
@@ -300,6 +305,29 @@ func (f *recordFile) check(tempPrefix string) error {
 		if checkRemoteURL(u) != nil {
 			return errors.New("a mirror is not an http or https URL")
 		}
+	}
+	return nil
+}
+
+// lastOr returns the last element of s, or or when s is empty.
+func lastOr(s []int, or int) int {
+	if len(s) == 0 {
+		return or
+	}
+	return s[len(s)-1]
+}
+
+// recordSources is the sources that gave the bytes of a recorded file: its
+// Sources, or for a record of an older release that has bytes the one
+// source that gave its validators.
+func recordSources(rf recordFile) []int {
+	switch {
+	case rf.Sources != nil:
+		s := slices.Clone(rf.Sources)
+		slices.Sort(s)
+		return slices.Compact(s)
+	case rf.Durable > 0:
+		return []int{rf.ValidatorSource}
 	}
 	return nil
 }

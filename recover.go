@@ -119,7 +119,7 @@ func (m *Manager) restore(r *record) *Job {
 			respHeader: rf.ResponseHeaders,
 			expSize:    rf.ExpectedSize, checksum: checksum, sum: sum, mirrors: rf.Mirrors, verified: rf.Verified,
 			hashState: rf.HashState, hashLen: rf.HashLen,
-			src: rf.Source, valSrc: rf.ValidatorSource,
+			src: rf.Source, srcs: recordSources(rf),
 		})
 	}
 

@@ -66,12 +66,15 @@ func TestCheck(t *testing.T) {
 
 	// The requests.
 	fresh := ask{sp: span{off: 0, end: -1, whole: true}, size: SizeUnknown}
-	resume := ask{sp: span{off: 100, end: -1, ranged: true}, ifRange: true, etag: `"v1"`, size: 1000}
-	resumeLM := ask{sp: span{off: 100, end: -1, ranged: true}, ifRange: true, lastMod: lm1, size: 1000}
-	resumeAll := ask{sp: span{off: 1000, end: -1, ranged: true}, ifRange: true, etag: `"v1"`, size: SizeUnknown} // all bytes there, the end not confirmed
-	rng := ask{sp: span{off: 100, end: 199, ranged: true}, ranges: true, ifRange: true, etag: `"v1"`, size: 4096}
+	resume := ask{sp: span{off: 100, end: -1, ranged: true}, ifRange: true, etag: `"v1"`, size: 1000, cont: true}
+	resumeLM := ask{sp: span{off: 100, end: -1, ranged: true}, ifRange: true, lastMod: lm1, size: 1000, cont: true}
+	resumeAll := ask{sp: span{off: 1000, end: -1, ranged: true}, ifRange: true, etag: `"v1"`, size: SizeUnknown, cont: true} // all bytes there, the end not confirmed
+	resumeBlind := ask{sp: span{off: 100, end: -1, ranged: true}, size: 1000, cont: true}                                    // bytes, but no validator known
+	rng := ask{sp: span{off: 100, end: 199, ranged: true}, ranges: true, ifRange: true, etag: `"v1"`, size: 4096, cont: true}
 	rngFirst := ask{sp: span{off: 100, end: 199, ranged: true}, ranges: true, size: SizeUnknown} // nothing known: no If-Range
-	rngEOF := ask{sp: span{off: 4046, end: -1, ranged: true}, ranges: true, ifRange: true, etag: `"v1"`, size: 4096}
+	rngChain := ask{sp: span{off: 300, end: 399, ranged: true}, ranges: true, size: 4096, cont: true, chain: true}
+	rngNoChain := ask{sp: span{off: 300, end: 399, ranged: true}, ranges: true, size: 4096, cont: true}
+	rngEOF := ask{sp: span{off: 4046, end: -1, ranged: true}, ranges: true, ifRange: true, etag: `"v1"`, size: 4096, cont: true}
 	rngWhole := ask{sp: span{off: 0, end: -1, ranged: true, whole: true}, ranges: true, size: SizeUnknown}
 	rngPastEOF := ask{sp: span{off: 4000, end: 4199, ranged: true}, ranges: true, size: SizeUnknown}
 
@@ -85,18 +88,33 @@ func TestCheck(t *testing.T) {
 	}{
 		// 206: accepted only at the asked offset, to the asked end, with the known total.
 		{"206 resume accepted", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v1"`), 900, outUse(900, 1000)},
-		{"206 without Content-Length: length from Content-Range", resume, 206, hdr("Content-Range", "bytes 100-999/1000"), -1, outUse(900, 1000)},
+		{"206 without Content-Length: length from Content-Range", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v1"`), -1, outUse(900, 1000)},
 		{"206 range accepted", rng, 206, hdr("Content-Range", "bytes 100-199/4096", "ETag", `"v1"`), 100, outUse(100, 4096)},
 		{"206 first range, nothing known", rngFirst, 206, hdr("Content-Range", "bytes 100-199/4096"), 100, outUse(100, 4096)},
-		{"206 range to EOF", rngEOF, 206, hdr("Content-Range", "bytes 4046-4095/4096"), 50, outUse(50, 4096)},
-		{"206 at another offset: whole file starts over", resume, 206, hdr("Content-Range", "bytes 50-999/1000"), 950, outRestart},
-		{"206 at another offset: range fails", rng, 206, hdr("Content-Range", "bytes 150-199/4096"), 50, outFatal(ErrInsufficientRangeSupport)},
+		{"206 range to EOF", rngEOF, 206, hdr("Content-Range", "bytes 4046-4095/4096", "ETag", `"v1"`), 50, outUse(50, 4096)},
+		{"206 at another offset: whole file starts over", resume, 206, hdr("Content-Range", "bytes 50-999/1000", "ETag", `"v1"`), 950, outRestart},
+		{"206 at another offset: range fails", rng, 206, hdr("Content-Range", "bytes 150-199/4096", "ETag", `"v1"`), 50, outFatal(ErrInsufficientRangeSupport)},
+
+		// A 206 that continues bytes must prove it serves their content:
+		// If-Range sent proves nothing (a server, mirror or cache may ignore it).
+		{"206 continuing, no ETag where one was known: starts over", resume, 206, hdr("Content-Range", "bytes 100-999/1000"), 900, outRestart},
+		{"206 continuing, only Last-Modified where an ETag was known", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "Last-Modified", lm1), 900, outRestart},
+		{"206 continuing, no Last-Modified where only it was known", resumeLM, 206, hdr("Content-Range", "bytes 100-999/1000"), 900, outRestart},
+		{"206 continuing, same Last-Modified", resumeLM, 206, hdr("Content-Range", "bytes 100-999/1000", "Last-Modified", lm1), 900, outUse(900, 1000)},
+		{"206 continuing, an ETag appears where only Last-Modified was known", resumeLM, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v1"`, "Last-Modified", lm1), 900, outRestart},
+		{"206 continuing without any validator known", resumeBlind, 206, hdr("Content-Range", "bytes 100-999/1000"), 900, outRestart},
+		{"206 continuing without any validator known, the answer has one", resumeBlind, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v1"`), 900, outRestart},
+		{"206 next range, same source and attempt, no validator ever", rngChain, 206, hdr("Content-Range", "bytes 300-399/4096"), 100, outUse(100, 4096)},
+		{"206 next range, same attempt, the answer has a validator now", rngChain, 206, hdr("Content-Range", "bytes 300-399/4096", "ETag", `"v1"`), 100, outRestart},
+		{"206 next range, chain but another total", rngChain, 206, hdr("Content-Range", "bytes 300-399/5000"), 100, outRestart},
+		{"206 next range, not chained: starts over", rngNoChain, 206, hdr("Content-Range", "bytes 300-399/4096"), 100, outRestart},
+		{"206 range continuing without the ETag: starts over", rng, 206, hdr("Content-Range", "bytes 100-199/4096"), 100, outRestart},
 		{"206 with another total: changed", resume, 206, hdr("Content-Range", "bytes 100-1999/2000"), 1900, outRestart},
 		{"206 with another total: range changed", rng, 206, hdr("Content-Range", "bytes 100-199/5000"), 100, outRestart},
 		{"206 with another ETag: changed", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v2"`), 900, outRestart},
 		{"206 with another Last-Modified, none but it known: changed", resumeLM, 206, hdr("Content-Range", "bytes 100-999/1000", "Last-Modified", lm2), 900, outRestart},
 		{"206 same ETag, another Last-Modified: the ETag decides", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v1"`, "Last-Modified", lm2), 900, outUse(900, 1000)},
-		{"206 weak ETag counts as none", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `W/"v2"`), 900, outUse(900, 1000)},
+		{"206 weak ETag counts as none: no proof", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `W/"v1"`), 900, outRestart},
 		{"206 without Content-Range: whole file starts over", resume, 206, hdr(), 900, outRestart},
 		{"206 without Content-Range: range fails", rng, 206, hdr(), 100, outFatal(ErrInsufficientRangeSupport)},
 		{"206 with unknown total: whole file starts over", resume, 206, hdr("Content-Range", "bytes 100-999/*"), 900, outRestart},
@@ -105,8 +123,8 @@ func TestCheck(t *testing.T) {
 		{"206 short of the end: whole file starts over", resume, 206, hdr("Content-Range", "bytes 100-500/1000"), 401, outRestart},
 		{"206 short of the range: range fails", rng, 206, hdr("Content-Range", "bytes 100-150/4096"), 51, outFatal(ErrInsufficientRangeSupport)},
 		{"206 range beyond EOF", rngPastEOF, 206, hdr("Content-Range", "bytes 4000-4095/4096"), 96, outFatal(ErrInvalidRange)},
-		{"206 Content-Length differs from Content-Range", resume, 206, hdr("Content-Range", "bytes 100-999/1000"), 500, outFatal(ErrBlockSizeMismatch)},
-		{"206 range Content-Length differs", rng, 206, hdr("Content-Range", "bytes 100-199/4096"), 101, outFatal(ErrBlockSizeMismatch)},
+		{"206 Content-Length differs from Content-Range", resume, 206, hdr("Content-Range", "bytes 100-999/1000", "ETag", `"v1"`), 500, outFatal(ErrBlockSizeMismatch)},
+		{"206 range Content-Length differs", rng, 206, hdr("Content-Range", "bytes 100-199/4096", "ETag", `"v1"`), 101, outFatal(ErrBlockSizeMismatch)},
 
 		// 200: the whole file.
 		{"200 to a fresh request", fresh, 200, hdr("ETag", `"v1"`), 1000, outUse(1000, 1000)},
@@ -156,24 +174,28 @@ func TestCheck(t *testing.T) {
 // FuzzResponseVerdict: whatever the status and headers, check never panics,
 // gives exactly one verdict, and an accepted response's body is written
 // where the request asked — at sp.off, or at 0 after a truncate — and is
-// never longer than the span asked for.
+// never longer than the span asked for; a 206 after bytes already on hand
+// is accepted only when it carries their validator.
 func FuzzResponseVerdict(f *testing.F) {
 	// status, Content-Range, ETag, Last-Modified, Content-Length, off, end,
-	// ranges, whole, If-Range, known ETag, known Last-Modified, known size.
-	f.Add(206, "bytes 100-999/1000", `"v1"`, "", int64(900), int64(100), int64(-1), false, false, true, `"v1"`, "", int64(1000))
-	f.Add(206, "bytes 0-999/1000", `"v1"`, "", int64(1000), int64(100), int64(-1), false, false, true, `"v1"`, "", int64(1000))
-	f.Add(206, "bytes 100-199/4096", "", "", int64(100), int64(100), int64(199), true, false, false, "", "", int64(-1))
-	f.Add(206, "bytes 100-4095/4096", "", "", int64(-1), int64(100), int64(199), true, false, false, "", "", int64(-1))
-	f.Add(200, "", `"v2"`, "", int64(1000), int64(100), int64(-1), false, false, true, `"v1"`, "", int64(1000))
-	f.Add(200, "", "", "", int64(4096), int64(0), int64(-1), true, true, false, "", "", int64(-1))
-	f.Add(200, "", "", "", int64(4096), int64(100), int64(199), true, false, true, `"v1"`, "", int64(4096))
-	f.Add(416, "bytes */1000", "", "", int64(-1), int64(1000), int64(-1), false, false, true, `"v1"`, "", int64(-1))
-	f.Add(416, "bytes */4096", "", "", int64(-1), int64(4000), int64(4199), true, false, false, "", "", int64(-1))
-	f.Add(304, "", "", "", int64(-1), int64(100), int64(-1), false, false, true, "", "Wed, 25 Nov 2026 12:00:00 GMT", int64(1000))
-	f.Add(204, "", "", "", int64(0), int64(0), int64(-1), false, true, false, "", "", int64(-1))
-	f.Add(503, "", "", "", int64(-1), int64(0), int64(-1), false, true, false, "", "", int64(-1))
+	// ranges, whole, If-Range, known ETag, known Last-Modified, known size,
+	// bytes on hand (cont), chain.
+	f.Add(206, "bytes 100-999/1000", `"v1"`, "", int64(900), int64(100), int64(-1), false, false, true, `"v1"`, "", int64(1000), true, false)
+	f.Add(206, "bytes 0-999/1000", `"v1"`, "", int64(1000), int64(100), int64(-1), false, false, true, `"v1"`, "", int64(1000), true, false)
+	f.Add(206, "bytes 100-199/4096", "", "", int64(100), int64(100), int64(199), true, false, false, "", "", int64(-1), true, false)
+	f.Add(206, "bytes 100-4095/4096", "", "", int64(-1), int64(100), int64(199), true, false, false, "", "", int64(-1), true, false)
+	f.Add(200, "", `"v2"`, "", int64(1000), int64(100), int64(-1), false, false, true, `"v1"`, "", int64(1000), true, false)
+	f.Add(200, "", "", "", int64(4096), int64(0), int64(-1), true, true, false, "", "", int64(-1), true, false)
+	f.Add(200, "", "", "", int64(4096), int64(100), int64(199), true, false, true, `"v1"`, "", int64(4096), true, false)
+	f.Add(416, "bytes */1000", "", "", int64(-1), int64(1000), int64(-1), false, false, true, `"v1"`, "", int64(-1), true, false)
+	f.Add(416, "bytes */4096", "", "", int64(-1), int64(4000), int64(4199), true, false, false, "", "", int64(-1), true, false)
+	f.Add(304, "", "", "", int64(-1), int64(100), int64(-1), false, false, true, "", "Wed, 25 Nov 2026 12:00:00 GMT", int64(1000), true, false)
+	f.Add(204, "", "", "", int64(0), int64(0), int64(-1), false, true, false, "", "", int64(-1), true, false)
+	f.Add(503, "", "", "", int64(-1), int64(0), int64(-1), false, true, false, "", "", int64(-1), true, false)
+	f.Add(206, "bytes 100-999/1000", "", "", int64(900), int64(100), int64(-1), false, false, true, `"v1"`, "", int64(1000), true, false)
+	f.Add(206, "bytes 300-399/4096", "", "", int64(100), int64(300), int64(399), true, false, false, "", "", int64(4096), true, true)
 	f.Fuzz(func(t *testing.T, status int, contentRange, etag, lastMod string, contentLength, off, end int64,
-		ranges, whole, ifRange bool, knownETag, knownLastMod string, knownSize int64) {
+		ranges, whole, ifRange bool, knownETag, knownLastMod string, knownSize int64, cont, chain bool) {
 		// A span and a known state dojob could have asked with.
 		off &= math.MaxInt64
 		if end < off || !ranges {
@@ -195,7 +217,10 @@ func FuzzResponseVerdict(f *testing.F) {
 		if contentLength < 0 {
 			contentLength = -1
 		}
-		a := ask{sp: sp, ranges: ranges, ifRange: ifRange, etag: knownETag, lastMod: knownLastMod, size: knownSize}
+		// Bytes on hand: a whole file resumes after them; a file with
+		// ranges may have some at any offset.
+		cont = cont && (off > 0 || ranges)
+		a := ask{sp: sp, ranges: ranges, ifRange: ifRange, etag: knownETag, lastMod: knownLastMod, size: knownSize, cont: cont, chain: chain && cont}
 		h := http.Header{}
 		for k, v := range map[string]string{"Content-Range": contentRange, "ETag": etag, "Last-Modified": lastMod} {
 			if v != "" {
@@ -250,6 +275,16 @@ func FuzzResponseVerdict(f *testing.F) {
 			}
 		default:
 			t.Fatalf("status %d accepted", status)
+		}
+		if cont && status == http.StatusPartialContent {
+			// Bytes after others: the answer proved it is their content.
+			got := strongETag(etag)
+			proven := (knownETag != "" && got == knownETag) ||
+				(knownETag == "" && knownLastMod != "" && got == "" && lastMod == knownLastMod) ||
+				(knownETag == "" && knownLastMod == "" && chain && got == "" && lastMod == "")
+			if !proven {
+				t.Fatalf("206 accepted after bytes of %q/%q with ETag %q, Last-Modified %q (chain %v)", knownETag, knownLastMod, etag, lastMod, chain)
+			}
 		}
 		if v.truncate {
 			if bodyStart != 0 || ranges || off == 0 {

@@ -232,9 +232,18 @@ func (x *transfer) transferFile(f *file) error {
 			return err
 		}
 	}
-	restarted := false
+	// restarted: the file started over in this attempt (its requests carry
+	// no If-Range any more); chained: a response of this attempt gave the
+	// bytes the file holds (ask.chain).
+	restarted, chained := false, false
 	for {
-		complete, restart, err := x.step(tf, f, restarted)
+		complete, restart, err := x.step(tf, f, restarted, chained)
+		if err == errRefetch {
+			// The file failed its check holding bytes of a mirror: it was
+			// emptied and goes back to its primary (verify.go).
+			restarted, chained = false, false
+			continue
+		}
 		if err != nil {
 			x.keep(tf, f)
 			return &sourceError{err} // fromSource tells whether it is the source's
@@ -243,21 +252,28 @@ func (x *transfer) transferFile(f *file) error {
 			if err := x.restart(tf, f, restart); err != nil {
 				return err
 			}
-			restarted = true
+			restarted, chained = true, false
 			continue
 		}
-		if complete {
-			break
+		chained = true
+		if !complete {
+			continue
 		}
-	}
-	if err := tf.open(); err != nil {
-		return err
-	}
-	if err := x.bg.wait(); err != nil {
-		return localError(err)
-	}
-	if err := x.verify(tf, f); err != nil {
-		return err
+		if err := tf.open(); err != nil {
+			return err
+		}
+		if err := x.bg.wait(); err != nil {
+			return localError(err)
+		}
+		err = x.verify(tf, f)
+		if err == errRefetch {
+			restarted, chained = false, false
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
 	if err := tf.Sync(); err != nil {
 		return localError(err)
@@ -296,54 +312,16 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 	return nil
 }
 
-// restartReason says in a few lower-case words why a response that check
-// turned down (v.restart) or took as a whole new file (v.truncate) makes f
-// start over. etag, lastMod and knownSize are what the request was made
-// with; sentIfRange whether it carried If-Range.
-func restartReason(resp *http.Response, sentIfRange bool, etag, lastMod string, knownSize int64) string {
-	newETag, newLastMod := strongETag(resp.Header.Get("ETag")), resp.Header.Get("Last-Modified")
-	switch resp.StatusCode {
-	case http.StatusOK:
-		// If-Range failed, or the server ignored the Range header.
-		switch {
-		case sentIfRange && etag != "" && newETag != etag:
-			return "content changed (ETag)"
-		case sentIfRange && etag == "" && lastMod != "" && newLastMod != lastMod:
-			return "content changed (Last-Modified)"
-		}
-		return "server ignored the range"
-	case http.StatusPartialContent:
-		cr, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		switch {
-		case etag != "" && newETag != "" && newETag != etag:
-			return "content changed (ETag)"
-		case etag == "" && lastMod != "" && newLastMod != "" && newLastMod != lastMod:
-			return "content changed (Last-Modified)"
-		case !ok || cr.start < 0 || cr.total < 0:
-			return "server sent no usable content-range"
-		case knownSize != SizeUnknown && cr.total != knownSize:
-			return "content changed (size)"
-		}
-		return "server sent another range"
-	case http.StatusRequestedRangeNotSatisfiable:
-		return "server refused the range"
-	}
-	return "server would not resume"
-}
-
 // step makes one request for f and copies its body. It reports whether the
 // file is complete, or whether it must start over from byte 0 (restart is
-// then the reason, never "").
-func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, restart string, err error) {
+// then the reason, never ""). restarted and chained are transferFile's.
+func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complete bool, restart string, err error) {
 	j, m := x.j, x.j.m
 	j.mu.Lock()
 	sp, complete := f.nextSpanLocked()
 	etag, lastMod, remoteSize := f.etag, f.lastMod, f.remoteSize
 	src := f.src
-	cross := crossSource(src, f.valSrc, f.done.Load(), f.sum != nil)
-	if cross {
-		etag, lastMod = "", "" // another server's: neither sent nor compared
-	}
+	have := f.done.Load()
 	remote := f.sourceURLLocked() // SetRemoteName may change it; a change stops this run
 	// The sensitive headers and credentials belong to the primary's origin,
 	// also when a mirror is asked (a mirror of that origin gets them).
@@ -403,8 +381,9 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 		resp.Body.Close()
 	}()
 
-	v := check(ask{sp: sp, ranges: f.ranges != nil, ifRange: ifRange != "", etag: etag, lastMod: lastMod, size: remoteSize},
-		resp.StatusCode, resp.Header, resp.ContentLength, time.Now())
+	a := ask{sp: sp, ranges: f.ranges != nil, ifRange: ifRange != "", etag: etag, lastMod: lastMod, size: remoteSize,
+		cont: have > 0, chain: chained}
+	v := check(a, resp.StatusCode, resp.Header, resp.ContentLength, time.Now())
 	if v.err == nil && f.expSize > 0 && v.remoteSize != SizeUnknown && v.remoteSize != f.expSize {
 		// Checked before anything else: not a byte of a file of the
 		// wrong size is written, nor is the file emptied for it.
@@ -420,7 +399,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 			}
 			return false, "", protocolError(ErrBlockSizeMismatch, "the server's answer does not match the file it served before")
 		}
-		return false, restartReason(resp, ifRange != "", etag, lastMod, remoteSize), nil
+		return false, v.reason, nil
 	case v.complete:
 		// 416 at full size: what we have is the whole file, whose size the
 		// answer confirmed.
@@ -434,7 +413,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	if v.truncate {
 		// A 200 to a resume request: the server ignored the range or the
 		// content changed. The body is the whole new file.
-		if err := x.restart(tf, f, restartReason(resp, ifRange != "", etag, lastMod, remoteSize)); err != nil {
+		if err := x.restart(tf, f, v.reason); err != nil {
 			return false, "", err
 		}
 	}
@@ -448,10 +427,12 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 		j.mu.Unlock()
 		return false, "", errStopped
 	}
-	if cross || v.etag != "" || v.lastMod != "" || f.etag == "" && f.lastMod == "" {
+	if !a.cont || v.truncate {
+		// The first bytes of the file: its validators are this answer's.
+		// (An answer that continues the file proved it carries the same.)
 		f.etag, f.lastMod = v.etag, v.lastMod
 	}
-	f.valSrc = src
+	f.addSourceLocked(src)
 	if v.remoteSize != SizeUnknown {
 		f.remoteSize = v.remoteSize
 		if f.ranges == nil {
@@ -469,9 +450,30 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 		return false, "", err
 	}
 
-	n, err := x.copy(tf.tempFile, resp.Body, f, v.length)
+	// FileSpec.Size bounds a body of unannounced length: it is read up to
+	// the expected size, and one byte more fails the file — an endless
+	// body cannot fill the disk. (An announced length was checked above.)
+	limit, bounded := v.length, false
+	if limit < 0 && f.expSize > 0 && f.ranges == nil {
+		start := sp.off
+		if v.truncate {
+			start = 0
+		}
+		limit, bounded = max(f.expSize-start, 0), true
+	}
+	n, err := x.copy(tf.tempFile, resp.Body, f, limit)
 	if err != nil {
 		return false, "", err
+	}
+	if bounded && n == limit {
+		var one [1]byte
+		k, err := io.ReadFull(resp.Body, one[:])
+		switch {
+		case k > 0:
+			return false, "", x.reject(tf, f, fmt.Sprintf("the body is longer than the expected %d bytes", f.expSize))
+		case err != io.EOF:
+			return false, "", err
+		}
 	}
 	if v.length >= 0 && n < v.length {
 		return false, "", fmt.Errorf("body ended after %d of %d bytes: %w", n, v.length, io.ErrUnexpectedEOF)

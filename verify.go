@@ -36,6 +36,7 @@ func (f *file) emptyLocked() {
 	f.done.Store(0)
 	f.durable = 0
 	f.etag, f.lastMod = "", ""
+	f.srcs = nil
 	f.remoteSize = SizeUnknown
 	f.size = SizeUnknown
 	if f.ranges != nil {
@@ -152,19 +153,51 @@ func (x *transfer) verify(tf *lazyTemp, f *file) error {
 	if why == "" {
 		return nil
 	}
+	return x.reject(tf, f, why)
+}
+
+// errRefetch is what reject returns for a file that failed its check
+// holding bytes of a mirror: it was emptied and goes back to its primary
+// at once, within the same attempt (mirrors.go).
+var errRefetch = errors.New("dojob: the file is fetched again from its primary")
+
+// reject discards the data of f, which failed its check for the reason
+// why: its temporary file is emptied, so Resume downloads it again. A file
+// whose bytes came from its primary alone fails with ErrValidationFailed.
+// One that holds bytes of a mirror is not an error: those mirrors are
+// skipped for the file until the caller resumes the job, and reject returns
+// errRefetch — the file is fetched again from its primary (BITS blames the
+// peers, not the origin, for content that fails validation).
+func (x *transfer) reject(tf *lazyTemp, f *file, why string) error {
+	if err := tf.open(); err != nil {
+		return err
+	}
+	_ = x.bg.wait() // a checkpoint's sync in flight would record the old length
 	if err := tf.Truncate(0); err != nil {
 		return localError(err)
 	}
 	if _, err := tf.Seek(0, io.SeekStart); err != nil {
 		return localError(err)
 	}
+	j := x.j
 	j.mu.Lock()
 	x.seen = 0
 	x.h, x.hf = nil, nil
+	foreign := f.foreignLocked()
+	if foreign {
+		f.skipForeignLocked()
+		f.restarts++
+		f.restartReason = "failed its check with bytes from a mirror"
+	}
+	remote := f.remote
 	f.emptyLocked()
 	j.changedLocked()
 	j.mu.Unlock()
-	j.m.logAsync(slog.LevelWarn, "dojob: file failed its check; its data is discarded", "job", j.id.String(), "url", redactURL(f.remote), "why", why)
+	if foreign {
+		j.m.logAsync(slog.LevelWarn, "dojob: file failed its check with bytes from a mirror; fetching it again from its primary", "job", j.id.String(), "url", redactURL(remote), "why", why)
+		return errRefetch
+	}
+	j.m.logAsync(slog.LevelWarn, "dojob: file failed its check; its data is discarded", "job", j.id.String(), "url", redactURL(remote), "why", why)
 	return validationError("%s", why)
 }
 
@@ -180,6 +213,12 @@ func (x *transfer) verify(tf *lazyTemp, f *file) error {
 // REMOTE_FILE) and that file, so JobError is called; Resume downloads the
 // file again. A SUSPENDED job, or one already in ERROR, keeps its state
 // and error: the file is fetched again when it is resumed.
+//
+// A rejected file some of whose bytes came from a mirror (FileSpec.Mirrors)
+// is not an error, as BITS treats content from peers: those mirrors are
+// skipped for the file until the caller next calls Resume, and the file is
+// downloaded again from its RemoteURL — a TRANSFERRED job goes back to
+// QUEUED, one that is transferring picks the file up again.
 //
 // An index out of range is ErrInvalidArg; a file that is not transferred,
 // or already completed, is ErrInvalidState; a job in a final state is
@@ -215,13 +254,35 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 	}
 	last := j.last
 	f.transferred, f.verified = false, false
+	foreign := f.foreignLocked()
+	if foreign {
+		f.skipForeignLocked()
+		f.restarts++
+		f.restartReason = "rejected by the caller with bytes from a mirror"
+	}
 	f.emptyLocked()
+	j.modified = time.Now()
+	j.changedLocked()
+	if foreign && (j.state.active() || j.state == StateTransferred) {
+		// Bytes of a mirror: fetched again from the primary, without an
+		// error. A running transfer picks the file up again; a TRANSFERRED
+		// job goes back to QUEUED. The transfer that next opens the
+		// temporary file empties it (lazyTemp.open), so it is not touched
+		// here, where a transfer may already have it open.
+		var err error
+		if j.state == StateTransferred {
+			err = j.setStateLocked(StateQueued)
+		}
+		j.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return j.m.persist(j)
+	}
 	e := validationError("the caller rejected the file (SetValidationState)")
 	fi := f.infoLocked()
 	e.File = &fi
-	j.modified = time.Now()
-	j.changedLocked()
-	if j.state.active() || j.state == StateTransferred {
+	if !foreign && (j.state.active() || j.state == StateTransferred) {
 		j.stopTransferLocked()
 		j.failLocked(e)
 	}

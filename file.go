@@ -97,7 +97,9 @@ type FileSpec struct {
 	// Size is the expected size of the remote file in bytes (DO's
 	// TotalSizeBytes); 0 means not given. A response that announces
 	// another total fails at its headers with ErrValidationFailed, before
-	// a byte of its body is written.
+	// a byte of its body is written. Size also bounds every body: one of
+	// unannounced length is read up to Size bytes, and a byte more fails
+	// the file with ErrValidationFailed (its data is discarded).
 	Size int64
 	// Checksum is "sha256:<hex>" or "sha512:<hex>" of the local file (for
 	// a file with Ranges, of the bytes the ranges give); "" means none.
@@ -114,9 +116,12 @@ type FileSpec struct {
 	// source has failed since the file last made progress, to ERROR when
 	// every one of them failed fatally (404, 403, a TLS failure), and the
 	// no-progress timeout counts from the first failure of any source. On
-	// another source the file continues at its offset when it has a
-	// Checksum, or when the new source serves the same strong ETag (else
-	// Last-Modified) and size; otherwise it starts over. Custom headers go
+	// another source the file continues at its offset only when that
+	// source's answer carries the same strong ETag (else Last-Modified) and
+	// size; otherwise it starts over there. A file that fails its Checksum
+	// or Size (or SetValidationState(i, false)) holding bytes of a mirror is
+	// emptied and fetched again from RemoteURL, without an error; those
+	// mirrors are skipped for it until the caller's next Resume. Custom headers go
 	// to every source; Authorization, Cookie and credentials only to
 	// RemoteURL's origin. FileInfo.Source tells which source is in use.
 	Mirrors []string

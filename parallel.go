@@ -141,12 +141,15 @@ type fileResult struct {
 	err error
 }
 
-// runParallel is run for a job that may transfer n > 1 files at once: it
-// keeps up to n workers going — each a transfer of its own (root x, sharing
-// a context derived from x's) for one file at a time — and applies their
-// results under the job's lock, as run does for one. The workers are owned
-// by this goroutine, which waits for every one before it returns.
-func (x *transfer) runParallel(n int) {
+// runWorkers is the body of run for a job that may transfer n files at
+// once: it keeps up to n workers going — each a transfer of its own (root
+// x, sharing a context derived from x's) for one file at a time — and
+// applies their results under the job's lock. The workers are owned by this
+// goroutine, which waits for every one before it returns. A worker that
+// starts while no other is busy moves the job to CONNECTING (so files
+// transferred one after another each go CONNECTING → TRANSFERRING, as in
+// BITS); one that starts beside others leaves the state as it is.
+func (x *transfer) runWorkers(n int) {
 	j, m := x.j, x.j.m
 	ctx, cancel := context.WithCancelCause(x.ctx)
 	defer cancel(nil)
@@ -165,7 +168,7 @@ func (x *transfer) runParallel(n int) {
 			if f == nil {
 				break
 			}
-			if j.state == StateQueued {
+			if len(busy) == 0 {
 				_ = j.setStateLocked(StateConnecting)
 			}
 			w := &transfer{j: j, root: x, ctx: ctx, cancel: cancel}
@@ -184,8 +187,12 @@ func (x *transfer) runParallel(n int) {
 					failed = errStalled
 				}
 				e := classify(failed)
-				fi := failedFile.infoLocked()
-				e.File = &fi
+				if e.File == nil {
+					// runFile's error names the file as it was when its
+					// source failed (attemptErrorLocked); others get it now.
+					fi := failedFile.infoLocked()
+					e.File = &fi
+				}
 				j.endRunLocked()
 				j.failLocked(e)
 			default:

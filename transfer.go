@@ -69,14 +69,14 @@ type transfer struct {
 // state, which a persisted Manager records for the next one.
 var errClosing = errors.New("manager closing")
 
-// run is the transfer goroutine: files one after another, in order.
+// run is the transfer goroutine of one run of the job: it keeps up to
+// MaxParallelFiles workers going, one per file (files.go's order: the first
+// not yet transferred), applies their results under the job's lock, and
+// waits for every worker before it exits (workers.go). Files transferred one
+// after another, as BITS does, are the limit of one.
 func (x *transfer) run() {
 	j, m := x.j, x.j.m
 	defer func() {
-		if x.buf != nil {
-			m.bufs.Put(x.buf)
-			x.buf = nil
-		}
 		m.sched.release(x.slot, x)
 		close(x.done)
 		m.kick()
@@ -88,67 +88,7 @@ func (x *transfer) run() {
 	j.mu.Lock()
 	n := j.maxParallelLocked()
 	j.mu.Unlock()
-	if n > 1 {
-		x.runParallel(n)
-		return
-	}
-	for {
-		j.mu.Lock()
-		if j.xfer != x {
-			j.mu.Unlock()
-			return
-		}
-		if context.Cause(x.ctx) == errClosing {
-			j.endRunLocked() // the Manager is closing: start nothing more
-			j.mu.Unlock()
-			return
-		}
-		f := j.nextFileLocked()
-		if f == nil {
-			j.endRunLocked()
-			j.noteProgressLocked()
-			_ = j.setStateLocked(StateTransferred)
-			j.mu.Unlock()
-			return
-		}
-		_ = j.setStateLocked(StateConnecting)
-		x.cur, x.seen, x.seenAt = f, f.done.Load(), m.now()
-		fctx, fcancel := context.WithCancelCause(x.ctx)
-		x.fctx, x.fcancel = fctx, fcancel
-		j.mu.Unlock()
-
-		err := x.transferFile(f)
-
-		j.mu.Lock()
-		x.fcancel = nil
-		fcancel(errStopped)
-		if j.xfer != x {
-			j.mu.Unlock()
-			return
-		}
-		switch context.Cause(x.ctx) {
-		case nil:
-		case errClosing:
-			j.endRunLocked()
-			j.mu.Unlock()
-			return
-		case errStalled:
-			err = errStalled
-		}
-		if err != nil {
-			again, e := j.attemptErrorLocked(x, f, fctx, err)
-			if again {
-				j.mu.Unlock()
-				continue
-			}
-			j.endRunLocked()
-			j.failLocked(e)
-			j.mu.Unlock()
-			return
-		}
-		j.fileDoneLocked(f)
-		j.mu.Unlock()
-	}
+	x.runWorkers(n)
 }
 
 // attemptErrorLocked turns the failed attempt of x at f (made under fctx)

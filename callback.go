@@ -15,7 +15,9 @@ import (
 // a goroutine the Manager owns and waits for in Close, never while dojob holds
 // a lock: a callback may call any method of the job or the Manager, and
 // calling Complete from JobTransferred is the canonical pattern. Callbacks of
-// different jobs may run concurrently.
+// different jobs may run concurrently. Manager.Close and Job.Wait called
+// from a callback do not wait for the callbacks that are running (the
+// caller among them): see their documentation.
 //
 // JobTransferred is called when the job enters TRANSFERRED, and JobError when
 // it enters ERROR (never for transient errors). If either returns a non-nil

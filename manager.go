@@ -88,7 +88,9 @@ const (
 // (the IBackgroundCopyManager of BITS/DO). A Manager is safe for concurrent
 // use. Every goroutine it starts — one loop for timers and scheduling, one
 // per running transfer, one per job that has callbacks to deliver, one
-// writer for persistence — is waited for by Close. Idle jobs have none.
+// writer for persistence — is waited for by Close (a Close called from a
+// callback leaves the running callbacks to return on their own; see
+// Close). Idle jobs have none.
 // A Manager must be created by NewManager: the zero Manager is not usable
 // (its methods would panic).
 type Manager struct {
@@ -465,10 +467,10 @@ func (m *Manager) forget(j *Job) {
 // ErrNoService and getters keep working.
 //
 // Close may be called from a callback (a JobError that shuts the program
-// down, say). Called on the goroutine that runs a callback — in the
-// callback itself or in a function it calls, not in a goroutine it starts
-// — Close does all of the above but does not wait for the callbacks that
-// are running at that moment: not for the one that calls it, which cannot
+// down, say). Called on the goroutine that runs a callback — of this
+// Manager or another; in the callback itself or in a function it calls,
+// not in a goroutine it starts — Close does all of the above but does not
+// wait for the callbacks of this Manager that are running at that moment: not for the one that calls it, which cannot
 // return before Close does, nor for those of other jobs, which may be
 // waiting for it. It returns once every other goroutine of the Manager has
 // ended. Each of those callback goroutines ends as soon as its callback

@@ -470,12 +470,13 @@ func (m *Manager) forget(j *Job) {
 // down, say). Called on the goroutine that runs a callback — of this
 // Manager or another; in the callback itself or in a function it calls,
 // not in a goroutine it starts — Close does all of the above but does not
-// wait for the callbacks of this Manager that are running at that moment: not for the one that calls it, which cannot
-// return before Close does, nor for those of other jobs, which may be
-// waiting for it. It returns once every other goroutine of the Manager has
-// ended. Each of those callback goroutines ends as soon as its callback
-// returns and touches nothing after that: no callback, no write to the
-// state directory, no log record.
+// wait for the callbacks of this Manager that are running at that moment:
+// not for the one that calls it, which cannot return before Close does,
+// nor for those of other jobs, which may be waiting for it. It returns
+// once every other goroutine of the Manager has ended. The goroutine of
+// each running callback ends as soon as its callback returns and touches
+// nothing after that: no callback, no write to the state directory, no
+// log record.
 //
 // Close is idempotent and safe for concurrent use; every call returns the
 // same error. A call that is not made from a callback returns only once

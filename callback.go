@@ -3,6 +3,8 @@ package dojob
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -13,7 +15,9 @@ import (
 // a goroutine the Manager owns and waits for in Close, never while dojob holds
 // a lock: a callback may call any method of the job or the Manager, and
 // calling Complete from JobTransferred is the canonical pattern. Callbacks of
-// different jobs may run concurrently.
+// different jobs may run concurrently. Manager.Close and Job.Wait called
+// from a callback do not wait for the callbacks that are running (the
+// caller among them): see their documentation.
 //
 // JobTransferred is called when the job enters TRANSFERRED, and JobError when
 // it enters ERROR (never for transient errors). If either returns a non-nil
@@ -313,14 +317,18 @@ func (j *Job) queueFileLocked(f *file) {
 // starting one takes the Manager's goMu (spawn).
 func (j *Job) pushLocked(n note) {
 	j.notes = append(j.notes, n)
-	if !j.draining && j.m.spawn(j, "callbacks", j.drain) {
+	if !j.draining && j.m.spawnTask(j, "callbacks", j.drain) != nil {
 		j.draining = true
 	}
 }
 
 // drain delivers the job's queued notifications one at a time, outside the
-// lock, and exits when the queue is empty or the Manager is closing.
-func (j *Job) drain() {
+// lock, and exits when the queue is empty or the Manager is closing. t is
+// its task: it is marked while a callback runs (Manager.enterCallback), so
+// that a Close called from a callback does not wait for it. Once Close has
+// begun no callback starts, and after a callback that was running returns
+// the drain exits without re-delivering or logging anything.
+func (j *Job) drain(t *task) {
 	for {
 		j.mu.Lock()
 		if len(j.notes) == 0 || j.m.closed.Load() {
@@ -353,30 +361,39 @@ func (j *Job) drain() {
 		if final {
 			j.finalBusy = true
 		}
+		j.calling = deliver
 		j.mu.Unlock()
 		if !deliver {
 			continue
 		}
 
-		err := j.call(cb, n, jerr)
+		var err error
+		called := j.m.enterCallback(t) // false once Close has begun
+		if called {
+			err = j.call(cb, n, jerr)
+			j.m.leaveCallback(t)
+		}
 
-		if !final {
-			continue
-		}
 		j.mu.Lock()
-		j.finalBusy = false
-		j.wakeLocked() // Wait may have been waiting for this call
-		if j.queuedEp == n.episode {
-			j.queuedEp = 0
-		}
-		if n.episode == j.episode && j.pendingFinal {
-			if err == nil {
-				j.pendingFinal = false
-			} else {
-				if j.m.logEnabled(slog.LevelWarn) {
-					j.m.queueLog(slog.LevelWarn, "dojob: callback failed; it will be called again", slog.Any("job", j.id), slog.Any("err", err))
+		j.calling = false
+		if final {
+			j.finalBusy = false
+			j.wakeLocked() // Wait may have been waiting for this call
+			if j.queuedEp == n.episode {
+				j.queuedEp = 0
+			}
+			// After Close has begun nothing is re-delivered or logged: the
+			// outcome of a call that ran is kept in memory only (a reloaded
+			// job owes its notification again anyway).
+			if called && n.episode == j.episode && j.pendingFinal {
+				if err == nil {
+					j.pendingFinal = false
+				} else if !j.m.closed.Load() {
+					if j.m.logEnabled(slog.LevelWarn) {
+						j.m.queueLog(slog.LevelWarn, "dojob: callback failed; it will be called again", slog.Any("job", j.id), slog.Any("err", err))
+					}
+					j.m.clock.set(&j.redeliverDL, j.m.now()+j.retryDelay)
 				}
-				j.m.clock.set(&j.redeliverDL, j.m.now()+j.retryDelay)
 			}
 		}
 		j.mu.Unlock()
@@ -388,11 +405,20 @@ func (j *Job) call(cb Callback, n note, jerr *JobError) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("dojob: callback panicked: %v", r)
-			if j.m.logEnabled(slog.LevelError) {
+			if !j.m.closed.Load() && j.m.logEnabled(slog.LevelError) {
 				j.m.queueLog(slog.LevelError, "dojob: callback panicked", slog.Any("job", j.id), slog.String("panic", fmt.Sprint(r)))
 			}
 		}
 	}()
+	return deliver(j, cb, n, jerr)
+}
+
+// deliver calls the callback method for n. Its frame on a goroutine's stack
+// is what makes that goroutine "inside a callback" (inCallback), so it is
+// never inlined and every user callback is called from here alone.
+//
+//go:noinline
+func deliver(j *Job, cb Callback, n note, jerr *JobError) error {
 	switch n.kind {
 	case noteTransferred:
 		return cb.JobTransferred(j)
@@ -404,6 +430,38 @@ func (j *Job) call(cb Callback, n note, jerr *JobError) (err error) {
 		return cb.(StateCallback).JobStateChanged(j, n.from, n.to)
 	default:
 		return cb.JobModification(j)
+	}
+}
+
+// deliverName is deliver's name as runtime.Frame reports it.
+var deliverName = runtime.FuncForPC(reflect.ValueOf(deliver).Pointer()).Name()
+
+// inCallback reports whether the calling goroutine is running a user
+// callback of any Manager: whether deliver is on its stack. (Go has no
+// goroutine identity; the stack is the goroutine's own record of what it
+// is doing, and this asks it by function, not by parsing text.) A goroutine
+// that a callback starts is not inside the callback. It walks the whole
+// stack, so it is for Close and for a Wait that would block, not for hot
+// paths.
+func inCallback() bool {
+	pcs := make([]uintptr, 64)
+	for {
+		n := runtime.Callers(2, pcs)
+		if n < len(pcs) {
+			pcs = pcs[:n]
+			break
+		}
+		pcs = make([]uintptr, 2*len(pcs))
+	}
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		if f.Function == deliverName {
+			return true
+		}
+		if !more {
+			return false
+		}
 	}
 }
 

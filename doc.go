@@ -121,7 +121,11 @@
 // JobTransferred is the canonical pattern. A JobTransferred or JobError that
 // returns an error or panics is delivered again after the retry delay while
 // the job stays in that state; registering on a job that is already
-// TRANSFERRED or ERROR delivers the notification it owes.
+// TRANSFERRED or ERROR delivers the notification it owes. A callback may
+// call Manager.Close (it then waits for every goroutine but the running
+// callbacks, which end when they return); Job.Wait from a callback does not
+// wait for a running callback of the job, and returns ErrPossibleDeadlock
+// instead.
 //
 // # Errors
 //

@@ -93,6 +93,11 @@ const (
 	// ErrSharingViolation (ERROR_SHARING_VIOLATION as an HRESULT): the state
 	// directory is in use by another Manager.
 	ErrSharingViolation HRESULT = 0x80070020
+	// ErrPossibleDeadlock (ERROR_POSSIBLE_DEADLOCK as an HRESULT): Job.Wait
+	// was called from a callback while a callback of that job was running —
+	// its own, or one beside the caller — so it returned the current state
+	// at once instead of waiting for that callback.
+	ErrPossibleDeadlock HRESULT = 0x8007046B
 	// ErrInvalidArg (E_INVALIDARG): an argument is invalid.
 	ErrInvalidArg HRESULT = 0x80070057
 	// ErrDiskFull (ERROR_DISK_FULL as an HRESULT): no space left on the
@@ -175,6 +180,7 @@ var hresultNames = map[HRESULT]string{
 	ErrPathNotFound:                "ERROR_PATH_NOT_FOUND",
 	ErrWriteProtect:                "ERROR_WRITE_PROTECT",
 	ErrSharingViolation:            "ERROR_SHARING_VIOLATION",
+	ErrPossibleDeadlock:            "ERROR_POSSIBLE_DEADLOCK",
 	ErrInvalidArg:                  "E_INVALIDARG",
 	ErrDiskFull:                    "ERROR_DISK_FULL",
 	ErrTimeout:                     "ERROR_WINHTTP_TIMEOUT",

@@ -222,6 +222,7 @@ type Job struct {
 	episode      uint64 // entries into TRANSFERRED or ERROR so far
 	pendingFinal bool   // JobTransferred / JobError owed for the current episode
 	finalBusy    bool   // a JobTransferred / JobError call is running (Wait waits for it)
+	calling      bool   // a callback of any kind is running (Wait from a callback does not wait then)
 	queuedEp     uint64 // the episode whose JobTransferred/JobError is queued or being delivered; 0 when none
 	notedBytes   int64  // BytesTransferred at the last progress JobModification
 
@@ -473,17 +474,36 @@ func (j *Job) reactivateLocked() {
 // at once with the current state and ErrNoService, whatever the state. Wait
 // does not poll: it sleeps on a channel that is closed at every state change
 // and whenever a callback owed for the state finishes or stops being owed.
+//
+// Wait may be called from a callback, but there it never waits for a
+// callback that is running. Called on the goroutine of a callback (in the
+// callback or a function it calls) while a callback of this job is running
+// — the caller itself, when a callback waits for its own job, or one
+// running beside it — Wait returns at once: the state and nil if it would
+// have returned at once anyway (a SUSPENDED job, say), otherwise the current
+// state and an error matching ErrPossibleDeadlock. Waiting would be for the
+// callback that called Wait, or for the notifications queued behind it, or
+// for another job's callback that may itself be waiting for the caller's
+// job. A callback of one job may wait for another job none of whose
+// callbacks runs when Wait is called: it waits as any caller does, including
+// for that job's JobTransferred or JobError if it starts meanwhile. Such
+// waits cannot form a cycle: a callback that waits is running, so a Wait
+// for its job from another callback does not block.
 func (j *Job) Wait(ctx context.Context) (State, error) {
-	for {
+	for first := true; ; first = false {
 		j.mu.Lock()
 		s, ch := j.state, j.changed
 		settled := j.settledLocked()
+		calling := j.calling
 		j.mu.Unlock()
 		if j.m.closed.Load() {
 			return s, errorf(ErrNoService, "the manager is closed")
 		}
 		if settled {
 			return s, nil
+		}
+		if first && calling && inCallback() {
+			return s, errorf(ErrPossibleDeadlock, "Wait called from a callback while a callback of job %s is running; not waiting", j.id)
 		}
 		select {
 		case <-ch:

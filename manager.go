@@ -88,7 +88,9 @@ const (
 // (the IBackgroundCopyManager of BITS/DO). A Manager is safe for concurrent
 // use. Every goroutine it starts — one loop for timers and scheduling, one
 // per running transfer, one per job that has callbacks to deliver, one
-// writer for persistence — is waited for by Close. Idle jobs have none.
+// writer for persistence — is waited for by Close (a Close called from a
+// callback leaves the running callbacks to return on their own; see
+// Close). Idle jobs have none.
 // A Manager must be created by NewManager: the zero Manager is not usable
 // (its methods would panic).
 type Manager struct {
@@ -111,19 +113,23 @@ type Manager struct {
 	jobs map[JobID]*Job // jobs not in a final state
 	seq  uint64
 
-	// Goroutine ownership: spawn adds to wg (and tasks) under goMu unless
-	// closed is set, and Close sets closed under goMu before it waits, so no
-	// goroutine starts once Close waits for them all.
+	// Goroutine ownership: spawn adds to tasks under goMu unless closed is
+	// set, and Close sets closed under goMu before it waits, so no
+	// goroutine starts once Close waits for them all. goCond (on goMu) is
+	// signalled when a task ends or enters a callback.
 	goMu   sync.Mutex
-	wg     sync.WaitGroup
-	tasks  map[*task]struct{} // goroutines started by spawn and still running, for Close's report; guarded by goMu
+	goCond sync.Cond
+	tasks  map[*task]struct{} // goroutines started by spawn and still running; guarded by goMu
+	inCall int                // tasks running a user callback (task.calling); guarded by goMu
 	closed atomic.Bool        // Close has begun: no new goroutine or delivery; state-changing calls return ErrNoService
 
 	kicked    atomic.Bool   // a scheduling pass is due
 	paused    atomic.Bool   // Config.Paused until Start
 	wake      chan struct{} // wakes the loop (capacity 1)
 	done      chan struct{} // closed when Close begins: stops the loop, ends Job.Wait
-	closeOnce sync.Once
+	beginOnce sync.Once     // Close's first half: stop everything (beginClose)
+	closeOnce sync.Once     // Close's second half: the final writes (finishClose)
+	closing   []*Job        // the jobs open when Close began; set by beginClose
 	closeErr  error
 }
 
@@ -159,6 +165,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
+	m.goCond.L = &m.goMu
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -191,8 +198,9 @@ func (m *Manager) now() time.Duration { return time.Since(m.epoch) }
 
 // task is a goroutine started by spawn, as Close reports it while it waits.
 type task struct {
-	job  *Job   // the job it works for; nil for the Manager's own
-	what string // what it does, e.g. "callbacks"
+	job     *Job   // the job it works for; nil for the Manager's own
+	what    string // what it does, e.g. "callbacks"
+	calling bool   // a drain running a user callback (enterCallback); guarded by goMu
 }
 
 func (t *task) String() string {
@@ -206,24 +214,53 @@ func (t *task) String() string {
 // in Close's report (j is nil for the Manager's own goroutines). It returns
 // false, and runs nothing, once Close has begun.
 func (m *Manager) spawn(j *Job, what string, fn func()) bool {
+	return m.spawnTask(j, what, func(*task) { fn() }) != nil
+}
+
+// spawnTask is spawn for a goroutine that needs its task (a drain marks it
+// while it runs a callback); it returns nil once Close has begun.
+func (m *Manager) spawnTask(j *Job, what string, fn func(*task)) *task {
+	m.goMu.Lock()
+	defer m.goMu.Unlock()
+	if m.closed.Load() {
+		return nil
+	}
+	t := &task{job: j, what: what}
+	m.tasks[t] = struct{}{}
+	go func() {
+		defer func() {
+			m.goMu.Lock()
+			delete(m.tasks, t)
+			m.goCond.Broadcast()
+			m.goMu.Unlock()
+		}()
+		fn(t)
+	}()
+	return t
+}
+
+// enterCallback marks t, a drain, as running a user callback, so that a
+// Close called from a callback does not wait for it (see Close). It
+// returns false, and marks nothing, once Close has begun: no callback
+// starts after that.
+func (m *Manager) enterCallback(t *task) bool {
 	m.goMu.Lock()
 	defer m.goMu.Unlock()
 	if m.closed.Load() {
 		return false
 	}
-	t := &task{job: j, what: what}
-	m.tasks[t] = struct{}{}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer func() {
-			m.goMu.Lock()
-			delete(m.tasks, t)
-			m.goMu.Unlock()
-		}()
-		fn()
-	}()
+	t.calling = true
+	m.inCall++
+	m.goCond.Broadcast()
 	return true
+}
+
+// leaveCallback undoes enterCallback once the callback has returned.
+func (m *Manager) leaveCallback(t *task) {
+	m.goMu.Lock()
+	t.calling = false
+	m.inCall--
+	m.goMu.Unlock()
 }
 
 // Start lets a Manager created with Config.Paused start transfers. It
@@ -420,35 +457,58 @@ func (m *Manager) forget(j *Job) {
 }
 
 // Close stops the Manager: it stops every transfer, lets a callback that is
-// running return (queued notifications are not delivered), waits for every
-// goroutine the Manager started, writes the final state of every job and
-// releases the state directory. Persisted jobs stay on disk, to be resumed by
-// the next Manager; the jobs of an in-memory Manager end, and their temporary
-// files are deleted. After Close, state-changing methods and setters return
-// ErrNoService and getters keep working. Close is idempotent; a callback
-// must not call it (it would wait for itself).
+// running return (queued notifications are not delivered, and no callback
+// starts once Close has begun), waits for every goroutine the Manager
+// started and for any Resume, Suspend, Cancel or Complete already under
+// way, writes the final state of every job and releases the state
+// directory. Persisted jobs stay on disk, to be resumed by the next
+// Manager; the jobs of an in-memory Manager end, and their temporary files
+// are deleted. After Close, state-changing methods and setters return
+// ErrNoService and getters keep working.
+//
+// Close may be called from a callback (a JobError that shuts the program
+// down, say). Called on the goroutine that runs a callback — of this
+// Manager or another; in the callback itself or in a function it calls,
+// not in a goroutine it starts — Close does all of the above but does not
+// wait for the callbacks of this Manager that are running at that moment:
+// not for the one that calls it, which cannot return before Close does,
+// nor for those of other jobs, which may be waiting for it. It returns
+// once every other goroutine of the Manager has ended. The goroutine of
+// each running callback ends as soon as its callback returns and touches
+// nothing after that: no callback, no write to the state directory, no
+// log record.
+//
+// Close is idempotent and safe for concurrent use; every call returns the
+// same error. A call that is not made from a callback returns only once
+// every goroutine of the Manager has ended, including those of callbacks
+// that a Close from a callback left running.
 //
 // Close waits for as long as a callback takes to return. If it is still
 // waiting after 5 s, it logs a warning through Config.Logger naming what it
 // waits for (the callbacks or transfers of which jobs), and again every 30 s.
 func (m *Manager) Close() error {
-	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	fromCallback := inCallback()
+	m.beginOnce.Do(m.beginClose)
+	m.awaitGoroutines(fromCallback)
+	m.closeOnce.Do(func() { m.closeErr = m.finishClose() })
 	return m.closeErr
 }
 
-func (m *Manager) close() error {
+// beginClose is the first half of Close: no goroutine, delivery or change
+// from now on, the loop and Wait end, transfers stop, the writer flushes.
+func (m *Manager) beginClose() {
 	m.goMu.Lock()
 	m.closed.Store(true)
 	m.goMu.Unlock()
 	close(m.done)
 
 	m.mu.Lock()
-	jobs := make([]*Job, 0, len(m.jobs))
+	m.closing = make([]*Job, 0, len(m.jobs))
 	for _, j := range m.jobs {
-		jobs = append(jobs, j)
+		m.closing = append(m.closing, j)
 	}
 	m.mu.Unlock()
-	for _, j := range jobs {
+	for _, j := range m.closing {
 		j.mu.Lock()
 		if x := j.xfer; x != nil {
 			x.cancel(errClosing)
@@ -458,14 +518,26 @@ func (m *Manager) close() error {
 	if m.store != nil {
 		m.store.shutdown() // the writer flushes and exits
 	}
-	m.awaitGoroutines()
+}
+
+// finishClose is the second half of Close, once the goroutines it waits
+// for have ended: the final writes and the release of the state directory,
+// or, in memory, the deletion of the temporary files; then the logs left.
+// It takes each job's opMu, so that a state-changing call already under
+// way (in a callback that is still running, or on a goroutine of the
+// caller's) has finished before the job's last record is written.
+func (m *Manager) finishClose() error {
+	jobs := m.closing
 	if m.ownTr != nil {
 		m.ownTr.CloseIdleConnections()
 	}
 	var errs []error
 	if m.store != nil {
 		for _, j := range jobs {
-			if err := m.persist(j); err != nil {
+			j.opMu.Lock()
+			err := m.persist(j)
+			j.opMu.Unlock()
+			if err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -474,6 +546,7 @@ func (m *Manager) close() error {
 	} else {
 		for _, j := range jobs {
 			var temps []string
+			j.opMu.Lock()
 			j.mu.Lock()
 			for _, f := range j.files {
 				if !f.completed {
@@ -481,6 +554,7 @@ func (m *Manager) close() error {
 				}
 			}
 			j.mu.Unlock()
+			j.opMu.Unlock()
 			errs = append(errs, m.removeTemps(j, temps))
 		}
 		m.flushLogs()
@@ -494,13 +568,19 @@ const (
 	closeReportEvery = 30 * time.Second
 )
 
-// awaitGoroutines waits for every goroutine spawn started, logging what it
-// still waits for after closeReportAfter and then every closeReportEvery:
-// a callback that never returns would otherwise hang Close silently.
-func (m *Manager) awaitGoroutines() {
+// awaitGoroutines waits for every goroutine spawn started — except, with
+// exceptCallbacks, the drains that are running a user callback — logging
+// what it still waits for after closeReportAfter and then every
+// closeReportEvery: a callback that never returns would otherwise hang
+// Close silently.
+func (m *Manager) awaitGoroutines(exceptCallbacks bool) {
 	idle := make(chan struct{})
-	go func() { // returns with the last spawned goroutine; awaited below
-		m.wg.Wait()
+	go func() { // returns once the condition holds; awaited below
+		m.goMu.Lock()
+		for len(m.tasks) > 0 && !(exceptCallbacks && len(m.tasks) == m.inCall) {
+			m.goCond.Wait()
+		}
+		m.goMu.Unlock()
 		close(idle)
 	}()
 	start := time.Now()
@@ -512,18 +592,21 @@ func (m *Manager) awaitGoroutines() {
 			return
 		case <-t.C:
 			m.log.Warn("dojob: Close is still waiting for goroutines to return; is a callback blocked?",
-				"waited", time.Since(start), "waiting_for", m.runningTasks())
+				"waited", time.Since(start), "waiting_for", m.runningTasks(exceptCallbacks))
 			t.Reset(closeReportEvery)
 		}
 	}
 }
 
 // runningTasks describes the goroutines spawn started that have not
-// returned, sorted.
-func (m *Manager) runningTasks() []string {
+// returned, sorted; with exceptCallbacks, not those running a callback.
+func (m *Manager) runningTasks(exceptCallbacks bool) []string {
 	m.goMu.Lock()
 	out := make([]string, 0, len(m.tasks))
 	for t := range m.tasks {
+		if exceptCallbacks && t.calling {
+			continue
+		}
 		out = append(out, t.String())
 	}
 	m.goMu.Unlock()

@@ -73,7 +73,9 @@ type recordFile struct {
 	Restarts      int    `json:"restarts,omitempty"`
 	RestartReason string `json:"restart_reason,omitempty"`
 
-	// The last response's headers (FileInfo.ResponseHeaders).
+	// What dojob keeps of the last response's headers
+	// (FileInfo.ResponseHeaders; keptHeaders). An older release kept them
+	// all: such a record loads, trimmed.
 	ResponseHeaders http.Header `json:"response_headers,omitempty"`
 
 	// Added within version 1 (verification): absent means none given.

@@ -392,8 +392,11 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	if err != nil {
 		return false, "", err
 	}
-	// The last response's headers, whatever its status (FileInfo.ResponseHeaders).
-	hdr := resp.Header.Clone()
+	// What dojob keeps of the last response's headers, whatever its status
+	// (FileInfo.ResponseHeaders): a server's headers are bounded by the
+	// transport (maxResponseHeaderBytes) as they are read, and to the
+	// allow-list of keptHeaders as they are kept.
+	hdr := keptHeaders(resp.Header)
 	j.mu.Lock()
 	f.respHeader = hdr
 	j.mu.Unlock()

@@ -12,8 +12,22 @@ import (
 // default. The next one is refused with ErrRedirectFailed.
 const maxRedirects = 10
 
+// maxResponseHeaderBytes caps the response headers dojob's own transport
+// reads (http.Transport.MaxResponseHeaderBytes; net/http's default is 10
+// MiB): 256 KiB, in line with curl, which accepts 300 KiB of response
+// headers in all (and 100 KiB per line) — no real server needs more, and a
+// download client need not hold 10 MiB per connection for a server that
+// sends them. A response over the cap fails with ErrHeaderSizeOverflow.
+const maxResponseHeaderBytes = 256 << 10
+
 // newHTTPClient returns the client transfers use, and the transport dojob
 // owns (nil when the caller gave the client). See Config.HTTPClient.
+//
+// dojob's own transport reads at most maxResponseHeaderBytes of response
+// headers. A caller's Transport is shared with the caller, not cloned, so
+// dojob does not change it: its own MaxResponseHeaderBytes applies (10 MiB
+// when 0). Either way keptHeaders bounds what dojob keeps of the headers,
+// and a response over the transport's cap is ErrHeaderSizeOverflow.
 //
 // The client's Transport is wrapped in an optsTransport, which puts each
 // job's custom headers and credentials on each hop of a request (see
@@ -39,6 +53,7 @@ func newHTTPClient(c *http.Client) (*http.Client, *http.Transport) {
 		// small files would otherwise open a new connection for most files.
 		tr.MaxIdleConnsPerHost = MaxParallelFilesLimit
 		tr.GetProxyConnectHeader = proxyConnectHeader
+		tr.MaxResponseHeaderBytes = maxResponseHeaderBytes
 		return &http.Client{Transport: newOptsTransport(tr), CheckRedirect: checkRedirect}, tr
 	}
 	cc := *c

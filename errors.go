@@ -114,6 +114,12 @@ const (
 	// refused — https to http, to a scheme other than http and https, more
 	// than 10 of them, or by the CheckRedirect of Config.HTTPClient. Fatal.
 	ErrRedirectFailed HRESULT = 0x80072F7C
+	// ErrHeaderSizeOverflow (ERROR_WINHTTP_HEADER_SIZE_OVERFLOW): the
+	// server's response headers exceeded what the transport reads (256 KiB
+	// for dojob's own transport). Fatal, in context REMOTE_FILE: a server
+	// that sends that much will send it again; a file with mirrors moves on
+	// to the next one.
+	ErrHeaderSizeOverflow HRESULT = 0x80072F96
 	// ErrUserNameTooLarge (BG_E_USERNAME_TOO_LARGE): a user name over 300
 	// characters.
 	ErrUserNameTooLarge HRESULT = 0x80200025
@@ -182,6 +188,7 @@ var hresultNames = map[HRESULT]string{
 	ErrCannotConnect:               "ERROR_WINHTTP_CANNOT_CONNECT",
 	ErrConnectionError:             "ERROR_WINHTTP_CONNECTION_ERROR",
 	ErrRedirectFailed:              "ERROR_WINHTTP_REDIRECT_FAILED",
+	ErrHeaderSizeOverflow:          "ERROR_WINHTTP_HEADER_SIZE_OVERFLOW",
 	ErrUserNameTooLarge:            "BG_E_USERNAME_TOO_LARGE",
 	ErrPasswordTooLarge:            "BG_E_PASSWORD_TOO_LARGE",
 	ErrInvalidAuthTarget:           "BG_E_INVALID_AUTH_TARGET",
@@ -432,7 +439,9 @@ var (
 // classify turns the error of an HTTP attempt into a JobError: its code,
 // context and whether it is transient. Network errors (refused, reset, name
 // not resolved, timeouts) and stalls are transient, in GENERAL_TRANSPORT;
-// TLS certificate errors and refused redirects are fatal there. A JobError
+// TLS certificate errors and refused redirects are fatal there. Response
+// headers over the transport's cap are a fatal ErrHeaderSizeOverflow in
+// REMOTE_FILE (what the server sent, like a protocol error). A JobError
 // made earlier (a status, protocol or local error) is returned as it is.
 func classify(err error) *JobError {
 	var je *JobError
@@ -453,6 +462,8 @@ func classify(err error) *JobError {
 		e.Code, e.transient = ErrRedirectFailed, false
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalidCert):
 		e.Code, e.transient = ErrCertValidation, false
+	case isHeaderOverflow(err):
+		e.Code, e.Context, e.transient = ErrHeaderSizeOverflow, ErrorContextRemoteFile, false
 	case errors.As(err, &dnsErr):
 		e.Code = ErrNameNotResolved
 	case isConnRefused(err):
@@ -467,6 +478,16 @@ func classify(err error) *JobError {
 		e.Code = ErrConnectionError
 	}
 	return e
+}
+
+// isHeaderOverflow reports whether err is net/http's refusal of response
+// headers over the Transport's MaxResponseHeaderBytes. net/http exports no
+// error value for it, so its messages are matched: HTTP/1's, and HTTP/2's
+// (a header list over the limit the client advertised).
+func isHeaderOverflow(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "net/http: server response headers exceeded") ||
+		strings.Contains(s, "response header list larger than advertised limit")
 }
 
 func isTimeout(err error) bool {

@@ -60,6 +60,9 @@ func TestClassify(t *testing.T) {
 		{"too many redirects", getErr(errRedirects), ErrRedirectFailed, ErrorContextGeneralTransport, false},
 		{"redirect to another scheme", getErr(errScheme), ErrRedirectFailed, ErrorContextGeneralTransport, false},
 		{"refused by the caller's CheckRedirect", getErr(fmt.Errorf("%w: %w", errCallerRedirect, errors.New("no"))), ErrRedirectFailed, ErrorContextGeneralTransport, false},
+		// Response headers over the transport's cap: fatal, REMOTE_FILE.
+		{"headers over the cap (HTTP/1)", getErr(errors.New("net/http: server response headers exceeded 262144 bytes; aborted")), ErrHeaderSizeOverflow, ErrorContextRemoteFile, false},
+		{"headers over the cap (HTTP/2)", getErr(errors.New("http2: response header list larger than advertised limit")), ErrHeaderSizeOverflow, ErrorContextRemoteFile, false},
 		// JobErrors made earlier keep their code, context and class.
 		{"local error", disk, ErrDiskFull, ErrorContextLocalFile, false},
 		{"protocol error", proto, ErrBlockSizeMismatch, ErrorContextRemoteFile, false},

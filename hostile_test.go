@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,3 +141,71 @@ func BenchmarkFilesHostileHeaders(b *testing.B) {
 	b.ReportMetric(float64(size), "record-B") // after the loop, which resets metrics
 }
 
+// TestResponseHeaderCap: response headers over what the transport reads
+// (256 KiB for dojob's own; the caller's MaxResponseHeaderBytes for its
+// own transport) are a fatal ErrHeaderSizeOverflow in REMOTE_FILE, and a
+// file with a mirror moves on to it.
+func TestResponseHeaderCap(t *testing.T) {
+	var huge, sane atomic.Int64
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/huge") {
+			huge.Add(1)
+			for i := range 8000 { // ~312 KB
+				w.Header().Set(fmt.Sprintf("X-Junk-%04d", i), "abcdefghijklmnopqrstuvwx")
+			}
+		} else {
+			sane.Add(1)
+			hostileHeaders(w.Header()) // ~235 KB: under dojob's cap
+		}
+		w.Header().Set("ETag", `"v1"`)
+		http.ServeContent(w, r, "", time.Unix(1700000000, 0), bytes.NewReader(hostileContent("/f")))
+	}))
+	defer s.Close()
+	want := sha256.Sum256(hostileContent("/f"))
+
+	for _, tc := range []struct {
+		name    string
+		client  *http.Client
+		url     string
+		mirrors []string
+		want    dojob.State
+		huge    int64 // requests to /huge
+		sane    int64 // requests to /sane
+	}{
+		{"over 256 KiB", nil, s.URL + "/huge", nil, dojob.StateError, 1, 0},
+		{"over 256 KiB, mirror", nil, s.URL + "/huge", []string{s.URL + "/sane"}, dojob.StateTransferred, 1, 1},
+		{"under 256 KiB", nil, s.URL + "/sane", nil, dojob.StateTransferred, 0, 1},
+		{"caller's transport's cap", &http.Client{Transport: &http.Transport{MaxResponseHeaderBytes: 64 << 10}},
+			s.URL + "/sane", nil, dojob.StateError, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			huge.Store(0)
+			sane.Store(0)
+			if tc.client != nil {
+				defer tc.client.CloseIdleConnections()
+			}
+			m, err := dojob.NewManager(dojob.Config{HTTPClient: tc.client})
+			require.NoError(t, err)
+			defer m.Close()
+			j, err := m.CreateJob(tc.name)
+			require.NoError(t, err)
+			local := filepath.Join(t.TempDir(), "f")
+			require.NoError(t, j.AddFileSet([]dojob.FileSpec{{RemoteURL: tc.url, LocalPath: local, Mirrors: tc.mirrors}}))
+			require.Equal(t, tc.want, resumeWait(t, j))
+			require.Equal(t, tc.huge, huge.Load(), "requests with huge headers")
+			require.Equal(t, tc.sane, sane.Load(), "requests with headers under the cap")
+			if tc.want == dojob.StateError {
+				e := mustJobError(t, j)
+				require.Equal(t, dojob.ErrHeaderSizeOverflow, e.Code)
+				require.Equal(t, "ERROR_WINHTTP_HEADER_SIZE_OVERFLOW", e.Code.Name())
+				require.Equal(t, dojob.ErrorContextRemoteFile, e.Context)
+				require.False(t, e.Transient())
+				require.Equal(t, 1, j.ErrorCount())
+				require.NoError(t, j.Cancel())
+				return
+			}
+			require.NoError(t, j.Complete())
+			require.Equal(t, hex.EncodeToString(want[:]), fileSHA256(t, local))
+		})
+	}
+}

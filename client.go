@@ -101,7 +101,8 @@ func checkScheme(req *http.Request) error {
 // callerRedirect wraps a caller's own redirect policy: the scheme rule
 // first, then the caller's decision. A refusal by the caller's policy is a
 // refused redirect like dojob's own (fatal ErrRedirectFailed; the caller's
-// error stays reachable with errors.Is); http.ErrUseLastResponse passes
+// error stays reachable with errors.Is and errors.As, its text redacted,
+// see redactErr); http.ErrUseLastResponse passes
 // through unchanged, and the 3xx it leaves is then a fatal status error.
 func callerRedirect(policy func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
@@ -112,6 +113,9 @@ func callerRedirect(policy func(*http.Request, []*http.Request) error) func(*htt
 		if err == nil || errors.Is(err, http.ErrUseLastResponse) {
 			return err
 		}
-		return fmt.Errorf("%w: %w", errCallerRedirect, err)
+		// The caller's error may name the URL it refused (a presigned
+		// one): its text is redacted, errors.Is and errors.As still
+		// reach it.
+		return fmt.Errorf("%w: %w", errCallerRedirect, redactErr(err))
 	}
 }

@@ -190,7 +190,7 @@ func (j *Job) jobError(r *recordError) *JobError {
 	if r.Cause != nil {
 		e.Err = j.jobError(r.Cause)
 	} else if r.Message != "" {
-		e.Err = errors.New(r.Message)
+		e.Err = errors.New(redactText(r.Message)) // an older release's may show a URL in full
 	}
 	return e
 }

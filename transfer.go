@@ -362,7 +362,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, remote, nil)
 	if err != nil {
-		return false, "", protocolError(ErrInvalidArg, "building the request: %v", err)
+		return false, "", protocolError(ErrInvalidArg, "building the request: %v", redactErr(err))
 	}
 	// The exact bytes, never a compressed representation: offsets must
 	// count the same bytes on every attempt.
@@ -390,7 +390,10 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted bool) (complete bool, r
 
 	resp, err := m.client.Do(req)
 	if err != nil {
-		return false, "", err
+		// net/http's *url.Error names the URL in full, a redirect
+		// target's with its signature: every error dojob hands out or
+		// logs shows it redacted.
+		return false, "", redactErr(err)
 	}
 	// What dojob keeps of the last response's headers, whatever its status
 	// (FileInfo.ResponseHeaders): a server's headers are bounded by the

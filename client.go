@@ -12,8 +12,22 @@ import (
 // default. The next one is refused with ErrRedirectFailed.
 const maxRedirects = 10
 
+// maxResponseHeaderBytes caps the response headers dojob's own transport
+// reads (http.Transport.MaxResponseHeaderBytes; net/http's default is 10
+// MiB): 256 KiB, in line with curl, which accepts 300 KiB of response
+// headers in all (and 100 KiB per line) — no real server needs more, and a
+// download client need not hold 10 MiB per connection for a server that
+// sends them. A response over the cap fails with ErrHeaderSizeOverflow.
+const maxResponseHeaderBytes = 256 << 10
+
 // newHTTPClient returns the client transfers use, and the transport dojob
 // owns (nil when the caller gave the client). See Config.HTTPClient.
+//
+// dojob's own transport reads at most maxResponseHeaderBytes of response
+// headers. A caller's Transport is shared with the caller, not cloned, so
+// dojob does not change it: its own MaxResponseHeaderBytes applies (10 MiB
+// when 0). Either way keptHeaders bounds what dojob keeps of the headers,
+// and a response over the transport's cap is ErrHeaderSizeOverflow.
 //
 // The client's Transport is wrapped in an optsTransport, which puts each
 // job's custom headers and credentials on each hop of a request (see
@@ -39,6 +53,7 @@ func newHTTPClient(c *http.Client) (*http.Client, *http.Transport) {
 		// small files would otherwise open a new connection for most files.
 		tr.MaxIdleConnsPerHost = MaxParallelFilesLimit
 		tr.GetProxyConnectHeader = proxyConnectHeader
+		tr.MaxResponseHeaderBytes = maxResponseHeaderBytes
 		return &http.Client{Transport: newOptsTransport(tr), CheckRedirect: checkRedirect}, tr
 	}
 	cc := *c
@@ -86,7 +101,8 @@ func checkScheme(req *http.Request) error {
 // callerRedirect wraps a caller's own redirect policy: the scheme rule
 // first, then the caller's decision. A refusal by the caller's policy is a
 // refused redirect like dojob's own (fatal ErrRedirectFailed; the caller's
-// error stays reachable with errors.Is); http.ErrUseLastResponse passes
+// error stays reachable with errors.Is and errors.As, its text redacted,
+// see redactErr); http.ErrUseLastResponse passes
 // through unchanged, and the 3xx it leaves is then a fatal status error.
 func callerRedirect(policy func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
@@ -97,6 +113,9 @@ func callerRedirect(policy func(*http.Request, []*http.Request) error) func(*htt
 		if err == nil || errors.Is(err, http.ErrUseLastResponse) {
 			return err
 		}
-		return fmt.Errorf("%w: %w", errCallerRedirect, err)
+		// The caller's error may name the URL it refused (a presigned
+		// one): its text is redacted, errors.Is and errors.As still
+		// reach it.
+		return fmt.Errorf("%w: %w", errCallerRedirect, redactErr(err))
 	}
 }

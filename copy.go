@@ -93,7 +93,7 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 			return n, nil
 		}
 		if rerr != nil {
-			return n, rerr
+			return n, redactErr(rerr) // net/http's, which may name a URL
 		}
 	}
 	return n, nil

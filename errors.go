@@ -10,8 +10,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // HRESULT is a Windows result code as DO and BITS report it. It implements
@@ -119,6 +122,12 @@ const (
 	// refused — https to http, to a scheme other than http and https, more
 	// than 10 of them, or by the CheckRedirect of Config.HTTPClient. Fatal.
 	ErrRedirectFailed HRESULT = 0x80072F7C
+	// ErrHeaderSizeOverflow (ERROR_WINHTTP_HEADER_SIZE_OVERFLOW): the
+	// server's response headers exceeded what the transport reads (256 KiB
+	// for dojob's own transport). Fatal, in context REMOTE_FILE: a server
+	// that sends that much will send it again; a file with mirrors moves on
+	// to the next one.
+	ErrHeaderSizeOverflow HRESULT = 0x80072F96
 	// ErrUserNameTooLarge (BG_E_USERNAME_TOO_LARGE): a user name over 300
 	// characters.
 	ErrUserNameTooLarge HRESULT = 0x80200025
@@ -188,6 +197,7 @@ var hresultNames = map[HRESULT]string{
 	ErrCannotConnect:               "ERROR_WINHTTP_CANNOT_CONNECT",
 	ErrConnectionError:             "ERROR_WINHTTP_CONNECTION_ERROR",
 	ErrRedirectFailed:              "ERROR_WINHTTP_REDIRECT_FAILED",
+	ErrHeaderSizeOverflow:          "ERROR_WINHTTP_HEADER_SIZE_OVERFLOW",
 	ErrUserNameTooLarge:            "BG_E_USERNAME_TOO_LARGE",
 	ErrPasswordTooLarge:            "BG_E_PASSWORD_TOO_LARGE",
 	ErrInvalidAuthTarget:           "BG_E_INVALID_AUTH_TARGET",
@@ -412,7 +422,8 @@ func redactText(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
 	}
-	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '"' || r == '\'' })
+	// Any white space ends a URL: errors.Join puts a newline between texts.
+	fields := strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || r == '"' || r == '\'' })
 	for _, f := range fields {
 		if strings.Contains(f, "://") && strings.ContainsAny(f, "@?") {
 			if r := redactURL(strings.TrimRight(f, ":,;")); r != strings.TrimRight(f, ":,;") {
@@ -422,6 +433,118 @@ func redactText(s string) string {
 	}
 	return s
 }
+
+// redactErr returns err with the URLs in the text of every error of its
+// chain redacted (redactText: userinfo, and the values of secretParams),
+// for the errors dojob receives from net/http — its *url.Error carries the
+// request's URL, a redirect target's included, in full — and from a
+// caller's CheckRedirect. An error whose chain shows no secret is returned
+// as it is. Otherwise the chain is copied, never modified (net/http may
+// share its errors): a *url.Error becomes a copy with its URL redacted, and
+// any other error whose text shows a secret a redactedError holding the
+// redacted text, whose Unwrap gives the redacted copies of what the
+// original wrapped (one error, or several as errors.Join's), so every node
+// a caller reaches with errors.Unwrap prints redacted text. errors.Is and
+// errors.As work as on the original chain: a redactedError matches what
+// its original matched (by identity, or its own Is and As methods), and
+// errors.As to the original's concrete type yields the original — which
+// the caller asked for by its type.
+func redactErr(err error) error {
+	if err == nil || !secretInChain(err) {
+		return err
+	}
+	if ue, ok := err.(*url.Error); ok {
+		c := *ue
+		c.URL = redactURL(ue.URL)
+		c.Err = redactErr(ue.Err)
+		return &c
+	}
+	r := &redactedError{msg: redactText(err.Error()), orig: err}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return &redactedWrap{r, redactErr(u.Unwrap())}
+	case interface{ Unwrap() []error }:
+		var next []error
+		for _, e := range u.Unwrap() {
+			next = append(next, redactErr(e))
+		}
+		return &redactedJoin{r, next}
+	}
+	return r
+}
+
+// secretInChain reports whether the text of err, or of any error it wraps,
+// shows a secret redactText would hide.
+func secretInChain(err error) bool {
+	for err != nil {
+		if s := err.Error(); redactText(s) != s {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if secretInChain(e) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// redactedError stands for an error whose text showed a secret (redactErr).
+type redactedError struct {
+	msg  string // the original's text, redacted
+	orig error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+
+// GoString keeps %#v from printing the original.
+func (e *redactedError) GoString() string { return strconv.Quote(e.msg) }
+
+// Is reports whether the original is target, or says it is.
+func (e *redactedError) Is(target error) bool {
+	if reflect.TypeOf(target).Comparable() && reflect.TypeOf(e.orig) == reflect.TypeOf(target) && e.orig == target {
+		return true
+	}
+	x, ok := e.orig.(interface{ Is(error) bool })
+	return ok && x.Is(target)
+}
+
+// As sets *target to the original when it is of target's type, or lets
+// the original's own As decide.
+func (e *redactedError) As(target any) bool {
+	v := reflect.ValueOf(target)
+	if v.Kind() == reflect.Pointer && !v.IsNil() && reflect.TypeOf(e.orig).AssignableTo(v.Elem().Type()) {
+		v.Elem().Set(reflect.ValueOf(e.orig))
+		return true
+	}
+	x, ok := e.orig.(interface{ As(any) bool })
+	return ok && x.As(target)
+}
+
+// redactedWrap is a redactedError whose original wrapped one error.
+type redactedWrap struct {
+	*redactedError
+	next error // the redacted copy of what the original wrapped
+}
+
+func (e *redactedWrap) Unwrap() error { return e.next }
+
+// redactedJoin is a redactedError whose original wrapped several errors
+// (errors.Join, fmt.Errorf with several %w).
+type redactedJoin struct {
+	*redactedError
+	next []error // the redacted copies of what the original wrapped
+}
+
+func (e *redactedJoin) Unwrap() []error { return e.next }
 
 // Causes of a stopped transfer, given to context.CancelCauseFunc so the
 // transfer knows why it stopped.
@@ -438,7 +561,9 @@ var (
 // classify turns the error of an HTTP attempt into a JobError: its code,
 // context and whether it is transient. Network errors (refused, reset, name
 // not resolved, timeouts) and stalls are transient, in GENERAL_TRANSPORT;
-// TLS certificate errors and refused redirects are fatal there. A JobError
+// TLS certificate errors and refused redirects are fatal there. Response
+// headers over the transport's cap are a fatal ErrHeaderSizeOverflow in
+// REMOTE_FILE (what the server sent, like a protocol error). A JobError
 // made earlier (a status, protocol or local error) is returned as it is.
 func classify(err error) *JobError {
 	var je *JobError
@@ -459,6 +584,8 @@ func classify(err error) *JobError {
 		e.Code, e.transient = ErrRedirectFailed, false
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalidCert):
 		e.Code, e.transient = ErrCertValidation, false
+	case isHeaderOverflow(err):
+		e.Code, e.Context, e.transient = ErrHeaderSizeOverflow, ErrorContextRemoteFile, false
 	case errors.As(err, &dnsErr):
 		e.Code = ErrNameNotResolved
 	case isConnRefused(err):
@@ -473,6 +600,16 @@ func classify(err error) *JobError {
 		e.Code = ErrConnectionError
 	}
 	return e
+}
+
+// isHeaderOverflow reports whether err is net/http's refusal of response
+// headers over the Transport's MaxResponseHeaderBytes. net/http exports no
+// error value for it, so its messages are matched: HTTP/1's, and HTTP/2's
+// (a header list over the limit the client advertised).
+func isHeaderOverflow(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "net/http: server response headers exceeded") ||
+		strings.Contains(s, "response header list larger than advertised limit")
 }
 
 func isTimeout(err error) bool {

@@ -60,6 +60,9 @@ func TestClassify(t *testing.T) {
 		{"too many redirects", getErr(errRedirects), ErrRedirectFailed, ErrorContextGeneralTransport, false},
 		{"redirect to another scheme", getErr(errScheme), ErrRedirectFailed, ErrorContextGeneralTransport, false},
 		{"refused by the caller's CheckRedirect", getErr(fmt.Errorf("%w: %w", errCallerRedirect, errors.New("no"))), ErrRedirectFailed, ErrorContextGeneralTransport, false},
+		// Response headers over the transport's cap: fatal, REMOTE_FILE.
+		{"headers over the cap (HTTP/1)", getErr(errors.New("net/http: server response headers exceeded 262144 bytes; aborted")), ErrHeaderSizeOverflow, ErrorContextRemoteFile, false},
+		{"headers over the cap (HTTP/2)", getErr(errors.New("http2: response header list larger than advertised limit")), ErrHeaderSizeOverflow, ErrorContextRemoteFile, false},
 		// JobErrors made earlier keep their code, context and class.
 		{"local error", disk, ErrDiskFull, ErrorContextLocalFile, false},
 		{"protocol error", proto, ErrBlockSizeMismatch, ErrorContextRemoteFile, false},
@@ -131,4 +134,44 @@ func TestLocalError(t *testing.T) {
 		assert.False(t, e.Transient(), "%v", tt.err)
 		assert.ErrorIs(t, e, tt.err)
 	}
+}
+
+// TestRedactErr: redactErr hides the secrets of every error of a chain
+// without modifying it, and leaves classify's verdict, errors.Is and
+// errors.As as they were.
+func TestRedactErr(t *testing.T) {
+	const secretURL = "https://u:SECRETPW@h.example/f?X-Amz-Signature=SECRET1&x=1"
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	causes := []error{
+		refused,
+		context.DeadlineExceeded,
+		&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}},
+		errRedirects,
+		fmt.Errorf("%w: %w", errCallerRedirect, fmt.Errorf("not %s: %w", secretURL, io.EOF)),
+		errors.Join(errors.New("to "+secretURL), errScheme),
+		errors.New("net/http: server response headers exceeded 262144 bytes; aborted"),
+	}
+	for _, cause := range causes {
+		orig := &url.Error{Op: "Get", URL: secretURL, Err: cause}
+		origText := orig.Error()
+		got := redactErr(orig)
+		assert.Equal(t, origText, orig.Error(), "the original is not modified")
+		for e := got; e != nil; e = errors.Unwrap(e) {
+			assert.NotContains(t, e.Error(), "SECRET")
+		}
+		want, have := classify(orig), classify(got)
+		assert.Equal(t, want.Code, have.Code, cause.Error())
+		assert.Equal(t, want.Context, have.Context)
+		assert.Equal(t, want.Transient(), have.Transient())
+		var ue *url.Error
+		require.ErrorAs(t, got, &ue)
+		assert.Equal(t, "https://u:xxxxx@h.example/f?X-Amz-Signature=REDACTED&x=1", ue.URL)
+		assert.ErrorIs(t, got, cause)
+	}
+	assert.True(t, errors.Is(redactErr(&url.Error{Op: "Get", URL: secretURL, Err: refused}), syscall.ECONNREFUSED))
+	var op *net.OpError
+	require.ErrorAs(t, redactErr(&url.Error{Op: "Get", URL: secretURL, Err: refused}), &op)
+	assert.Same(t, refused, op, "an error without a secret is not copied")
+	plain := getErr(io.EOF)
+	assert.Same(t, plain, redactErr(plain), "a chain without a secret is returned as it is")
 }

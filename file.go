@@ -55,11 +55,23 @@ type FileInfo struct {
 	Restarts      int
 	RestartReason string // "" until the first restart
 
-	// ResponseHeaders are the headers of the last HTTP response to a
-	// request for the file, whatever its status
+	// ResponseHeaders are headers of the last HTTP response to a request
+	// for the file, whatever its status
 	// (BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS): a copy, nil before the
-	// first response. They are the server's, kept as sent (Set-Cookie
-	// included), and persisted with the job.
+	// first response, persisted with the job. A server chooses how many
+	// headers it sends, so dojob keeps only these, in this order: ETag,
+	// Last-Modified, Content-Length, Content-Range, Content-Type,
+	// Content-Encoding, Content-Disposition, Content-Language,
+	// Content-Location, Digest, Repr-Digest, Content-Digest, Accept-Ranges,
+	// Retry-After, Date, Age, Expires, Cache-Control, Vary, Server,
+	// WWW-Authenticate, Proxy-Authenticate and Location (its URL redacted,
+	// as RedactURL does). Every other header is dropped — Set-Cookie, vendor
+	// X- headers and the rest. Of each name at most the first 4 values are
+	// kept; a value longer than 1 KiB is dropped, never cut; and once the
+	// names and values kept reach 8 KiB, the value that would pass that and
+	// everything after it in the order above are dropped. A caller that
+	// needs another header can read it in the RoundTripper of its own
+	// Config.HTTPClient.
 	ResponseHeaders http.Header
 
 	// Verification (FileSpec). ExpectedSize and Checksum are as given to

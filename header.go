@@ -117,3 +117,79 @@ func parseRetryAfter(v, date string, now time.Time) (time.Duration, bool) {
 	}
 	return diff, true
 }
+
+// Bounds on what keptHeaders keeps of a response's headers
+// (FileInfo.ResponseHeaders).
+const (
+	keptValuesPerName = 4       // values of one name; later ones are dropped
+	keptValueBytes    = 1 << 10 // a longer value is dropped, never truncated
+	keptHeaderBytes   = 8 << 10 // names and values of one file, in all
+)
+
+// keptHeaderNames are the response headers dojob keeps, in the order they
+// are kept until keptHeaderBytes is reached: validators and the
+// description of the content first, then caching and diagnostics.
+var keptHeaderNames = func() []string {
+	names := []string{
+		"ETag", "Last-Modified", "Content-Length", "Content-Range", "Content-Type",
+		"Content-Encoding", "Content-Disposition", "Content-Language", "Content-Location",
+		"Digest", "Repr-Digest", "Content-Digest", "Accept-Ranges", "Retry-After",
+		"Date", "Age", "Expires", "Cache-Control", "Vary", "Server",
+		"WWW-Authenticate", "Proxy-Authenticate", "Location",
+	}
+	for i, n := range names {
+		names[i] = http.CanonicalHeaderKey(n)
+	}
+	return names
+}()
+
+// keptHeaders is what dojob keeps of a response's headers h: the names of
+// keptHeaderNames (any other name is dropped: cookies, vendor X- headers,
+// whatever else a server sends), at most keptValuesPerName values of each,
+// each of at most keptValueBytes (a longer one is dropped: a cut validator
+// or digest would be wrong rather than short), with Location's URL
+// redacted (RedactURL), and at most keptHeaderBytes of names and values in
+// all — a value that would pass it is dropped, and so are the names after
+// it in keptHeaderNames' order. It returns a new Header (nil for nil h),
+// sharing nothing with h. A server can thus make dojob keep, and persist,
+// at most 8 KiB per file, however many headers it sends.
+func keptHeaders(h http.Header) http.Header {
+	if h == nil {
+		return nil
+	}
+	out := http.Header{}
+	total := 0
+	for _, name := range keptHeaderNames {
+		vs := h[name]
+		if len(vs) == 0 {
+			continue
+		}
+		var kept []string
+		for _, v := range vs {
+			if len(kept) == keptValuesPerName {
+				break
+			}
+			if len(v) > keptValueBytes {
+				continue
+			}
+			if name == "Location" {
+				v = redactURL(v)
+			}
+			if total+len(name)+len(v) > keptHeaderBytes {
+				return finishKept(out, name, kept)
+			}
+			total += len(name) + len(v)
+			kept = append(kept, v)
+		}
+		out = finishKept(out, name, kept)
+	}
+	return out
+}
+
+// finishKept adds the values kept of name to out.
+func finishKept(out http.Header, name string, kept []string) http.Header {
+	if len(kept) > 0 {
+		out[name] = kept
+	}
+	return out
+}

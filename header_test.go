@@ -2,6 +2,7 @@ package dojob
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,4 +93,59 @@ func FuzzParseRetryAfter(f *testing.F) {
 			t.Fatalf("%q, %q gave %v", v, date, d)
 		}
 	})
+}
+
+// TestKeptHeaders: what keptHeaders keeps of a response's headers — the
+// allow-list, 4 values a name, 1 KiB a value (longer ones dropped), 8 KiB
+// in all, Location redacted — and that it shares nothing with its input.
+func TestKeptHeaders(t *testing.T) {
+	long := strings.Repeat("v", keptValueBytes)
+	tests := []struct {
+		name string
+		in   http.Header
+		want http.Header
+	}{
+		{"nil", nil, nil},
+		{"empty", http.Header{}, http.Header{}},
+		{"allow-listed kept, others dropped",
+			http.Header{"Etag": {`"e"`}, "Content-Length": {"10"}, "Set-Cookie": {"s=1"}, "X-Cache": {"HIT"},
+				"Www-Authenticate": {`Basic realm="x"`}, "Retry-After": {"5"}},
+			http.Header{"Etag": {`"e"`}, "Content-Length": {"10"}, "Www-Authenticate": {`Basic realm="x"`}, "Retry-After": {"5"}}},
+		{"first 4 values of a name",
+			http.Header{"Vary": {"a", "b", "c", "d", "e", "f"}},
+			http.Header{"Vary": {"a", "b", "c", "d"}}},
+		{"a value of 1 KiB kept, a longer one dropped, not cut",
+			http.Header{"Server": {long}, "Content-Disposition": {long + "x", "inline"}},
+			http.Header{"Server": {long}, "Content-Disposition": {"inline"}}},
+		{"every value too long: the name is dropped",
+			http.Header{"Content-Type": {long + "x"}},
+			http.Header{}},
+		{"Location redacted",
+			http.Header{"Location": {"https://u:pw@h/p?X-Amz-Signature=abc&x=1"}},
+			http.Header{"Location": {"https://u:xxxxx@h/p?X-Amz-Signature=REDACTED&x=1"}}},
+		{"8 KiB in all, in allow-list order",
+			// 4 × (4+1024) + 3 × (13+1024) = 7,223: Cache-Control's first
+			// value (13+1024) would pass 8,192 and ends the list.
+			http.Header{"Etag": {long, long, long, long}, "Last-Modified": {long, long, long}, "Cache-Control": {long, "no"}, "Vary": {"a"}},
+			http.Header{"Etag": {long, long, long, long}, "Last-Modified": {long, long, long}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := keptHeaders(tc.in)
+			assert.Equal(t, tc.want, got)
+			n := 0
+			for k, vs := range got {
+				for _, v := range vs {
+					n += len(k) + len(v)
+				}
+			}
+			assert.LessOrEqual(t, n, keptHeaderBytes)
+			for k := range got {
+				if len(got[k]) > 0 && len(tc.in[k]) > 0 {
+					got[k][0] = "changed"
+					assert.NotEqual(t, "changed", tc.in[k][0], "shares %s with its input", k)
+				}
+			}
+		})
+	}
 }

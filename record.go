@@ -74,7 +74,9 @@ type recordFile struct {
 	Restarts      int    `json:"restarts,omitempty"`
 	RestartReason string `json:"restart_reason,omitempty"`
 
-	// The last response's headers (FileInfo.ResponseHeaders).
+	// What dojob keeps of the last response's headers
+	// (FileInfo.ResponseHeaders; keptHeaders). An older release kept them
+	// all: such a record loads, trimmed.
 	ResponseHeaders http.Header `json:"response_headers,omitempty"`
 
 	// Added within version 1 (verification): absent means none given.
@@ -192,7 +194,7 @@ func (j *Job) jobError(r *recordError) *JobError {
 	if r.Cause != nil {
 		e.Err = j.jobError(r.Cause)
 	} else if r.Message != "" {
-		e.Err = errors.New(r.Message)
+		e.Err = errors.New(redactText(r.Message)) // an older release's may show a URL in full
 	}
 	return e
 }

@@ -116,7 +116,7 @@ func (m *Manager) restore(r *record) *Job {
 			etag: rf.ETag, lastMod: rf.LastModified,
 			transferred: rf.Transferred, completed: rf.Completed,
 			hwm: max(rf.HighWater, rf.Durable), restarts: max(rf.Restarts, 0), restartReason: rf.RestartReason,
-			respHeader: rf.ResponseHeaders,
+			respHeader: keptHeaders(rf.ResponseHeaders), // an older release kept every header
 			expSize:    rf.ExpectedSize, checksum: checksum, sum: sum, mirrors: rf.Mirrors, verified: rf.Verified,
 			hashState: rf.HashState, hashLen: rf.HashLen,
 			src: rf.Source, srcs: recordSources(rf),

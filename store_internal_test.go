@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -307,4 +308,46 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestOldRecordHeadersTrimmed: a record of an older release, which kept
+// every response header (here 10,000 lines), loads; the headers are
+// trimmed to what keptHeaders keeps, in FileInfo and in the record the
+// next write leaves.
+func TestOldRecordHeadersTrimmed(t *testing.T) {
+	stateDir, dir := t.TempDir(), t.TempDir()
+	m, j := transferredJob(t, stateDir, dir, []byte("data"), "a")
+	big := http.Header{"Etag": {`"v1"`}, "Set-Cookie": {"s=1"}}
+	for i := range 10000 {
+		big.Set("X-Junk-"+strconv.Itoa(i), "abcdefghijklmnopqrstuvwx")
+	}
+	crashWith(t, m, j, func(r *record) { r.Files[0].ResponseHeaders = big })
+	path := filepath.Join(stateDir, "jobs", j.id.hex32()+".json")
+	before, err := os.Stat(path)
+	if err != nil || before.Size() < 300_000 {
+		t.Fatalf("the old record: %v, %d bytes", err, before.Size())
+	}
+
+	m2, err := NewManager(Config{StateDir: stateDir, HTTPClient: serve([]byte("data"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j2, err := m2.Job(j.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := j2.State(); st != StateTransferred {
+		t.Fatalf("state %s", st)
+	}
+	want := http.Header{"Etag": {`"v1"`}}
+	if got := j2.Files()[0].ResponseHeaders; !reflect.DeepEqual(got, want) {
+		t.Fatalf("ResponseHeaders %v, want %v", got, want)
+	}
+	if err := m2.Close(); err != nil { // writes the record
+		t.Fatal(err)
+	}
+	after, err := os.Stat(path)
+	if err != nil || after.Size() > 2<<10 {
+		t.Fatalf("the rewritten record: %v, %d bytes", err, after.Size())
+	}
 }

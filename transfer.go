@@ -280,7 +280,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complet
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, remote, nil)
 	if err != nil {
-		return false, "", protocolError(ErrInvalidArg, "building the request: %v", err)
+		return false, "", protocolError(ErrInvalidArg, "building the request: %v", redactErr(err))
 	}
 	// The exact bytes, never a compressed representation: offsets must
 	// count the same bytes on every attempt.
@@ -308,10 +308,16 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complet
 
 	resp, err := m.client.Do(req)
 	if err != nil {
-		return false, "", err
+		// net/http's *url.Error names the URL in full, a redirect
+		// target's with its signature: every error dojob hands out or
+		// logs shows it redacted.
+		return false, "", redactErr(err)
 	}
-	// The last response's headers, whatever its status (FileInfo.ResponseHeaders).
-	hdr := resp.Header.Clone()
+	// What dojob keeps of the last response's headers, whatever its status
+	// (FileInfo.ResponseHeaders): a server's headers are bounded by the
+	// transport (maxResponseHeaderBytes) as they are read, and to the
+	// allow-list of keptHeaders as they are kept.
+	hdr := keptHeaders(resp.Header)
 	j.mu.Lock()
 	f.respHeader = hdr
 	j.mu.Unlock()

@@ -254,7 +254,7 @@ func describeError(e *dojob.JobError) string {
 			// net/http's errors repeat the URL ("Get \"URL\": …"): once is
 			// enough when it is the one already shown.
 			var ue *url.Error
-			if errors.As(cause, &ue) && shown != "" && ue.URL == shown {
+			if errors.As(cause, &ue) && shown != "" && (ue.URL == shown || ue.URL == redact(shown)) {
 				cause = ue.Err
 			}
 			b.WriteString(": " + strings.TrimPrefix(cause.Error(), "dojob: "))

@@ -193,6 +193,7 @@ type Job struct {
 	completedAt time.Time
 	completing  bool   // Complete is promoting files; nothing may start a transfer
 	parallel    int    // MaxParallelFiles; 0 means 1 (parallel.go)
+	conns       int    // MaxConnections; 0 means 1 (connections.go)
 	version     uint64 // bumped on every change persistence must record
 
 	// HTTP options (httpopts.go). headers and creds are replaced, never

@@ -52,6 +52,17 @@ type Config struct {
 	// 1 s. Unused without StateDir.
 	CheckpointInterval time.Duration
 
+	// MaxConnectionsPerHost bounds the connections the Manager's transfers
+	// keep open to one host (host and port) at once, over all its jobs, so
+	// parallel files × connections per file (Job.SetMaxConnections) never
+	// flood one server. A file's first connection is always made; further
+	// ones only while the host has fewer than this. 0 means 8.
+	MaxConnectionsPerHost int
+
+	// MinSegmentSize is the smallest half a split of a segment leaves
+	// (Job.SetMaxConnections); 0 means 1 MiB.
+	MinSegmentSize int64
+
 	// Paused makes the Manager start no transfer until Manager.Start is
 	// called, and write nothing of its own accord: jobs can be listed and
 	// inspected (a command-line tool showing a state directory) without the
@@ -100,9 +111,10 @@ type Manager struct {
 	ownTr  *http.Transport // the transport of dojob's own client, closed by Close
 	epoch  time.Time       // origin of the monotonic clock (now)
 	fs     fileSystem
-	store  *store    // nil for an in-memory Manager
-	logq   logQueue  // records logged under a lock, waiting for the Logger (log.go)
-	bufs   sync.Pool // *[]byte copy buffers of bufSize
+	store  *store     // nil for an in-memory Manager
+	logq   logQueue   // records logged under a lock, waiting for the Logger (log.go)
+	bufs   sync.Pool  // *[]byte copy buffers of bufSize
+	hosts  hostBudget // connections open per host (Config.MaxConnectionsPerHost)
 
 	rehashes atomic.Int64 // temporary files hashed from disk (verify.go), for tests
 
@@ -140,7 +152,8 @@ type Manager struct {
 // damaged records are set aside and logged. Negative limits or timeouts
 // return ErrInvalidArg.
 func NewManager(cfg Config) (*Manager, error) {
-	if cfg.MaxForegroundJobs < 0 || cfg.MaxBackgroundJobs < 0 || cfg.StallTimeout < 0 || cfg.CheckpointInterval < 0 {
+	if cfg.MaxForegroundJobs < 0 || cfg.MaxBackgroundJobs < 0 || cfg.StallTimeout < 0 || cfg.CheckpointInterval < 0 ||
+		cfg.MaxConnectionsPerHost < 0 || cfg.MinSegmentSize < 0 {
 		return nil, errorf(ErrInvalidArg, "negative limit or timeout in Config")
 	}
 	if cfg.MaxForegroundJobs == 0 {
@@ -154,6 +167,12 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if cfg.MaxConnectionsPerHost == 0 {
+		cfg.MaxConnectionsPerHost = DefaultMaxConnectionsPerHost
+	}
+	if cfg.MinSegmentSize == 0 {
+		cfg.MinSegmentSize = DefaultMinSegmentSize
 	}
 	m := &Manager{
 		cfg:   cfg,
@@ -172,6 +191,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	m.bufs.New = func() any { b := make([]byte, bufSize); return &b }
 	m.client, m.ownTr = newHTTPClient(cfg.HTTPClient)
 	m.sched.maxFg, m.sched.maxBg = cfg.MaxForegroundJobs, cfg.MaxBackgroundJobs
+	m.hosts.max = cfg.MaxConnectionsPerHost
 	m.paused.Store(cfg.Paused)
 	m.clock.wake = m.poke
 	if cfg.StateDir != "" {

@@ -46,6 +46,7 @@ type record struct {
 	RetryIn           time.Duration  `json:"retry_in_ns,omitempty"`   // TRANSIENT_ERROR: time left before the retry
 	Streak            int            `json:"streak,omitempty"`
 	MaxParallelFiles  int            `json:"max_parallel_files,omitempty"` // added within version 1; absent: 1
+	MaxConnections    int            `json:"max_connections,omitempty"`    // added within version 1; absent: 1
 	Files             []recordFile   `json:"files"`
 
 	// Added within version 1 (HTTP options): secrets, kept as the rest of
@@ -126,6 +127,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 		LastTransient:     j.recordErrorLocked(j.lastTransient),
 		Streak:            j.streak,
 		MaxParallelFiles:  j.parallel,
+		MaxConnections:    j.conns,
 		Files:             make([]recordFile, len(j.files)),
 
 		CustomHeaders:          j.headers,
@@ -231,7 +233,8 @@ func (rec *record) check() error {
 		return errors.New("record holds invalid settings")
 	}
 	if utf8.RuneCountInString(rec.DisplayName) > maxDisplayName || utf8.RuneCountInString(rec.Description) > maxDescription ||
-		rec.ErrorCount < 0 || rec.Streak < 0 || rec.MaxParallelFiles < 0 || rec.MaxParallelFiles > MaxParallelFilesLimit {
+		rec.ErrorCount < 0 || rec.Streak < 0 || rec.MaxParallelFiles < 0 || rec.MaxParallelFiles > MaxParallelFilesLimit ||
+		rec.MaxConnections < 0 || rec.MaxConnections > MaxConnectionsLimit {
 		return errors.New("record holds invalid settings")
 	}
 	if h, err := checkHeaders(rec.CustomHeaders); err != nil || len(h) != len(rec.CustomHeaders) {

@@ -420,8 +420,11 @@ func redactText(s string) string {
 // Causes of a stopped transfer, given to context.CancelCauseFunc so the
 // transfer knows why it stopped.
 var (
-	errStalled   = errors.New("no response headers or body bytes within the stall timeout")
-	errStopped   = errors.New("transfer stopped")
+	errStalled = errors.New("no response headers or body bytes within the stall timeout")
+	errStopped = errors.New("transfer stopped")
+	// errTooSlow is wrapped by the cause of an attempt the watchdog
+	// stopped for being slower than the job's minimum speed (speed.go).
+	errTooSlow   = errors.New("transfer slower than the minimum speed")
 	errInsecure  = errors.New("redirect from https to http refused")
 	errRedirects = errors.New("stopped after 10 redirects")
 	errScheme    = errors.New("redirect to a scheme other than http or https refused")
@@ -431,7 +434,8 @@ var (
 
 // classify turns the error of an HTTP attempt into a JobError: its code,
 // context and whether it is transient. Network errors (refused, reset, name
-// not resolved, timeouts) and stalls are transient, in GENERAL_TRANSPORT;
+// not resolved, timeouts), stalls and attempts slower than the minimum
+// speed are transient, in GENERAL_TRANSPORT;
 // TLS certificate errors and refused redirects are fatal there. A JobError
 // made earlier (a status, protocol or local error) is returned as it is.
 func classify(err error) *JobError {
@@ -447,7 +451,7 @@ func classify(err error) *JobError {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	switch {
-	case errors.Is(err, errStalled):
+	case errors.Is(err, errStalled), errors.Is(err, errTooSlow):
 		e.Code = ErrTimeout
 	case errors.Is(err, errInsecure), errors.Is(err, errRedirects), errors.Is(err, errScheme), errors.Is(err, errCallerRedirect):
 		e.Code, e.transient = ErrRedirectFailed, false

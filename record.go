@@ -52,6 +52,10 @@ type record struct {
 	CustomHeaders          http.Header   `json:"custom_headers,omitempty"`
 	CustomHeadersWriteOnly bool          `json:"custom_headers_write_only,omitempty"`
 	Credentials            []Credentials `json:"credentials,omitempty"`
+
+	// Added within version 1 (SetMinimumSpeed): absent, no limit.
+	MinimumSpeed       int64         `json:"minimum_speed,omitempty"`           // bytes per second
+	MinimumSpeedWindow time.Duration `json:"minimum_speed_window_ns,omitempty"` // its window
 }
 
 type recordFile struct {
@@ -125,6 +129,9 @@ func (j *Job) recordLocked(now time.Duration) *record {
 		CustomHeaders:          j.headers,
 		CustomHeadersWriteOnly: j.headersWriteOnly,
 		Credentials:            j.creds,
+
+		MinimumSpeed:       j.minSpeed,
+		MinimumSpeedWindow: j.speedWindow,
 	}
 	if j.timeoutSet {
 		d := j.timeout
@@ -227,6 +234,13 @@ func (rec *record) check() error {
 	if utf8.RuneCountInString(rec.DisplayName) > maxDisplayName || utf8.RuneCountInString(rec.Description) > maxDescription ||
 		rec.ErrorCount < 0 || rec.Streak < 0 || rec.MaxParallelFiles < 0 || rec.MaxParallelFiles > MaxParallelFilesLimit {
 		return errors.New("record holds invalid settings")
+	}
+	// A minimum speed as SetMinimumSpeed leaves it: none (0, 0), or a
+	// positive speed over a window of 1 s to MaxTimeout.
+	if rec.MinimumSpeed < 0 || rec.MinimumSpeedWindow < 0 ||
+		(rec.MinimumSpeed == 0) != (rec.MinimumSpeedWindow == 0) ||
+		(rec.MinimumSpeed > 0 && (rec.MinimumSpeedWindow < minSpeedWindow || rec.MinimumSpeedWindow > MaxTimeout)) {
+		return errors.New("record holds an invalid minimum speed")
 	}
 	if h, err := checkHeaders(rec.CustomHeaders); err != nil || len(h) != len(rec.CustomHeaders) {
 		return errors.New("record holds invalid custom headers")

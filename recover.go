@@ -101,6 +101,7 @@ func (m *Manager) restore(r *record) *Job {
 	j.modified, j.completedAt = r.Modified, r.TransferCompleted
 	j.errCount, j.streak = r.ErrorCount, r.Streak
 	j.parallel = r.MaxParallelFiles
+	j.minSpeed, j.speedWindow = r.MinimumSpeed, r.MinimumSpeedWindow
 	if len(r.CustomHeaders) > 0 {
 		j.headers, _ = checkHeaders(r.CustomHeaders) // checked by readRecord
 	}

@@ -228,7 +228,7 @@ func TestDamagedRecordDefects(t *testing.T) {
 		{"negative minimum speed window", func(r *record) { r.MinimumSpeed, r.MinimumSpeedWindow = 1000, -time.Minute }},
 		{"minimum speed without a window", func(r *record) { r.MinimumSpeed = 1000 }},
 		{"minimum speed window under 1 s", func(r *record) { r.MinimumSpeed, r.MinimumSpeedWindow = 1000, time.Millisecond }},
-		{"minimum speed window beyond MaxTimeout", func(r *record) { r.MinimumSpeed, r.MinimumSpeedWindow = 1000, MaxTimeout + 1 }},
+		{"minimum speed window beyond MaxTimeout", func(r *record) { r.MinimumSpeed, r.MinimumSpeedWindow = 1000, MaxTimeout+1 }},
 		{"minimum speed window without a speed", func(r *record) { r.MinimumSpeedWindow = time.Minute }},
 		{"error names no file", func(r *record) { r.Error.File = 2 }},
 		{"cause names no file", func(r *record) { r.Error.Cause = &recordError{Code: HTTPStatus(404), File: -2} }},

@@ -195,6 +195,26 @@ func TestStallAndTransientLines(t *testing.T) {
 	assert.Less(t, strings.Index(r.stdout, "stalled"), strings.Index(r.stdout, "TRANSIENT_ERROR"))
 }
 
+// TestSpeedLimitLine: a server far slower than --speed-limit is dropped
+// after --speed-time (1 s here) with a transient ERROR_WINHTTP_TIMEOUT that
+// says it was too slow; the retry resumes at the offset and completes.
+func TestSpeedLimitLine(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize), dojobtest.Script(dojobtest.Drip(1000), dojobtest.OK()))
+	state, dir := t.TempDir(), t.TempDir()
+	start := time.Now()
+	r := runCmd(t, testCtx(t, 20*time.Second), "--state-dir", state, "get", "-d", dir,
+		"--speed-limit", "100000", "--speed-time", "1", "--retry-delay", "10ms", s.FileURL("/slow.bin"))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "not before the window")
+	assert.Equal(t, s.SHA256("/slow.bin"), fileSHA256(t, filepath.Join(dir, "slow.bin")))
+	assert.Regexp(t, `(?m)^TRANSIENT_ERROR: ERROR_WINHTTP_TIMEOUT \(0x80072EE2\) \[GENERAL_TRANSPORT\]: `+regexp.QuoteMeta(s.FileURL("/slow.bin"))+
+		`: .*slower than the minimum speed: \d+ bytes in [0-9.]+m?s, under the minimum of 100000 bytes/s; retry 1 in`, r.stdout)
+	reqs := s.RequestsFor("/slow.bin")
+	require.Len(t, reqs, 2)
+	assert.Greater(t, reqs[0].BodyBytes, int64(0))
+	assert.Equal(t, fmt.Sprintf("bytes=%d-", reqs[0].BodyBytes), reqs[1].Range, "the retry resumes at the offset")
+}
+
 // TestSummaryAfterResume: the summary of a resumed download tells the bytes
 // of this run from those already on disk, and its speed counts only this
 // run's.

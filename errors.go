@@ -99,7 +99,9 @@ const (
 	// destination's device.
 	ErrDiskFull HRESULT = 0x80070070
 	// ErrTimeout (ERROR_WINHTTP_TIMEOUT): a stalled connection — no response
-	// headers, or no body bytes, for Config.StallTimeout.
+	// headers, or no body bytes, for Config.StallTimeout — or one slower
+	// than the job's minimum speed (Job.SetMinimumSpeed), which its message
+	// says.
 	ErrTimeout HRESULT = 0x80072EE2
 	// ErrNameNotResolved (ERROR_WINHTTP_NAME_NOT_RESOLVED): the host name
 	// did not resolve.

@@ -67,54 +67,54 @@ func (x *transfer) liveLocked() bool {
 // context of its own to stop — the cause to stop the run with; nil if
 // none. due is the earliest instant an attempt wants the next tick at (0:
 // none).
-func (x *transfer) stalledLocked(now, stall time.Duration) (cause error, due time.Duration) {
-	cause, due = x.watchLocked(now, stall)
+func (x *transfer) stalledLocked(now, stall time.Duration) (due time.Duration, cause error) {
+	due, cause = x.watchLocked(now, stall)
 	if cause != nil {
-		return cause, 0
+		return 0, cause
 	}
 	for _, w := range x.subs {
-		c, d := w.watchLocked(now, stall)
+		d, c := w.watchLocked(now, stall)
 		if c != nil {
-			return c, 0
+			return 0, c
 		}
 		if d > 0 && (due == 0 || d < due) {
 			due = d
 		}
 	}
-	return nil, due
+	return due, nil
 }
 
 // watchLocked is stalledLocked for the one file x is transferring. A
 // stalled or too slow attempt that has a context of its own (fcancel) is
 // stopped alone — the file may fail over to its next source (mirrors.go) —
 // and watched afresh; otherwise the cause is returned, to stop the run.
-func (x *transfer) watchLocked(now, stall time.Duration) (cause error, due time.Duration) {
+func (x *transfer) watchLocked(now, stall time.Duration) (due time.Duration, cause error) {
 	f := x.cur
 	if f == nil {
-		return nil, 0
+		return 0, nil
 	}
 	n := f.done.Load()
 	if j := x.j; j.minSpeed > 0 {
-		cause, due = x.speed.observe(now, n, j.minSpeed, j.speedWindow)
+		due, cause = x.speed.observe(now, n, j.minSpeed, j.speedWindow)
 	}
 	if cause == nil {
 		if n != x.seen {
 			x.seen, x.seenAt = n, now
-			return nil, due
+			return due, nil
 		}
 		if now-x.seenAt < stall {
-			return nil, due
+			return due, nil
 		}
 		cause = errStalled
 	}
 	if x.fcancel == nil {
-		return cause, 0
+		return 0, cause
 	}
 	x.fcancel(cause)
 	x.fcancel = nil
 	x.seen, x.seenAt = n, now
 	x.speed.end()
-	return nil, 0
+	return 0, nil
 }
 
 // transferringLocked reports whether the run is transferring f, itself or

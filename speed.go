@@ -149,9 +149,9 @@ func (s *speedWatch) at(i int) *speedSample { return &s.ring[(s.head+i)%speedSam
 // (window, or at most one sample step more): below rate it returns a
 // description of the shortfall. next is when the attempt next wants the
 // watchdog: when its next sample becomes window old (0: no need).
-func (s *speedWatch) observe(now time.Duration, n, rate int64, window time.Duration) (slow error, next time.Duration) {
+func (s *speedWatch) observe(now time.Duration, n, rate int64, window time.Duration) (next time.Duration, slow error) {
 	if !s.on || s.size == 0 {
-		return nil, 0
+		return 0, nil
 	}
 	for s.size > 1 && s.at(1).at <= now-window {
 		s.head = (s.head + 1) % speedSamples
@@ -160,7 +160,7 @@ func (s *speedWatch) observe(now time.Duration, n, rate int64, window time.Durat
 	if old := s.at(0); old.at <= now-window {
 		span, got := now-old.at, max(n-old.n, 0)
 		if below(got, rate, span) {
-			return fmt.Errorf("%w: %d bytes in %v, under the minimum of %d bytes/s", errTooSlow, got, span, rate), 0
+			return 0, fmt.Errorf("%w: %d bytes in %v, under the minimum of %d bytes/s", errTooSlow, got, span, rate)
 		}
 	}
 	if last := s.at(s.size - 1); now-last.at >= window/8 && now > last.at {
@@ -178,7 +178,7 @@ func (s *speedWatch) observe(now time.Duration, n, rate int64, window time.Durat
 	if i < s.size {
 		next = s.at(i).at + window
 	}
-	return nil, next
+	return next, nil
 }
 
 // below reports whether got bytes in span are fewer than rate bytes per

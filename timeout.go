@@ -199,7 +199,7 @@ func (j *Job) onTick(now time.Duration) {
 	if x == nil {
 		return
 	}
-	cause, due := x.stalledLocked(now, j.m.cfg.StallTimeout)
+	due, cause := x.stalledLocked(now, j.m.cfg.StallTimeout)
 	if cause != nil {
 		x.cancel(cause)
 		return

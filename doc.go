@@ -102,7 +102,11 @@
 // transient errors straight to ERROR. A connection that delivers no
 // response headers, or no body byte, for Config.StallTimeout is a transient
 // ErrTimeout, so a server that hangs forever also ends in ERROR after the
-// timeout. Fatal errors (other 4xx, 501, 505, TLS certificate errors, a
+// timeout. Job.SetMinimumSpeed (off by default, beyond BITS) also makes a
+// connection that is merely too slow — on average below a number of bytes
+// per second over a window, as curl's --speed-limit — a transient
+// ErrTimeout; its bytes are still progress, so a server that keeps
+// trickling new bytes keeps the job retrying. Fatal errors (other 4xx, 501, 505, TLS certificate errors, a
 // refused https→http redirect, range errors, local file errors) go to ERROR
 // at once. All timing runs on the monotonic clock. One goroutine per
 // Manager keeps every timer, so idle jobs cost no goroutine; the copy loop

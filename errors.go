@@ -107,7 +107,9 @@ const (
 	// destination's device.
 	ErrDiskFull HRESULT = 0x80070070
 	// ErrTimeout (ERROR_WINHTTP_TIMEOUT): a stalled connection — no response
-	// headers, or no body bytes, for Config.StallTimeout.
+	// headers, or no body bytes, for Config.StallTimeout — or one slower
+	// than the job's minimum speed (Job.SetMinimumSpeed), which its message
+	// says.
 	ErrTimeout HRESULT = 0x80072EE2
 	// ErrNameNotResolved (ERROR_WINHTTP_NAME_NOT_RESOLVED): the host name
 	// did not resolve.
@@ -549,8 +551,11 @@ func (e *redactedJoin) Unwrap() []error { return e.next }
 // Causes of a stopped transfer, given to context.CancelCauseFunc so the
 // transfer knows why it stopped.
 var (
-	errStalled   = errors.New("no response headers or body bytes within the stall timeout")
-	errStopped   = errors.New("transfer stopped")
+	errStalled = errors.New("no response headers or body bytes within the stall timeout")
+	errStopped = errors.New("transfer stopped")
+	// errTooSlow is wrapped by the cause of an attempt the watchdog
+	// stopped for being slower than the job's minimum speed (speed.go).
+	errTooSlow   = errors.New("transfer slower than the minimum speed")
 	errInsecure  = errors.New("redirect from https to http refused")
 	errRedirects = errors.New("stopped after 10 redirects")
 	errScheme    = errors.New("redirect to a scheme other than http or https refused")
@@ -560,7 +565,8 @@ var (
 
 // classify turns the error of an HTTP attempt into a JobError: its code,
 // context and whether it is transient. Network errors (refused, reset, name
-// not resolved, timeouts) and stalls are transient, in GENERAL_TRANSPORT;
+// not resolved, timeouts), stalls and attempts slower than the minimum
+// speed are transient, in GENERAL_TRANSPORT;
 // TLS certificate errors and refused redirects are fatal there. Response
 // headers over the transport's cap are a fatal ErrHeaderSizeOverflow in
 // REMOTE_FILE (what the server sent, like a protocol error). A JobError
@@ -578,7 +584,7 @@ func classify(err error) *JobError {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	switch {
-	case errors.Is(err, errStalled):
+	case errors.Is(err, errStalled), errors.Is(err, errTooSlow):
 		e.Code = ErrTimeout
 	case errors.Is(err, errInsecure), errors.Is(err, errRedirects), errors.Is(err, errScheme), errors.Is(err, errCallerRedirect):
 		e.Code, e.transient = ErrRedirectFailed, false

@@ -191,10 +191,12 @@ type Job struct {
 	errCount    int
 	modified    time.Time
 	completedAt time.Time
-	completing  bool   // Complete is promoting files; nothing may start a transfer
-	parallel    int    // MaxParallelFiles; 0 means 1 (parallel.go)
-	conns       int    // MaxConnections; 0 means 1 (connections.go)
-	version     uint64 // bumped on every change persistence must record
+	completing  bool          // Complete is promoting files; nothing may start a transfer
+	parallel    int           // MaxParallelFiles; 0 means 1 (parallel.go)
+	conns       int           // MaxConnections; 0 means 1 (connections.go)
+	minSpeed    int64         // SetMinimumSpeed's bytes per second; 0: no limit (speed.go)
+	speedWindow time.Duration // and its window; 0 when there is no limit
+	version     uint64        // bumped on every change persistence must record
 
 	// HTTP options (httpopts.go). headers and creds are replaced, never
 	// modified in place, so a request may keep a reference outside the lock.

@@ -62,42 +62,59 @@ func (x *transfer) liveLocked() bool {
 
 // stalledLocked is the watchdog's look at every file the run is
 // transferring: it notes which counters moved and reports whether one of
-// them has not moved (nor had response headers) for the stall timeout.
-func (x *transfer) stalledLocked(now, stall time.Duration) bool {
-	if x.watchLocked(now, stall) {
-		return true
+// them has not moved (nor had response headers) for the stall timeout, or
+// is below the job's minimum speed (speed.go), and that attempt has no
+// context of its own to stop — the cause to stop the run with; nil if
+// none. due is the earliest instant an attempt wants the next tick at (0:
+// none).
+func (x *transfer) stalledLocked(now, stall time.Duration) (due time.Duration, cause error) {
+	due, cause = x.watchLocked(now, stall)
+	if cause != nil {
+		return 0, cause
 	}
 	for _, w := range x.subs {
-		if w.watchLocked(now, stall) {
-			return true
+		d, c := w.watchLocked(now, stall)
+		if c != nil {
+			return 0, c
+		}
+		if d > 0 && (due == 0 || d < due) {
+			due = d
 		}
 	}
-	return false
+	return due, nil
 }
 
 // watchLocked is stalledLocked for the one file x is transferring. A
-// stalled attempt that has a context of its own (fcancel) is stopped alone
-// — the file may fail over to its next source (mirrors.go) — and watched
-// afresh; otherwise the stall stops the run.
-func (x *transfer) watchLocked(now, stall time.Duration) bool {
+// stalled or too slow attempt that has a context of its own (fcancel) is
+// stopped alone — the file may fail over to its next source (mirrors.go) —
+// and watched afresh; otherwise the cause is returned, to stop the run.
+func (x *transfer) watchLocked(now, stall time.Duration) (due time.Duration, cause error) {
 	f := x.cur
 	if f == nil {
-		return false
+		return 0, nil
 	}
-	if n := f.done.Load(); n != x.seen {
-		x.seen, x.seenAt = n, now
-		return false
+	n := f.done.Load()
+	if j := x.j; j.minSpeed > 0 {
+		due, cause = x.speed.observe(now, n, j.minSpeed, j.speedWindow)
 	}
-	if now-x.seenAt < stall {
-		return false
+	if cause == nil {
+		if n != x.seen {
+			x.seen, x.seenAt = n, now
+			return due, nil
+		}
+		if now-x.seenAt < stall {
+			return due, nil
+		}
+		cause = errStalled
 	}
 	if x.fcancel == nil {
-		return true
+		return 0, cause
 	}
-	x.fcancel(errStalled)
+	x.fcancel(cause)
 	x.fcancel = nil
-	x.seenAt = now
-	return false
+	x.seen, x.seenAt = n, now
+	x.speed.end()
+	return 0, nil
 }
 
 // transferringLocked reports whether the run is transferring f, itself or
@@ -183,8 +200,8 @@ func (x *transfer) runWorkers(n int) {
 			case closing:
 				j.endRunLocked()
 			case failed != nil:
-				if context.Cause(x.ctx) == errStalled {
-					failed = errStalled
+				if c := context.Cause(x.ctx); c == errStalled || errors.Is(c, errTooSlow) {
+					failed = c
 				}
 				e := classify(failed)
 				if e.File == nil {

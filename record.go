@@ -54,6 +54,10 @@ type record struct {
 	CustomHeaders          http.Header   `json:"custom_headers,omitempty"`
 	CustomHeadersWriteOnly bool          `json:"custom_headers_write_only,omitempty"`
 	Credentials            []Credentials `json:"credentials,omitempty"`
+
+	// Added within version 1 (SetMinimumSpeed): absent, no limit.
+	MinimumSpeed       int64         `json:"minimum_speed,omitempty"`           // bytes per second
+	MinimumSpeedWindow time.Duration `json:"minimum_speed_window_ns,omitempty"` // its window
 }
 
 type recordFile struct {
@@ -133,6 +137,9 @@ func (j *Job) recordLocked(now time.Duration) *record {
 		CustomHeaders:          j.headers,
 		CustomHeadersWriteOnly: j.headersWriteOnly,
 		Credentials:            j.creds,
+
+		MinimumSpeed:       j.minSpeed,
+		MinimumSpeedWindow: j.speedWindow,
 	}
 	if j.timeoutSet {
 		d := j.timeout
@@ -236,6 +243,13 @@ func (rec *record) check() error {
 		rec.ErrorCount < 0 || rec.Streak < 0 || rec.MaxParallelFiles < 0 || rec.MaxParallelFiles > MaxParallelFilesLimit ||
 		rec.MaxConnections < 0 || rec.MaxConnections > MaxConnectionsLimit {
 		return errors.New("record holds invalid settings")
+	}
+	// A minimum speed as SetMinimumSpeed leaves it: none (0, 0), or a
+	// positive speed over a window of 1 s to MaxTimeout.
+	if rec.MinimumSpeed < 0 || rec.MinimumSpeedWindow < 0 ||
+		(rec.MinimumSpeed == 0) != (rec.MinimumSpeedWindow == 0) ||
+		(rec.MinimumSpeed > 0 && (rec.MinimumSpeedWindow < minSpeedWindow || rec.MinimumSpeedWindow > MaxTimeout)) {
+		return errors.New("record holds an invalid minimum speed")
 	}
 	if h, err := checkHeaders(rec.CustomHeaders); err != nil || len(h) != len(rec.CustomHeaders) {
 		return errors.New("record holds invalid custom headers")

@@ -102,6 +102,7 @@ func (m *Manager) restore(r *record) *Job {
 	j.errCount, j.streak = r.ErrorCount, r.Streak
 	j.parallel = r.MaxParallelFiles
 	j.conns = r.MaxConnections
+	j.minSpeed, j.speedWindow = r.MinimumSpeed, r.MinimumSpeedWindow
 	if len(r.CustomHeaders) > 0 {
 		j.headers, _ = checkHeaders(r.CustomHeaders) // checked by readRecord
 	}

@@ -155,7 +155,8 @@ func (j *Job) expireLocked() {
 }
 
 // tickIntervalLocked is how often a running transfer's watchdog ticks: often
-// enough to catch a stall within 1/8 of the stall timeout, to deliver
+// enough to catch a stall within 1/8 of the stall timeout, to sample the
+// speed about every 1/8 of the minimum speed's window, to deliver
 // progress notifications ~10 times a second when they are wanted, and to
 // checkpoint progress when the Manager persists jobs.
 func (j *Job) tickIntervalLocked() time.Duration {
@@ -166,6 +167,9 @@ func (j *Job) tickIntervalLocked() time.Duration {
 	}
 	if j.m.store != nil {
 		iv = min(iv, cfg.CheckpointInterval)
+	}
+	if j.minSpeed > 0 {
+		iv = min(iv, j.speedWindow/8)
 	}
 	return max(iv, time.Millisecond)
 }
@@ -184,7 +188,9 @@ func (j *Job) armTickLocked() {
 // nothing: the copy loop only adds to a file's byte counter, and the tick
 // compares that counter with what it saw last time. No byte (and no response
 // headers) for Config.StallTimeout stops the attempt with a stall, a
-// transient ErrTimeout. The tick also stamps the modification time, queues
+// transient ErrTimeout; so does an average speed below the job's minimum
+// speed over its window (speed.go), from samples of the same counter. The
+// tick also stamps the modification time, queues
 // the progress JobModification and asks for a progress checkpoint.
 func (j *Job) onTick(now time.Duration) {
 	j.mu.Lock()
@@ -193,8 +199,9 @@ func (j *Job) onTick(now time.Duration) {
 	if x == nil {
 		return
 	}
-	if x.stalledLocked(now, j.m.cfg.StallTimeout) {
-		x.cancel(errStalled)
+	due, cause := x.stalledLocked(now, j.m.cfg.StallTimeout)
+	if cause != nil {
+		x.cancel(cause)
 		return
 	}
 	if b := j.bytesLocked(); b != j.notedBytes {
@@ -206,7 +213,11 @@ func (j *Job) onTick(now time.Duration) {
 		x.ckptAt = now
 		x.askCheckpointLocked()
 	}
-	j.m.clock.set(&j.tickDL, now+j.tickIntervalLocked())
+	next := now + j.tickIntervalLocked()
+	if due > now {
+		next = min(next, due) // an attempt's window ends: judged at that instant
+	}
+	j.m.clock.set(&j.tickDL, next)
 }
 
 // bytesLocked is the job's BytesTransferred.

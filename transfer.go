@@ -36,6 +36,7 @@ type transfer struct {
 	seen   int64         // its byte counter at the last watchdog tick
 	seenAt time.Duration // when that counter last changed (or headers arrived)
 	ckptAt time.Duration // when the last checkpoint was asked for
+	speed  speedWatch    // the current response's speed, for the minimum speed (speed.go)
 	subs   []*transfer   // the files of a parallel run under way (parallel.go)
 
 	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
@@ -97,8 +98,8 @@ func (x *transfer) run() {
 // parallel run's files (parallel.go) end a failed attempt here. It takes
 // the locks of failoverLocked.
 func (j *Job) attemptErrorLocked(x *transfer, f *file, fctx context.Context, err error) (again bool, e *JobError) {
-	if context.Cause(fctx) == errStalled {
-		err = &sourceError{errStalled} // the watchdog stopped this source's attempt
+	if c := context.Cause(fctx); c == errStalled || errors.Is(c, errTooSlow) {
+		err = &sourceError{c} // the watchdog stopped this source's attempt
 	}
 	e = classify(err)
 	fi := f.infoLocked()
@@ -258,6 +259,7 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complete bool, restart string, err error) {
 	j, m := x.j, x.j.m
 	j.mu.Lock()
+	x.speed.end() // measured again once this request's response is accepted
 	sp, complete := f.nextSpanLocked()
 	etag, lastMod, remoteSize := f.etag, f.lastMod, f.remoteSize
 	src := f.src
@@ -387,8 +389,14 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complet
 			f.size = rangesSize(f.ranges, v.remoteSize)
 		}
 	}
-	x.seenAt = m.now()
+	now := m.now()
+	x.seenAt = now
 	x.mark = f.markLocked() // only bytes past it are progress
+	// The minimum speed is measured from here, over this response's body.
+	x.speed.begin(now, f.done.Load())
+	if j.minSpeed > 0 {
+		j.m.clock.setEarlier(&j.tickDL, now+j.speedWindow) // judged at the window's end
+	}
 	_ = j.setStateLocked(StateTransferring)
 	j.mu.Unlock()
 
@@ -408,6 +416,11 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complet
 		limit, bounded = max(f.expSize-start, 0), true
 	}
 	n, err := x.copy(tf.tempFile, resp.Body, f, limit)
+	// The body ended: the fsync and the checks that follow are not judged
+	// by the minimum speed.
+	j.mu.Lock()
+	x.speed.end()
+	j.mu.Unlock()
 	if err != nil {
 		return false, "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,6 +194,32 @@ func TestStallAndTransientLines(t *testing.T) {
 	assert.InDelta(t, 2*time.Hour, giveUp, float64(5*time.Second), "the no-progress timeout")
 	// The order of the story.
 	assert.Less(t, strings.Index(r.stdout, "stalled"), strings.Index(r.stdout, "TRANSIENT_ERROR"))
+}
+
+// TestSpeedLimitLine: a server far slower than --speed-limit is dropped
+// after --speed-time (1 s here) with a transient ERROR_WINHTTP_TIMEOUT that
+// says it was too slow; the retry resumes at the offset and completes.
+func TestSpeedLimitLine(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize), dojobtest.Script(dojobtest.Drip(1000), dojobtest.OK()))
+	state, dir := t.TempDir(), t.TempDir()
+	start := time.Now()
+	r := runCmd(t, testCtx(t, 20*time.Second), "--state-dir", state, "get", "-d", dir,
+		"--speed-limit", "100000", "--speed-time", "1", "--retry-delay", "10ms", s.FileURL("/slow.bin"))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "not before the window")
+	assert.Equal(t, s.SHA256("/slow.bin"), fileSHA256(t, filepath.Join(dir, "slow.bin")))
+	assert.Regexp(t, `(?m)^TRANSIENT_ERROR: ERROR_WINHTTP_TIMEOUT \(0x80072EE2\) \[GENERAL_TRANSPORT\]: `+regexp.QuoteMeta(s.FileURL("/slow.bin"))+
+		`: .*slower than the minimum speed: \d+ bytes in [0-9.]+m?s, under the minimum of 100000 bytes/s; retry 1 in`, r.stdout)
+	reqs := s.RequestsFor("/slow.bin")
+	require.Len(t, reqs, 2)
+	// The server counts bytes as it sends them: the last may not have
+	// reached the client when it hung up.
+	m := regexp.MustCompile(`^bytes=(\d+)-$`).FindStringSubmatch(reqs[1].Range)
+	require.NotNil(t, m, "the retry resumes: %q", reqs[1].Range)
+	off, err := strconv.ParseInt(m[1], 10, 64)
+	require.NoError(t, err)
+	assert.Greater(t, off, int64(0))
+	assert.LessOrEqual(t, off, reqs[0].BodyBytes, "at the offset the first attempt reached")
 }
 
 // TestSummaryAfterResume: the summary of a resumed download tells the bytes

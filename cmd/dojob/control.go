@@ -324,6 +324,10 @@ type ctlSettings struct {
 	NoProgressTimeout *time.Duration  `json:"no_progress_timeout,omitempty"`
 	RetryDelay        *time.Duration  `json:"retry_delay,omitempty"`
 	Parallel          *int            `json:"parallel,omitempty"`
+	// --speed-limit and --speed-time, as jobFlags.minimumSpeed reads them
+	// (added later: an older holder ignores them).
+	MinimumSpeed       *int64         `json:"minimum_speed,omitempty"`
+	MinimumSpeedWindow *time.Duration `json:"minimum_speed_window,omitempty"`
 }
 
 // ctlResponse is the holder's answer to one request.
@@ -393,6 +397,9 @@ func settingsOf(jf *jobFlags, always bool) *ctlSettings {
 		n := jf.parallel
 		s.Parallel = &n
 	}
+	if bps, window, ok := jf.minimumSpeed(); ok {
+		s.MinimumSpeed, s.MinimumSpeedWindow = &bps, &window
+	}
 	return s
 }
 
@@ -413,6 +420,12 @@ func (s *ctlSettings) flags() *jobFlags {
 	}
 	if s.Parallel != nil {
 		jf.parallel, jf.set["parallel"] = *s.Parallel, true
+	}
+	if s.MinimumSpeed != nil {
+		jf.speedLimit, jf.set["speed-limit"] = *s.MinimumSpeed, true
+		if s.MinimumSpeedWindow != nil && *s.MinimumSpeedWindow != 0 {
+			jf.speedTime, jf.set["speed-time"] = *s.MinimumSpeedWindow, true
+		}
 	}
 	return jf
 }

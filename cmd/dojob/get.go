@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -47,6 +49,8 @@ type jobFlags struct {
 	noProgressTimeout time.Duration
 	retryDelay        time.Duration
 	parallel          int             // files transferred at once
+	speedLimit        int64           // --speed-limit: bytes per second; 0: off
+	speedTime         time.Duration   // --speed-time
 	set               map[string]bool // the flags given on the command line
 }
 
@@ -56,6 +60,46 @@ func (jf *jobFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&jf.noProgressTimeout, "no-progress-timeout", 0, "")
 	fs.DurationVar(&jf.retryDelay, "retry-delay", 0, "")
 	fs.IntVar(&jf.parallel, "parallel", defaultParallel, "")
+	fs.Int64Var(&jf.speedLimit, "speed-limit", 0, "")
+	fs.Func("speed-time", "", func(s string) error {
+		d, err := parseSeconds(s)
+		jf.speedTime = d
+		return err
+	})
+}
+
+// parseSeconds parses --speed-time: seconds, as curl takes them ("30",
+// "2.5"), or a duration with its unit ("30s", "1m").
+func parseSeconds(s string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(f) || f < 0 || f > dojob.MaxTimeout.Seconds() {
+			return 0, fmt.Errorf("%q is not a number of seconds from 1 to %d", s, int64(dojob.MaxTimeout.Seconds()))
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is neither a number of seconds nor a duration", s)
+	}
+	return d, nil
+}
+
+// minimumSpeed is what --speed-limit and --speed-time ask of a job, as curl
+// reads them: --speed-limit alone is over 30 s (window 0: the library's
+// default, DefaultMinimumSpeedWindow), --speed-time alone is a limit of
+// 1 byte per second. ok is false when neither was given.
+func (jf *jobFlags) minimumSpeed() (bytesPerSecond int64, window time.Duration, ok bool) {
+	if !jf.set["speed-limit"] && !jf.set["speed-time"] {
+		return 0, 0, false
+	}
+	bytesPerSecond = 1
+	if jf.set["speed-limit"] {
+		bytesPerSecond = jf.speedLimit
+	}
+	if jf.set["speed-time"] {
+		window = jf.speedTime
+	}
+	return bytesPerSecond, window, true
 }
 
 // parsed records which flags of fs were given and validates them.
@@ -70,6 +114,12 @@ func (jf *jobFlags) parsed(fs *flag.FlagSet) error {
 	}
 	if jf.parallel < 1 || jf.parallel > dojob.MaxParallelFilesLimit {
 		return fmt.Errorf("--parallel must be between 1 and %d", dojob.MaxParallelFilesLimit)
+	}
+	if jf.speedLimit < 0 {
+		return errors.New("--speed-limit must not be negative")
+	}
+	if jf.set["speed-time"] && (jf.speedTime < time.Second || jf.speedTime > dojob.MaxTimeout) {
+		return errors.New("--speed-time must be at least 1 second")
 	}
 	return nil
 }
@@ -95,6 +145,11 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 	}
 	if jf.set["parallel"] || always {
 		if err := j.SetMaxParallelFiles(jf.parallel); err != nil {
+			return err
+		}
+	}
+	if bps, window, ok := jf.minimumSpeed(); ok {
+		if err := j.SetMinimumSpeed(bps, window); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -244,6 +245,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"get", "--stall-timeout", "soon", "-d", dir, url}, "get"},
 		{[]string{"get", "--parallel", "0", "-d", dir, url}, "get"},
 		{[]string{"get", "--parallel", "33", "-d", dir, url}, "get"},
+		{[]string{"get", "--speed-limit", "-1", "-d", dir, url}, "get"},
+		{[]string{"get", "--speed-limit", "fast", "-d", dir, url}, "get"},
+		{[]string{"get", "--speed-time", "0", "-d", dir, url}, "get"},
+		{[]string{"get", "--speed-time", "0.5", "-d", dir, url}, "get"},
+		{[]string{"get", "--speed-time", "-3", "-d", dir, url}, "get"},
+		{[]string{"get", "--speed-time", "soon", "-d", dir, url}, "get"},
 		{[]string{"get", "--no-such-flag", "-d", dir, url}, "get"},
 		{[]string{"info"}, "info"},
 		{[]string{"info", "{not-an-id}"}, "info"},
@@ -791,4 +798,86 @@ func TestGetParallel(t *testing.T) {
 	state = t.TempDir()
 	id = getKept(state, "--parallel", "3")
 	assert.Equal(t, 3, parallelOf(state, id))
+}
+
+// TestGetSpeedLimit: --speed-limit and --speed-time set the job's minimum
+// speed as curl reads them — the limit alone is over 30 s, the time alone
+// is a limit of 1 byte per second — in get and in resume, and a resume
+// without them keeps the job's.
+func TestGetSpeedLimit(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.Always(dojobtest.Status(404)))
+	speedOf := func(state, id string) (int64, time.Duration) {
+		t.Helper()
+		m, err := dojob.NewManager(dojob.Config{StateDir: state, Paused: true})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, m.Close()) }()
+		jid, err := dojob.ParseJobID(id)
+		require.NoError(t, err)
+		j, err := m.Job(jid)
+		require.NoError(t, err)
+		return j.MinimumSpeed()
+	}
+	getKept := func(state string, args ...string) string {
+		t.Helper()
+		args = append([]string{"get", "--keep", "--json", "-d", t.TempDir(), "--state-dir", state}, args...)
+		r := runCmd(t, testCtx(t, 10*time.Second), append(args, s.FileURL("/a.bin"))...)
+		require.Equal(t, exitFail, r.code, r.stderr)
+		var got resultJSON
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
+		return got.ID
+	}
+	type speed struct {
+		bps    int64
+		window time.Duration
+	}
+	for _, tc := range []struct {
+		args []string
+		want speed
+	}{
+		{nil, speed{0, 0}},
+		{[]string{"--speed-limit", "1000"}, speed{1000, 30 * time.Second}},
+		{[]string{"--speed-limit", "500", "--speed-time", "10"}, speed{500, 10 * time.Second}},
+		{[]string{"--speed-time", "2.5"}, speed{1, 2500 * time.Millisecond}},
+		{[]string{"--speed-limit", "64", "--speed-time", "1m"}, speed{64, time.Minute}},
+		{[]string{"--speed-limit", "0", "--speed-time", "10"}, speed{0, 0}},
+	} {
+		state := t.TempDir()
+		id := getKept(state, tc.args...)
+		bps, window := speedOf(state, id)
+		assert.Equal(t, tc.want, speed{bps, window}, "%q", tc.args)
+	}
+
+	state := t.TempDir()
+	id := getKept(state, "--speed-limit", "1000", "--speed-time", "20")
+	r := runCmd(t, testCtx(t, 10*time.Second), "resume", "--state-dir", state, id)
+	require.Equal(t, exitFail, r.code, r.stderr)
+	bps, window := speedOf(state, id)
+	assert.Equal(t, speed{1000, 20 * time.Second}, speed{bps, window}, "resume without the flags keeps the job's")
+	r = runCmd(t, testCtx(t, 10*time.Second), "resume", "--speed-limit", "0", "--state-dir", state, id)
+	require.Equal(t, exitFail, r.code, r.stderr)
+	bps, window = speedOf(state, id)
+	assert.Equal(t, speed{0, 0}, speed{bps, window}, "--speed-limit 0 turns it off")
+}
+
+// TestSpeedSettingsOverControl: a client's --speed-limit and --speed-time
+// reach the holder as the same minimum speed (settingsOf, then flags, as
+// the control protocol carries them in JSON).
+func TestSpeedSettingsOverControl(t *testing.T) {
+	for _, args := range [][]string{
+		nil, {"--speed-limit", "1000"}, {"--speed-time", "20"}, {"--speed-limit", "7", "--speed-time", "3"}, {"--speed-limit", "0"},
+	} {
+		fs := flag.NewFlagSet("get", flag.ContinueOnError)
+		var jf jobFlags
+		jf.register(fs)
+		require.NoError(t, fs.Parse(args))
+		require.NoError(t, jf.parsed(fs))
+		data, err := json.Marshal(settingsOf(&jf, false))
+		require.NoError(t, err)
+		var s ctlSettings
+		require.NoError(t, json.Unmarshal(data, &s))
+		bps, window, ok := jf.minimumSpeed()
+		gbps, gwindow, gok := s.flags().minimumSpeed()
+		assert.Equal(t, []any{bps, window, ok}, []any{gbps, gwindow, gok}, "%q", args)
+		assert.Equal(t, len(args) > 0, gok, "%q", args)
+	}
 }

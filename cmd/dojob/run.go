@@ -175,6 +175,11 @@ const transferFlagsHelp = `  --priority P         foreground, high, normal or lo
   --parallel N         how many of the job's files transfer at once, each
                        over its own connection, 1 to 32 (get: 8; 1 is one
                        after another, in order)
+  --speed-limit BYTES  a connection slower than BYTES per second on average
+                       for --speed-time is a transient error, as with curl
+                       (default: no limit; 0 turns a job's limit off)
+  --speed-time SECONDS the window of --speed-limit, at least 1 (default 30;
+                       alone it means --speed-limit 1)
   --stall-timeout D    a connection without headers or body bytes for D is
                        a transient error (default 60s)
   --checkpoint-interval D  how often the bytes received are made durable, so

@@ -42,12 +42,14 @@ func waitState(j *Job, s State) {
 // nopFile is a tempFile that discards writes.
 type nopFile struct{}
 
-func (nopFile) Write(p []byte) (int, error)         { return len(p), nil }
-func (nopFile) Seek(int64, int) (int64, error)      { return 0, nil }
-func (nopFile) Truncate(int64) error                { return nil }
-func (nopFile) Sync() error                         { return nil }
-func (nopFile) Close() error                        { return nil }
-func (nopFile) ReadFrom(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }
+func (nopFile) Write(p []byte) (int, error)            { return len(p), nil }
+func (nopFile) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
+func (nopFile) ReadAt([]byte, int64) (int, error)      { return 0, io.EOF }
+func (nopFile) Seek(int64, int) (int64, error)         { return 0, nil }
+func (nopFile) Truncate(int64) error                   { return nil }
+func (nopFile) Sync() error                            { return nil }
+func (nopFile) Close() error                           { return nil }
+func (nopFile) ReadFrom(r io.Reader) (int64, error)    { return io.Copy(io.Discard, r) }
 
 // BenchmarkWriteAccounting measures the bookkeeping of one write on the hot
 // path (the target, docs/design.md, Performance targets: ≤ 25 ns, 0

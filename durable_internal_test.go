@@ -24,10 +24,12 @@ type gatedFile struct {
 	syncs   atomic.Int32
 }
 
-func (g *gatedFile) Write(p []byte) (int, error)    { return g.buf.Write(p) }
-func (g *gatedFile) Seek(int64, int) (int64, error) { return 0, nil }
-func (g *gatedFile) Truncate(int64) error           { return nil }
-func (g *gatedFile) Close() error                   { return nil }
+func (g *gatedFile) Write(p []byte) (int, error)        { return g.buf.Write(p) }
+func (g *gatedFile) WriteAt([]byte, int64) (int, error) { return 0, errors.ErrUnsupported }
+func (g *gatedFile) ReadAt([]byte, int64) (int, error)  { return 0, errors.ErrUnsupported }
+func (g *gatedFile) Seek(int64, int) (int64, error)     { return 0, nil }
+func (g *gatedFile) Truncate(int64) error               { return nil }
+func (g *gatedFile) Close() error                       { return nil }
 func (g *gatedFile) Sync() error {
 	g.syncs.Add(1)
 	<-g.release

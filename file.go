@@ -177,6 +177,12 @@ type file struct {
 
 	// src is the source requests go to (0: remote, i: mirrors[i-1]).
 	src int
+	// spans: the durable bytes of a file fetched in segments
+	// (SetMaxConnections), [start, end) pairs, sorted and disjoint; nil
+	// for a file whose bytes are one prefix (done of them), as every file
+	// is when it is not being fetched in segments. done and durable count
+	// the bytes of all spans.
+	spans [][2]int64
 	// srcs are the sources that gave the bytes in temp, in order; skip the
 	// mirrors skipped for this file until the caller resumes the job, for
 	// bytes that failed its check (mirrors.go). skip is not persisted.

@@ -11,6 +11,8 @@ import (
 // tempFile is what a transfer needs of its temporary file.
 type tempFile interface {
 	io.Writer
+	io.WriterAt // a file fetched in segments (segment.go)
+	io.ReaderAt // its prefix hasher
 	io.Seeker
 	Truncate(size int64) error
 	Sync() error

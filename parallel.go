@@ -94,6 +94,17 @@ func (x *transfer) watchLocked(now, stall time.Duration) (due time.Duration, cau
 		return 0, nil
 	}
 	n := f.done.Load()
+	// In segments, each connection is watched on its own: one that wrote
+	// nothing for the stall timeout is stopped alone, and its segment goes
+	// to the others (segment.go).
+	for _, c := range x.segConns {
+		if m := c.moved.Load(); m != c.seen {
+			c.seen, c.seenAt = m, now
+		} else if now-c.seenAt >= stall {
+			c.cancel(errStalled)
+			c.seenAt = now
+		}
+	}
 	if j := x.j; j.minSpeed > 0 {
 		due, cause = x.speed.observe(now, n, j.minSpeed, j.speedWindow)
 	}

@@ -99,6 +99,11 @@ type recordFile struct {
 	Source          int   `json:"source,omitempty"`
 	ValidatorSource int   `json:"validator_source,omitempty"`
 	Sources         []int `json:"sources,omitempty"`
+
+	// Added within version 1 (SetMaxConnections): the durable bytes of a
+	// file fetched in segments, [start, end) pairs; Durable is their sum.
+	// Absent: Durable bytes from byte 0.
+	Spans [][2]int64 `json:"spans,omitempty"`
 }
 
 type recordError struct {
@@ -162,7 +167,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 			ResponseHeaders: f.respHeader,
 			ExpectedSize:    f.expSize, Checksum: f.checksum, Mirrors: f.mirrors, Verified: f.verified,
 			HashState: f.hashState, HashLen: f.hashLen,
-			Source: f.src, ValidatorSource: lastOr(f.srcs, 0), Sources: f.srcs,
+			Source: f.src, ValidatorSource: lastOr(f.srcs, 0), Sources: f.srcs, Spans: f.spans,
 		}
 	}
 	return r
@@ -313,6 +318,14 @@ func (f *recordFile) check(tempPrefix string) error {
 		slices.ContainsFunc(f.Sources, func(s int) bool { return s < 0 || s > len(f.Mirrors) }):
 		return errors.New("a source that is neither the remote URL nor a mirror")
 	}
+	if f.Spans != nil {
+		if err := checkSpans(f.Spans, f.Size, f.Durable, f.HashLen); err != nil {
+			return err
+		}
+		if f.Ranges != nil || f.Transferred {
+			return errors.New("spans for a file with ranges, or a transferred one")
+		}
+	}
 	if _, _, err := parseChecksum(f.Checksum); err != nil {
 		return errors.New("invalid checksum")
 	}
@@ -349,4 +362,42 @@ func recordSources(rf recordFile) []int {
 		return []int{rf.ValidatorSource}
 	}
 	return nil
+}
+
+// checkSpans validates the spans of a file fetched in segments: sorted,
+// disjoint, not empty, within a known size, adding up to durable, and
+// covering the hashLen bytes a digest state says it hashed.
+func checkSpans(spans [][2]int64, size, durable, hashLen int64) error {
+	if size == SizeUnknown {
+		return errors.New("spans of a file of unknown size")
+	}
+	var total, end int64
+	for _, sp := range spans {
+		if sp[0] < end || sp[1] <= sp[0] || sp[1] > size {
+			return errors.New("spans out of order, empty, overlapping or past the end")
+		}
+		total += sp[1] - sp[0]
+		end = sp[1]
+	}
+	if total != durable {
+		return fmt.Errorf("spans of %d bytes, %d recorded", total, durable)
+	}
+	if hashLen > prefix(spans) {
+		return errors.New("a digest of bytes that are not recorded")
+	}
+	return nil
+}
+
+// clipSpans cuts spans at n bytes (a temporary file found shorter).
+func clipSpans(spans [][2]int64, n int64) (out [][2]int64, total int64) {
+	out = [][2]int64{}
+	for _, sp := range spans {
+		if sp[0] >= n {
+			break
+		}
+		sp[1] = min(sp[1], n)
+		out = append(out, sp)
+		total += sp[1] - sp[0]
+	}
+	return out, total
 }

@@ -121,7 +121,7 @@ func (m *Manager) restore(r *record) *Job {
 			respHeader: keptHeaders(rf.ResponseHeaders), // an older release kept every header
 			expSize:    rf.ExpectedSize, checksum: checksum, sum: sum, mirrors: rf.Mirrors, verified: rf.Verified,
 			hashState: rf.HashState, hashLen: rf.HashLen,
-			src: rf.Source, srcs: recordSources(rf),
+			src: rf.Source, srcs: recordSources(rf), spans: rf.Spans,
 		})
 	}
 
@@ -227,12 +227,19 @@ func (m *Manager) checkTemp(j *Job, f *file) {
 		}
 		f.transferred = false
 		f.durable = 0
+		f.spans = nil
 		f.etag, f.lastMod = "", ""
 	case err != nil:
 		m.log.Warn("dojob: temporary file unreadable", "job", j.id.String(), "file", f.temp, "err", err)
 	case f.transferred && fi.Size() != f.size:
 		f.transferred = false
 		f.durable = min(f.durable, fi.Size())
+	case f.spans != nil:
+		// In segments: bytes past the file's end are gone.
+		if n := len(f.spans); n > 0 && fi.Size() < f.spans[n-1][1] {
+			f.spans, f.durable = clipSpans(f.spans, fi.Size())
+			f.hashState, f.hashLen = nil, 0
+		}
 	case fi.Size() < f.durable:
 		f.durable = fi.Size()
 	}

@@ -48,8 +48,10 @@ type verdict struct {
 	etag       string
 	lastMod    string
 	// reason says, in a few lower-case words, why the file starts over
-	// (restart or truncate): FileInfo.RestartReason.
-	reason string
+	// (restart or truncate): FileInfo.RestartReason. changed: the answer
+	// proved the content changed (a validator or the total differs).
+	reason  string
+	changed bool
 }
 
 // check decides what a response with the given status, header and
@@ -105,6 +107,10 @@ func check(a ask, status int, h http.Header, contentLength int64, now time.Time)
 		v.restart, v.reason = true, reason
 		return v
 	}
+	restartChanged := func(reason string) verdict {
+		v.restart, v.reason, v.changed = true, reason, true
+		return v
+	}
 	switch {
 	case status == http.StatusOK:
 		if a.ranges && !sp.whole {
@@ -134,9 +140,9 @@ func check(a ask, status int, h http.Header, contentLength int64, now time.Time)
 			}
 			return restart("server sent no usable content-range")
 		case changed:
-			return restart(changedReason(etagChanged, lmChanged, ""))
+			return restartChanged(changedReason(etagChanged, lmChanged, ""))
 		case a.size != SizeUnknown && cr.total != a.size:
-			return restart("content changed (size)")
+			return restartChanged("content changed (size)")
 		case cr.start != sp.off:
 			if a.ranges {
 				v.err = protocolError(ErrInsufficientRangeSupport, "asked for bytes from %d, got %d-%d", sp.off, cr.start, cr.end)

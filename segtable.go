@@ -188,7 +188,25 @@ func mergeSpans(in [][2]int64) (out [][2]int64, total int64) {
 	return out, total
 }
 
-// prefix is the length of the contiguous bytes written from byte 0.
+// prefixLen is the length of the contiguous bytes written from byte 0.
+func (t *segTable) prefixLen() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur := int64(0)
+	for moved := true; moved; {
+		moved = false
+		for _, s := range t.segs {
+			if s.start <= cur {
+				if w := s.written.Load(); w > cur {
+					cur, moved = w, true
+				}
+			}
+		}
+	}
+	return cur
+}
+
+// prefix is the length of the contiguous bytes from byte 0 of spans.
 func prefix(spans [][2]int64) int64 {
 	if len(spans) == 0 || spans[0][0] != 0 {
 		return 0

@@ -11,6 +11,27 @@ type span struct {
 // remote span, or reports that the file is complete.
 func (f *file) nextSpanLocked() (s span, complete bool) {
 	have := f.done.Load()
+	if f.spans != nil {
+		// In segments: the first gap, asked for exactly.
+		pos := int64(0)
+		for _, sp := range f.spans {
+			if sp[0] > pos {
+				break
+			}
+			pos = max(pos, sp[1])
+		}
+		if pos >= f.size {
+			return s, true
+		}
+		end := f.size
+		for _, sp := range f.spans {
+			if sp[0] > pos {
+				end = sp[0]
+				break
+			}
+		}
+		return span{off: pos, end: end - 1, ranged: true}, false
+	}
 	if f.ranges == nil {
 		if f.size != SizeUnknown && have >= f.size {
 			return s, true

@@ -18,6 +18,10 @@ type lazyTemp struct {
 	fs   fileSystem
 	f    *file
 	lost bool // the recorded bytes were gone: the file must start over
+	// spanEnd: for a file fetched in segments, the end of its last span
+	// (the file must be at least this long; nothing is cut off, as its
+	// bytes are at their offsets); 0 otherwise. Set before the first open.
+	spanEnd int64
 }
 
 func (t *lazyTemp) open() error {
@@ -39,7 +43,11 @@ func (t *lazyTemp) open() error {
 			tf.Close()
 			return localError(err)
 		}
-		t.lost = size < have
+		t.lost = size < have || size < t.spanEnd
+		if !t.lost && t.spanEnd > 0 {
+			t.tempFile = tf // in segments: every byte stays where it is
+			return nil
+		}
 	}
 	if t.lost {
 		have = 0

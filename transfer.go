@@ -40,6 +40,11 @@ type transfer struct {
 	subs   []*transfer   // the files of a parallel run under way (parallel.go)
 
 	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
+	// noSplit: the file stops being split for the rest of transferFile (a
+	// server that cannot serve it in segments); segConns: the connections
+	// of a fetch in segments (segment.go), guarded by the job's mu.
+	noSplit  bool
+	segConns []*segConn
 	bg      bgSync      // the checkpoint fsync in flight, off the copy goroutine
 
 	// The context of the current file's attempt, a child of ctx: a stall
@@ -144,6 +149,12 @@ func (j *Job) endRunLocked() {
 // that fails with a status or a network error leaves nothing on disk.
 func (x *transfer) transferFile(f *file) error {
 	tf := &lazyTemp{fs: x.j.m.fs, f: f}
+	x.j.mu.Lock()
+	if n := len(f.spans); n > 0 {
+		tf.spanEnd = f.spans[n-1][1]
+	}
+	x.j.mu.Unlock()
+	x.noSplit = false
 	defer tf.close()
 	defer x.bg.wait() // before the close: a checkpoint's fsync may still run
 	defer x.releaseDigest(f)
@@ -268,10 +279,21 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complet
 	// The sensitive headers and credentials belong to the primary's origin,
 	// also when a mirror is asked (a mirror of that origin gets them).
 	opts := j.reqOptsLocked(f.remote)
+	conns := j.maxConnsLocked()
 	j.mu.Unlock()
 	if complete {
 		return true, "", nil
 	}
+	if sp.whole && conns > 1 && f.ranges == nil && !x.noSplit {
+		// Ask for the whole file as a range: a validated 206 is what lets
+		// it be split over several connections (segment.go).
+		sp.ranged = true
+	}
+	// A file's first connection counts in its host's budget, and is never
+	// refused (Config.MaxConnectionsPerHost).
+	host := hostOf(remote)
+	m.hosts.take(host, true)
+	defer m.hosts.give(host)
 
 	ctx := x.fctx
 	if ctx == nil {
@@ -398,7 +420,23 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complet
 		j.m.clock.setEarlier(&j.tickDL, now+j.speedWindow) // judged at the window's end
 	}
 	_ = j.setStateLocked(StateTransferring)
+	segmented := x.segmentableLocked(f, resp.StatusCode, v) && !v.truncate
 	j.mu.Unlock()
+
+	if segmented {
+		err := x.fetchSegments(tf, f, resp.Body, sp, conns)
+		j.mu.Lock()
+		x.speed.end()
+		j.mu.Unlock()
+		var rs *segRestart
+		if errors.As(err, &rs) {
+			return false, rs.reason, nil
+		}
+		if err != nil {
+			return false, "", err
+		}
+		return false, "", nil // the next step finds the next gap, or completion
+	}
 
 	if err := x.ensureDigest(f); err != nil {
 		return false, "", err

@@ -37,6 +37,7 @@ func (f *file) emptyLocked() {
 	f.durable = 0
 	f.etag, f.lastMod = "", ""
 	f.srcs = nil
+	f.spans = nil
 	f.remoteSize = SizeUnknown
 	f.size = SizeUnknown
 	if f.ranges != nil {

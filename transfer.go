@@ -45,7 +45,7 @@ type transfer struct {
 	// of a fetch in segments (segment.go), guarded by the job's mu.
 	noSplit  bool
 	segConns []*segConn
-	bg      bgSync      // the checkpoint fsync in flight, off the copy goroutine
+	bg       bgSync // the checkpoint fsync in flight, off the copy goroutine
 
 	// The context of the current file's attempt, a child of ctx: a stall
 	// cancels it alone, so the file can move on to its next source

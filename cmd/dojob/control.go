@@ -324,6 +324,7 @@ type ctlSettings struct {
 	NoProgressTimeout *time.Duration  `json:"no_progress_timeout,omitempty"`
 	RetryDelay        *time.Duration  `json:"retry_delay,omitempty"`
 	Parallel          *int            `json:"parallel,omitempty"`
+	Connections       *int            `json:"connections,omitempty"` // added later: an older holder ignores it
 	// --speed-limit and --speed-time, as jobFlags.minimumSpeed reads them
 	// (added later: an older holder ignores them).
 	MinimumSpeed       *int64         `json:"minimum_speed,omitempty"`
@@ -397,6 +398,10 @@ func settingsOf(jf *jobFlags, always bool) *ctlSettings {
 		n := jf.parallel
 		s.Parallel = &n
 	}
+	if jf.set["connections"] || always {
+		n := jf.connections
+		s.Connections = &n
+	}
 	if bps, window, ok := jf.minimumSpeed(); ok {
 		s.MinimumSpeed, s.MinimumSpeedWindow = &bps, &window
 	}
@@ -405,7 +410,7 @@ func settingsOf(jf *jobFlags, always bool) *ctlSettings {
 
 // flags converts s back to job flags, for jobFlags.apply.
 func (s *ctlSettings) flags() *jobFlags {
-	jf := &jobFlags{parallel: defaultParallel, set: map[string]bool{}}
+	jf := &jobFlags{parallel: defaultParallel, connections: defaultConnections, set: map[string]bool{}}
 	if s == nil {
 		return jf
 	}
@@ -420,6 +425,9 @@ func (s *ctlSettings) flags() *jobFlags {
 	}
 	if s.Parallel != nil {
 		jf.parallel, jf.set["parallel"] = *s.Parallel, true
+	}
+	if s.Connections != nil {
+		jf.connections, jf.set["connections"] = *s.Connections, true
 	}
 	if s.MinimumSpeed != nil {
 		jf.speedLimit, jf.set["speed-limit"] = *s.MinimumSpeed, true

@@ -49,6 +49,7 @@ type jobFlags struct {
 	noProgressTimeout time.Duration
 	retryDelay        time.Duration
 	parallel          int             // files transferred at once
+	connections       int             // connections per file
 	speedLimit        int64           // --speed-limit: bytes per second; 0: off
 	speedTime         time.Duration   // --speed-time
 	set               map[string]bool // the flags given on the command line
@@ -60,6 +61,7 @@ func (jf *jobFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&jf.noProgressTimeout, "no-progress-timeout", 0, "")
 	fs.DurationVar(&jf.retryDelay, "retry-delay", 0, "")
 	fs.IntVar(&jf.parallel, "parallel", defaultParallel, "")
+	fs.IntVar(&jf.connections, "connections", defaultConnections, "")
 	fs.Int64Var(&jf.speedLimit, "speed-limit", 0, "")
 	fs.Func("speed-time", "", func(s string) error {
 		d, err := parseSeconds(s)
@@ -115,6 +117,9 @@ func (jf *jobFlags) parsed(fs *flag.FlagSet) error {
 	if jf.parallel < 1 || jf.parallel > dojob.MaxParallelFilesLimit {
 		return fmt.Errorf("--parallel must be between 1 and %d", dojob.MaxParallelFilesLimit)
 	}
+	if jf.connections < 1 || jf.connections > dojob.MaxConnectionsLimit {
+		return fmt.Errorf("--connections must be between 1 and %d", dojob.MaxConnectionsLimit)
+	}
 	if jf.speedLimit < 0 {
 		return errors.New("--speed-limit must not be negative")
 	}
@@ -148,6 +153,11 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 			return err
 		}
 	}
+	if jf.set["connections"] || always {
+		if err := j.SetMaxConnections(jf.connections); err != nil {
+			return err
+		}
+	}
 	if bps, window, ok := jf.minimumSpeed(); ok {
 		if err := j.SetMinimumSpeed(bps, window); err != nil {
 			return err
@@ -160,6 +170,17 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 // --parallel says otherwise: many small files go at the speed of a few
 // connections, as with curl --parallel.
 const defaultParallel = 8
+
+// defaultConnections is how many connections each file of a get may use
+// unless --connections says otherwise. Four, where the library's default is
+// one: a command-line download is the case segments are for (a server or
+// CDN that caps each connection), four is under aria2's default split of
+// five and what download accelerators have long used, and it costs nothing
+// elsewhere — a file is split only when it is at least two minimum segments
+// (2 MiB) and its server answered a validated 206, and the Manager's
+// per-host budget (8) keeps --parallel × --connections from flooding a
+// server.
+const defaultConnections = 4
 
 // fileSpec is one file of a get: where from, where to, and how it is
 // checked (FileSpec.Size and Checksum).

@@ -245,6 +245,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"get", "--stall-timeout", "soon", "-d", dir, url}, "get"},
 		{[]string{"get", "--parallel", "0", "-d", dir, url}, "get"},
 		{[]string{"get", "--parallel", "33", "-d", dir, url}, "get"},
+		{[]string{"get", "--connections", "0", "-d", dir, url}, "get"},
+		{[]string{"get", "--connections", "17", "-d", dir, url}, "get"},
 		{[]string{"get", "--speed-limit", "-1", "-d", dir, url}, "get"},
 		{[]string{"get", "--speed-limit", "fast", "-d", dir, url}, "get"},
 		{[]string{"get", "--speed-time", "0", "-d", dir, url}, "get"},
@@ -759,12 +761,13 @@ func TestLookingDoesNotStartJobs(t *testing.T) {
 
 }
 
-// TestGetParallel: get gives its job 8 parallel files unless --parallel
-// says otherwise, and resume changes it only when given; the value is the
-// job's, in the state directory.
+// TestGetParallel: get gives its job 8 parallel files and 4 connections
+// per file unless --parallel and --connections say otherwise, and resume
+// changes them only when given; the values are the job's, in the state
+// directory.
 func TestGetParallel(t *testing.T) {
 	s := dojobtest.NewServer(t, dojobtest.Always(dojobtest.Status(404)))
-	parallelOf := func(state, id string) int {
+	settingsOf := func(state, id string) (parallel, conns int) {
 		t.Helper()
 		m, err := dojob.NewManager(dojob.Config{StateDir: state, Paused: true})
 		require.NoError(t, err)
@@ -773,7 +776,17 @@ func TestGetParallel(t *testing.T) {
 		require.NoError(t, err)
 		j, err := m.Job(jid)
 		require.NoError(t, err)
-		return j.MaxParallelFiles()
+		return j.MaxParallelFiles(), j.MaxConnections()
+	}
+	parallelOf := func(state, id string) int {
+		t.Helper()
+		p, _ := settingsOf(state, id)
+		return p
+	}
+	connsOf := func(state, id string) int {
+		t.Helper()
+		_, c := settingsOf(state, id)
+		return c
 	}
 	getKept := func(state string, args ...string) string {
 		t.Helper()
@@ -788,16 +801,20 @@ func TestGetParallel(t *testing.T) {
 	state := t.TempDir()
 	id := getKept(state)
 	assert.Equal(t, 8, parallelOf(state, id), "get's default")
+	assert.Equal(t, 4, connsOf(state, id), "get's default")
 	r := runCmd(t, testCtx(t, 10*time.Second), "resume", "--state-dir", state, id)
 	require.Equal(t, exitFail, r.code, r.stderr)
 	assert.Equal(t, 8, parallelOf(state, id), "resume without --parallel keeps it")
-	r = runCmd(t, testCtx(t, 10*time.Second), "resume", "--parallel", "2", "--state-dir", state, id)
+	assert.Equal(t, 4, connsOf(state, id), "resume without --connections keeps it")
+	r = runCmd(t, testCtx(t, 10*time.Second), "resume", "--parallel", "2", "--connections", "16", "--state-dir", state, id)
 	require.Equal(t, exitFail, r.code, r.stderr)
 	assert.Equal(t, 2, parallelOf(state, id))
+	assert.Equal(t, 16, connsOf(state, id))
 
 	state = t.TempDir()
-	id = getKept(state, "--parallel", "3")
+	id = getKept(state, "--parallel", "3", "--connections", "1")
 	assert.Equal(t, 3, parallelOf(state, id))
+	assert.Equal(t, 1, connsOf(state, id))
 }
 
 // TestGetSpeedLimit: --speed-limit and --speed-time set the job's minimum

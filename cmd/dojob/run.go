@@ -175,6 +175,12 @@ const transferFlagsHelp = `  --priority P         foreground, high, normal or lo
   --parallel N         how many of the job's files transfer at once, each
                        over its own connection, 1 to 32 (get: 8; 1 is one
                        after another, in order)
+  --connections N      how many connections each file may use, 1 to 16
+                       (get: 4): a file of at least 2 MiB whose server
+                       answers ranges with a validated 206 is split into
+                       segments fetched at once, which pays off where a
+                       server caps each connection (at most 8 connections
+                       to one host over every file)
   --speed-limit BYTES  a connection slower than BYTES per second on average
                        for --speed-time is a transient error, as with curl
                        (default: no limit; 0 turns a job's limit off)

@@ -67,7 +67,8 @@ type segRun struct {
 	lastM  string
 	ph     *prefixHasher // nil without a Checksum
 
-	progressed atomic.Bool // a new byte arrived (x.progressed, for the connections)
+	progressed atomic.Bool  // a new byte arrived (x.progressed, for the connections)
+	wrote      atomic.Int64 // bytes written by this fetch
 	kick       chan struct{}
 
 	mu      sync.Mutex
@@ -177,6 +178,12 @@ func (x *transfer) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span,
 	r.mu.Unlock()
 	if err == nil || errors.Is(err, errSegFallback) {
 		x.noSplit = true // the rest over one connection, from the next step
+		return nil
+	}
+	if r.wrote.Load() > 0 {
+		// The last connections failed with bytes left, but this fetch
+		// moved the file on: the next step asks for the gaps again (a
+		// fetch that moves nothing ends the attempt with its error).
 		return nil
 	}
 	return err
@@ -333,6 +340,7 @@ func (r *segRun) copy(ctx context.Context, c *segConn, seg *segment, body io.Rea
 				}
 				seg.written.Store(off + k)
 				c.moved.Add(k)
+				r.wrote.Add(k)
 				if done := f.done.Add(k); done > x.mark && !r.progressed.Load() && r.progressed.CompareAndSwap(false, true) {
 					x.firstByteShared()
 				}

@@ -1,0 +1,430 @@
+package dojob_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/dojob/dojob"
+	"github.com/dojob/dojob/dojobtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// Segmented downloads (SetMaxConnections): the file is right, whatever a
+// segment's answer; bytes are fetched once, but for what was in flight.
+
+const (
+	segSize = 4 << 20   // the file of most segment tests
+	segMin  = 256 << 10 // Config.MinSegmentSize in them
+)
+
+// segJob makes a job of one file of r's path "/f" with n connections.
+func segJob(t *testing.T, r *rig, n int, spec dojob.FileSpec) *dojob.Job {
+	t.Helper()
+	j, err := r.m.CreateJob("segments")
+	require.NoError(t, err)
+	if spec.RemoteURL == "" {
+		spec.RemoteURL = r.tr.FileURL("/f")
+	}
+	if spec.LocalPath == "" {
+		spec.LocalPath = r.local("/f")
+	}
+	require.NoError(t, j.AddFileSet([]dojob.FileSpec{spec}))
+	require.NoError(t, j.SetMaxConnections(n))
+	return j
+}
+
+// segmentBytes sums the body bytes the server sent for path's requests and
+// checks that every request after the first asked for one exact range with
+// If-Range.
+func segmentBytes(t *testing.T, reqs []dojobtest.Request) (total int64) {
+	t.Helper()
+	for i, r := range reqs {
+		total += r.BodyBytes
+		if i > 0 && r.Status == http.StatusPartialContent {
+			assert.Regexp(t, `^bytes=\d+-\d+$`, r.Range, "request %d", i)
+			assert.NotEmpty(t, r.IfRange, "request %d", i)
+		}
+	}
+	return total
+}
+
+// TestSegmentsFetchOnce: a 4 MiB file over 8 connections from a server
+// that caps each at 1 MiB/s: the first request asks for the whole file as
+// a range, seven more split it; every byte is fetched once but for at most
+// one server chunk per split, and it takes a fraction of one connection's
+// time. With a Checksum, the digest (from the temporary file) matches.
+func TestSegmentsFetchOnce(t *testing.T) {
+	for _, checksum := range []bool{false, true} {
+		t.Run(fmt.Sprintf("checksum=%v", checksum), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, dojob.Config{MinSegmentSize: segMin}, dojobtest.WithSize(segSize), dojobtest.WithRate(1<<20))
+				spec := dojob.FileSpec{}
+				if checksum {
+					spec.Checksum = "sha256:" + r.tr.SHA256("/f")
+				}
+				j := segJob(t, r, 8, spec)
+				start := time.Now()
+				require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+				took := time.Since(start)
+				reqs := r.tr.RequestsFor("/f")
+				require.GreaterOrEqual(t, len(reqs), 8, "the file was split")
+				assert.Equal(t, "bytes=0-", reqs[0].Range)
+				assert.Equal(t, http.StatusPartialContent, reqs[0].Status)
+				got := segmentBytes(t, reqs)
+				assert.GreaterOrEqual(t, got, int64(segSize))
+				assert.LessOrEqual(t, got, int64(segSize)+int64(len(reqs))*(64<<10), "a chunk in flight per split at most")
+				assert.Less(t, took, 2*time.Second, "one connection takes 4 s")
+				fi := j.Files()[0]
+				assert.Equal(t, int64(segSize), fi.BytesTransferred)
+				assert.Zero(t, fi.Restarts)
+				assert.Equal(t, checksum, fi.Verified)
+				require.NoError(t, j.Complete())
+				r.requireFile("/f")
+			})
+		})
+	}
+}
+
+// TestSegmentsNotSplit: one connection (the default) asks no range; a
+// server that answers the first range request with a 200 is not split; a
+// file under two minimum segments is not split.
+func TestSegmentsNotSplit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		conns int
+		size  int64
+		opts  []dojobtest.Option
+		rng   string
+	}{
+		{name: "one-connection", conns: 1, size: segSize},
+		{name: "ignores-range", conns: 8, size: segSize, opts: []dojobtest.Option{dojobtest.Always(dojobtest.IgnoreRange())}, rng: "bytes=0-"},
+		{name: "small", conns: 8, size: 2*segMin - 1, rng: "bytes=0-"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, dojob.Config{MinSegmentSize: segMin}, append(tc.opts, dojobtest.WithSize(tc.size))...)
+				j := segJob(t, r, tc.conns, dojob.FileSpec{})
+				require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+				reqs := r.tr.RequestsFor("/f")
+				require.Len(t, reqs, 1)
+				assert.Equal(t, tc.rng, reqs[0].Range)
+				require.NoError(t, j.Complete())
+				r.requireFile("/f")
+			})
+		})
+	}
+}
+
+// TestSegmentAnswers: a segment request answered with a 200, a changed
+// ETag, a body that ends early or a stall. A 200 stops the splitting and
+// the file ends over the connections it has; a changed ETag starts the file
+// over (then fetched from the new content, whole and right); a short body
+// or a stall gives the segment back to the others. Never a mix: the file is
+// the server's content of the end, byte for byte.
+func TestSegmentAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fault    dojobtest.Fault
+		restarts int
+	}{
+		{name: "200", fault: dojobtest.IgnoreRange()},
+		{name: "changed-etag", fault: dojobtest.ChangeContent(), restarts: 1},
+		{name: "short-body", fault: dojobtest.DropAfter(100 << 10)},
+		{name: "stall", fault: dojobtest.StallAfter(100 << 10)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// The third request is a segment's.
+				r := newRig(t, dojob.Config{MinSegmentSize: segMin, StallTimeout: 10 * time.Second},
+					dojobtest.WithSize(segSize), dojobtest.WithRate(1<<20),
+					dojobtest.Script(dojobtest.OK(), dojobtest.OK(), tc.fault))
+				j := segJob(t, r, 4, dojob.FileSpec{})
+				require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+				assert.Zero(t, j.ErrorCount(), "no TRANSIENT_ERROR: the other connections carried on")
+				fi := j.Files()[0]
+				assert.Equal(t, tc.restarts, fi.Restarts)
+				if tc.restarts > 0 {
+					assert.Equal(t, "content changed (ETag)", fi.RestartReason)
+				}
+				reqs := r.tr.RequestsFor("/f")
+				assert.Regexp(t, `^bytes=\d+-\d+$`, reqs[2].Range, "the faulty request was a segment's")
+				require.NoError(t, j.Complete())
+				r.requireFile("/f")
+			})
+		})
+	}
+}
+
+// TestSegmentWrongContentRange: a server whose segment answers carry a
+// Content-Range other than the one asked (with the right ETag): not a byte
+// of them is written; the file is finished right.
+func TestSegmentWrongContentRange(t *testing.T) {
+	data := dojobtest.Content("wrong-range", 2<<20)
+	var mu sync.Mutex
+	var ranges []string
+	segAsked := make(chan struct{})
+	var once sync.Once
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, req.Header.Get("Range"))
+		mu.Unlock()
+		w.Header().Set("ETag", `"v1"`)
+		rg, _ := strings.CutPrefix(req.Header.Get("Range"), "bytes=")
+		a, b, _ := strings.Cut(rg, "-")
+		from, _ := strconv.Atoi(a)
+		if b == "" { // the first request: honest; the rest of it once a segment was asked for
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, len(data)-1, len(data)))
+			w.WriteHeader(http.StatusPartialContent)
+			_, _ = w.Write(data[from : from+64<<10])
+			w.(http.Flusher).Flush()
+			select {
+			case <-segAsked:
+			case <-req.Context().Done():
+				return
+			}
+			_, _ = w.Write(data[from+64<<10:])
+			return
+		}
+		once.Do(func() { close(segAsked) })
+		to, _ := strconv.Atoi(b)
+		// A lie: the range one byte further on, with its bytes.
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from+1, to+1, len(data)))
+		w.WriteHeader(http.StatusPartialContent)
+		_, _ = w.Write(data[from+1 : min(to+2, len(data))])
+	}))
+	defer s.Close()
+	m := newMirrorManager(t, dojob.Config{MinSegmentSize: 128 << 10})
+	j, local := mirrorJob(t, m, dojob.FileSpec{RemoteURL: s.URL + "/f"})
+	require.NoError(t, j.SetMaxConnections(4))
+	require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+	mu.Lock()
+	assert.Greater(t, len(ranges), 1, "segments were asked for: %v", ranges)
+	mu.Unlock()
+	// The segment's lie stopped the splitting; the gap it left was asked
+	// for on its own and lied about again: the file started over with a
+	// plain GET, which this server answers honestly.
+	fi := j.Files()[0]
+	assert.Equal(t, 1, fi.Restarts)
+	assert.Contains(t, []string{"server sent another range", "server sent no usable content-range"}, fi.RestartReason)
+	require.NoError(t, j.Complete())
+	assert.Equal(t, sha256Hex(data), fileSHA256(t, local))
+}
+
+// TestSegmentsSurviveRestart: a Manager closed in the middle of a
+// segmented download records every segment's durable bytes; the next one
+// resumes each gap with an exact Range and fetches no byte twice but for
+// what was in flight.
+func TestSegmentsSurviveRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := dojobtest.NewTransport(dojobtest.WithSize(segSize), dojobtest.WithRate(256<<10))
+		defer tr.Close()
+		state, dir := t.TempDir(), t.TempDir()
+		cfg := dojob.Config{StateDir: state, HTTPClient: tr.Client(), MinSegmentSize: segMin, CheckpointInterval: 100 * time.Millisecond}
+		m, err := dojob.NewManager(cfg)
+		require.NoError(t, err)
+		j, err := m.CreateJob("restart")
+		require.NoError(t, err)
+		local := filepath.Join(dir, "f")
+		require.NoError(t, j.AddFile(tr.FileURL("/f"), local))
+		require.NoError(t, j.SetMaxConnections(4))
+		require.NoError(t, j.Resume())
+		time.Sleep(1500 * time.Millisecond) // fake time: 4 × 256 KiB/s for 1.5 s
+		synctest.Wait()
+		before := j.Progress().BytesTransferred
+		require.Greater(t, before, int64(segMin))
+		require.Less(t, before, int64(segSize))
+		require.NoError(t, m.Close())
+		first := len(tr.RequestsFor("/f"))
+
+		m, err = dojob.NewManager(cfg)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, m.Close()) }()
+		j, err = m.Job(j.ID())
+		require.NoError(t, err)
+		kept := j.Files()[0].BytesTransferred
+		assert.Equal(t, before, kept, "every written byte was recorded at Close")
+		st, err := j.Wait(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, dojob.StateTransferred, st)
+		later := tr.RequestsFor("/f")[first:]
+		require.NotEmpty(t, later)
+		var fetched int64
+		for _, r := range later {
+			assert.Regexp(t, `^bytes=\d+-\d+$`, r.Range, "a gap, asked exactly")
+			fetched += r.BodyBytes
+		}
+		assert.LessOrEqual(t, fetched, int64(segSize)-kept+int64(len(later))*(64<<10), "no byte kept was fetched again")
+		require.NoError(t, j.Complete())
+		assert.Equal(t, tr.SHA256("/f"), fileSHA256(t, local))
+	})
+}
+
+// TestSegmentsStopCleanly: Cancel, Suspend and Close with 8 connections in
+// flight end every goroutine; Cancel leaves no temporary file, Suspend
+// keeps the bytes and Resume finishes the file right.
+func TestSegmentsStopCleanly(t *testing.T) {
+	for _, op := range []string{"cancel", "suspend", "close"} {
+		t.Run(op, func(t *testing.T) {
+			ignore := goleak.IgnoreCurrent()
+			s := dojobtest.NewServer(t, dojobtest.WithSize(8<<20), dojobtest.WithRate(2<<20))
+			m, err := dojob.NewManager(dojob.Config{MinSegmentSize: segMin})
+			require.NoError(t, err)
+			closed := false
+			defer func() {
+				if !closed {
+					require.NoError(t, m.Close())
+				}
+				s.Close()
+				goleak.VerifyNone(t, ignore)
+			}()
+			j, local := mirrorJob(t, m, dojob.FileSpec{RemoteURL: s.FileURL("/f")})
+			require.NoError(t, j.SetMaxConnections(8))
+			require.NoError(t, j.Resume())
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			_, err = s.AwaitRequests(ctx, func(reqs []dojobtest.Request) bool {
+				n := 0
+				for _, r := range reqs {
+					if r.End.IsZero() && r.BodyBytes > 0 {
+						n++
+					}
+				}
+				return n >= 8
+			})
+			require.NoError(t, err, "8 connections in flight")
+			switch op {
+			case "cancel":
+				require.NoError(t, j.Cancel())
+				assert.Empty(t, tempFiles(t, filepath.Dir(local)))
+			case "suspend":
+				require.NoError(t, j.Suspend())
+				have := j.Progress().BytesTransferred
+				assert.Positive(t, have)
+				require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+				require.NoError(t, j.Complete())
+				assert.Equal(t, s.SHA256("/f"), fileSHA256(t, local))
+			case "close":
+				require.NoError(t, m.Close())
+				closed = true
+			}
+		})
+	}
+}
+
+// TestSegmentsHostBudget: 4 jobs of 8 connections each against one host
+// never have more than Config.MaxConnectionsPerHost requests open there at
+// once; every file is right.
+func TestSegmentsHostBudget(t *testing.T) {
+	const budget = 8
+	var open, peak atomic.Int32
+	data := dojobtest.Content("budget", 4<<20)
+	inner := dojobtest.NewServer(t, dojobtest.WithFile("/f", data), dojobtest.WithRate(4<<20))
+	target := inner.FileURL("/f")
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		n := open.Add(1)
+		defer open.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		out, err := http.NewRequestWithContext(req.Context(), http.MethodGet, target, nil)
+		if err != nil {
+			return
+		}
+		out.Header = req.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(out)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		buf := make([]byte, 32<<10)
+		for {
+			k, rerr := resp.Body.Read(buf)
+			if k > 0 {
+				if _, err := w.Write(buf[:k]); err != nil {
+					return
+				}
+			}
+			if rerr != nil {
+				return
+			}
+		}
+	}))
+	defer s.Close()
+	m := newMirrorManager(t, dojob.Config{MinSegmentSize: segMin, MaxConnectionsPerHost: budget, MaxForegroundJobs: 4})
+	var jobs []*dojob.Job
+	var locals []string
+	for i := range 4 {
+		j, err := m.CreateJob(fmt.Sprint("budget ", i))
+		require.NoError(t, err)
+		require.NoError(t, j.SetPriority(dojob.PriorityForeground))
+		local := filepath.Join(t.TempDir(), "f")
+		require.NoError(t, j.AddFile(s.URL+"/f", local))
+		require.NoError(t, j.SetMaxConnections(8))
+		jobs, locals = append(jobs, j), append(locals, local)
+	}
+	for _, j := range jobs {
+		require.NoError(t, j.Resume())
+	}
+	for i, j := range jobs {
+		st, err := j.Wait(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, dojob.StateTransferred, st)
+		require.NoError(t, j.Complete())
+		assert.Equal(t, sha256Hex(data), fileSHA256(t, locals[i]))
+	}
+	assert.LessOrEqual(t, peak.Load(), int32(budget), "requests open at once")
+	assert.Greater(t, peak.Load(), int32(4), "the jobs did split their files")
+}
+
+// TestSegmentsTempFileShorter: a temporary file cut behind dojob's back
+// while the job was stopped keeps only the spans it still holds, and the
+// file is finished right.
+func TestSegmentsTempFileShorter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := dojobtest.NewTransport(dojobtest.WithSize(segSize), dojobtest.WithRate(256<<10))
+		defer tr.Close()
+		state, dir := t.TempDir(), t.TempDir()
+		cfg := dojob.Config{StateDir: state, HTTPClient: tr.Client(), MinSegmentSize: segMin}
+		m, err := dojob.NewManager(cfg)
+		require.NoError(t, err)
+		j, err := m.CreateJob("cut")
+		require.NoError(t, err)
+		local := filepath.Join(dir, "f")
+		require.NoError(t, j.AddFile(tr.FileURL("/f"), local))
+		require.NoError(t, j.SetMaxConnections(4))
+		require.NoError(t, j.Resume())
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		require.NoError(t, m.Close())
+		temp := j.Files()[0].TemporaryName
+		require.NoError(t, os.Truncate(temp, segSize/2))
+
+		m, err = dojob.NewManager(cfg)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, m.Close()) }()
+		j, err = m.Job(j.ID())
+		require.NoError(t, err)
+		assert.LessOrEqual(t, j.Files()[0].BytesTransferred, int64(segSize/2))
+		st, err := j.Wait(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, dojob.StateTransferred, st)
+		require.NoError(t, j.Complete())
+		assert.Equal(t, tr.SHA256("/f"), fileSHA256(t, local))
+	})
+}

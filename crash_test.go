@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,7 +39,7 @@ func crashChild(mode string) int {
 		<-time.After(2 * time.Minute)
 		return 1
 	}
-	m, err := dojob.NewManager(dojob.Config{StateDir: os.Getenv("DOJOB_STATE"), CheckpointInterval: 20 * time.Millisecond})
+	m, err := dojob.NewManager(dojob.Config{StateDir: os.Getenv("DOJOB_STATE"), CheckpointInterval: 20 * time.Millisecond, MinSegmentSize: 256 << 10})
 	if err != nil {
 		say("ERR %v", err)
 		return 1
@@ -66,6 +67,7 @@ func crashChild(mode string) int {
 		j.SetPriority(dojob.PriorityHigh),
 		j.SetNoProgressTimeout(42 * time.Minute),
 		j.SetMinimumRetryDelay(3 * time.Second),
+		setConns(j, os.Getenv("DOJOB_CONNS")),
 	} {
 		if err != nil {
 			say("ERR %v", err)
@@ -82,6 +84,18 @@ func crashChild(mode string) int {
 	}
 	say("RESUMED")
 	return wait()
+}
+
+// setConns sets the job's connections per file from DOJOB_CONNS, if given.
+func setConns(j *dojob.Job, s string) error {
+	if s == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return err
+	}
+	return j.SetMaxConnections(n)
 }
 
 // runCrashChild runs the crash-test child instead of the tests when the
@@ -264,4 +278,61 @@ func testCrashMidTransfer(t *testing.T, withSum bool) {
 	records, err := os.ReadDir(filepath.Join(stateDir, "jobs"))
 	require.NoError(t, err)
 	assert.Empty(t, records, "the finished job left the state directory")
+}
+
+// TestCrashMidSegments: a child downloading one file over 4 connections is
+// killed halfway; a new Manager on its state directory resumes every gap
+// with an exact Range, fetches again only what arrived after the last
+// checkpoint, and the file (with its Checksum) is right.
+func TestCrashMidSegments(t *testing.T) {
+	const size = 8 << 20
+	s := dojobtest.NewServer(t, dojobtest.WithSize(size), dojobtest.WithRate(1<<20)) // 2 s over 4 connections
+	stateDir, dir := t.TempDir(), t.TempDir()
+	dest := filepath.Join(dir, "file.bin")
+	c := startChild(t, "transfer", stateDir, s.FileURL("/file.bin"), dest,
+		"DOJOB_SUM=sha256:"+s.SHA256("/file.bin"), "DOJOB_CONNS=4")
+	id := c.expect(t, "CREATED")
+	c.expect(t, "RESUMED")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err := s.AwaitRequests(ctx, func(rs []dojobtest.Request) bool {
+		var n int64
+		for _, r := range rs {
+			n += r.BodyBytes
+		}
+		return len(rs) >= 4 && n >= size/2
+	})
+	require.NoError(t, err)
+	c.kill()
+	first := len(s.RequestsFor("/file.bin"))
+	sentBeforeKill := s.BodyBytes("/file.bin")
+	require.Less(t, sentBeforeKill, int64(size), "killed mid-transfer")
+
+	m := reopen(t, stateDir)
+	jid, err := dojob.ParseJobID(id)
+	require.NoError(t, err)
+	j, err := m.Job(jid)
+	require.NoError(t, err)
+	assert.Equal(t, 4, j.MaxConnections(), "persisted")
+	resumedFrom := j.Progress().BytesTransferred
+	require.Positive(t, resumedFrom)
+	rec := dojobtest.NewRecorder(dojobtest.CompleteOnTransferred())
+	require.NoError(t, j.SetNotifyInterface(rec))
+	_, err = rec.AwaitCount(ctx, dojobtest.EventTransferred, 1)
+	require.NoError(t, err)
+	require.Equal(t, dojob.StateAcknowledged, j.State())
+	assert.Equal(t, s.SHA256("/file.bin"), fileSHA256(t, dest))
+
+	later := s.RequestsFor("/file.bin")[first:]
+	var fetched int64
+	for _, r := range later {
+		assert.Regexp(t, `^bytes=\d+-\d+$`, r.Range, "a gap, asked exactly")
+		fetched += r.BodyBytes
+	}
+	again := sentBeforeKill + fetched - size
+	t.Logf("killed after %d bytes sent; resumed with %d; %d bytes downloaded twice", sentBeforeKill, resumedFrom, again)
+	assert.LessOrEqual(t, fetched, int64(size)-resumedFrom+int64(len(later))*(64<<10), "no recorded byte fetched again")
+	assert.LessOrEqual(t, again, int64(size/4), "a restart re-downloads little")
+	assert.True(t, j.Files()[0].Verified)
+	assert.Empty(t, tempFiles(t, dir), "no temporary file after Complete")
 }

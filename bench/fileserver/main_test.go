@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -59,4 +60,39 @@ func TestServeRange(t *testing.T) {
 	assert.Equal(t, http.StatusPartialContent, resp.StatusCode)
 	assert.Equal(t, "bytes 1234-5677/10000", resp.Header.Get("Content-Range"))
 	assert.Equal(t, data[1234:5678], body)
+}
+
+// TestSlowLink: with -delay and -conn-rate a response costs a round trip
+// (two for a new connection) before its first byte and comes no faster
+// than the cap; the bytes are the file's.
+func TestSlowLink(t *testing.T) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("abcdefghij"), 50_000) // 500 kB
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "f"), data, 0o644))
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	const delay, rate = 20 * time.Millisecond, 1_000_000
+	ln := &slowListener{Listener: inner, delay: delay, rate: rate}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- serve(ctx, ln, dir) }()
+	defer func() {
+		cancel()
+		assert.Equal(t, 0, <-done)
+	}()
+
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	start := time.Now()
+	resp, err := client.Get("http://" + inner.Addr().String() + "/f")
+	require.NoError(t, err)
+	first := time.Since(start)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	took := time.Since(start)
+	assert.Equal(t, data, body)
+	// Lower bounds only: the emulation never makes the link faster.
+	assert.GreaterOrEqual(t, first, 4*delay, "handshake and request: two round trips")
+	assert.GreaterOrEqual(t, took, 4*delay+time.Duration(float64(len(data)-rate/100)/rate*float64(time.Second)))
 }

@@ -73,3 +73,7 @@ func BeforeTempOpen(m *Manager, hook func(n int)) {
 		return base(path, fresh)
 	}
 }
+
+// StateDefects is the number of state changes the engine made that the
+// transition table refused (moveLocked): dojob's own bugs.
+func StateDefects(m *Manager) int64 { return m.defects.Load() }

@@ -32,7 +32,10 @@ func newRig(t *testing.T, cfg dojob.Config, opts ...dojobtest.Option) *rig {
 	cfg.HTTPClient = tr.Client()
 	m, err := dojob.NewManager(cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, m.Close()) })
+	t.Cleanup(func() {
+		require.NoError(t, m.Close())
+		require.Zero(t, dojob.StateDefects(m), "state changes the table refused")
+	})
 	return &rig{t: t, tr: tr, m: m, dir: t.TempDir()}
 }
 

@@ -312,17 +312,21 @@ func (j *Job) Resume() error {
 	for _, f := range j.files {
 		f.skip = nil // the caller's Resume gives every mirror its chance again
 	}
+	var err error
 	switch j.state {
 	case StateSuspended, StateError, StateTransientError:
 		j.closeWindowLocked()
 		j.streak = 0
-		_ = j.setStateLocked(StateQueued)
+		err = j.moveLocked(StateQueued)
 	case StateTransferred:
 		if j.nextFileLocked() != nil {
-			_ = j.setStateLocked(StateQueued)
+			err = j.moveLocked(StateQueued)
 		}
 	}
 	j.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return j.m.persist(j)
 }
 
@@ -340,7 +344,10 @@ func (j *Job) Suspend() error {
 	}
 	if j.state != StateSuspended && j.state != StateTransferred {
 		j.stopTransferLocked()
-		_ = j.setStateLocked(StateSuspended)
+		if err := j.moveLocked(StateSuspended); err != nil {
+			j.mu.Unlock()
+			return err
+		}
 	}
 	j.mu.Unlock()
 	return j.m.persist(j)
@@ -360,7 +367,10 @@ func (j *Job) Cancel() error {
 	}
 	last := j.last
 	j.stopTransferLocked()
-	_ = j.setStateLocked(StateCancelled)
+	if err := j.moveLocked(StateCancelled); err != nil {
+		j.mu.Unlock()
+		return err
+	}
 	temps := make([]string, len(j.files))
 	for i, f := range j.files {
 		temps[i] = f.temp
@@ -441,7 +451,10 @@ func (j *Job) Complete() error {
 		_ = j.m.persist(j)
 		return perr
 	}
-	_ = j.setStateLocked(StateAcknowledged)
+	if err := j.moveLocked(StateAcknowledged); err != nil {
+		j.mu.Unlock()
+		return err
+	}
 	j.mu.Unlock()
 	j.m.discardPartials(j, files)
 	j.m.unpersist(j)
@@ -457,7 +470,7 @@ func (j *Job) reactivateLocked() {
 		j.m.sched.enqueue(j)
 		j.m.kick()
 	case StateConnecting, StateTransferring, StateTransientError:
-		_ = j.setStateLocked(StateQueued)
+		j.moveLocked(StateQueued)
 	}
 }
 

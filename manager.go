@@ -115,6 +115,10 @@ type Manager struct {
 	logq   logQueue   // records logged under a lock, waiting for the Logger (log.go)
 	bufs   sync.Pool  // *[]byte copy buffers of bufSize
 	hosts  hostBudget // connections open per host (Config.MaxConnectionsPerHost)
+	// defects counts state changes the engine made that setStateLocked
+	// refused (moveLocked): dojob's own bugs, which the tests require to
+	// stay 0.
+	defects atomic.Int64
 
 	rehashes atomic.Int64 // temporary files hashed from disk (verify.go), for tests
 

@@ -75,7 +75,10 @@ func newMirrorManager(t *testing.T, cfg dojob.Config) *dojob.Manager {
 	t.Helper()
 	m, err := dojob.NewManager(cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, m.Close()) })
+	t.Cleanup(func() {
+		require.NoError(t, m.Close())
+		require.Zero(t, dojob.StateDefects(m), "state changes the table refused")
+	})
 	return m
 }
 

@@ -700,7 +700,10 @@ func runModel(t *testing.T, data []byte) {
 	defer tr.Close()
 	mgr, err := dojob.NewManager(dojob.Config{HTTPClient: tr.Client(), StallTimeout: modelStall})
 	require.NoError(t, err)
-	defer func() { require.NoError(t, mgr.Close()) }()
+	defer func() {
+		require.NoError(t, mgr.Close())
+		require.Zero(t, dojob.StateDefects(mgr), "state changes the table refused")
+	}()
 	j, err := mgr.CreateJob("model")
 	require.NoError(t, err)
 	h := &harness{t: t, tr: tr, mgr: mgr, j: j, m: newModel(scripts), dir: t.TempDir(), start: time.Now()}

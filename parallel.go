@@ -197,7 +197,7 @@ func (x *transfer) runWorkers(n int) {
 				break
 			}
 			if len(busy) == 0 {
-				_ = j.setStateLocked(StateConnecting)
+				j.moveLocked(StateConnecting)
 			}
 			w := &transfer{j: j, root: x, ctx: ctx, cancel: cancel}
 			w.cur, w.seen, w.seenAt = f, f.done.Load(), m.now()
@@ -226,7 +226,7 @@ func (x *transfer) runWorkers(n int) {
 			default:
 				j.endRunLocked()
 				j.noteProgressLocked()
-				_ = j.setStateLocked(StateTransferred)
+				j.moveLocked(StateTransferred)
 			}
 			j.mu.Unlock()
 			return

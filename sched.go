@@ -262,6 +262,6 @@ func (j *Job) requeueLocked() (moved bool) {
 		j.m.kick()
 		return false
 	}
-	_ = j.setStateLocked(StateQueued)
+	j.moveLocked(StateQueued)
 	return true
 }

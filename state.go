@@ -123,6 +123,25 @@ func (j *Job) restoreStateLocked(s State) {
 	j.state = s
 }
 
+// moveLocked makes a move its caller has checked is due: the engine's moves,
+// and the methods' after their own checks. A refusal by setStateLocked is
+// then a defect of dojob, not the caller's doing: it is logged at Error
+// level and counted (Manager.defects, which the tests require to stay 0),
+// and the job keeps its state. The refusal is returned for a method to
+// return; the engine has nothing more to do with it.
+func (j *Job) moveLocked(to State) error {
+	from := j.state
+	err := j.setStateLocked(to)
+	if err != nil {
+		j.m.defects.Add(1)
+		if j.m.logEnabled(slog.LevelError) {
+			j.m.queueLog(slog.LevelError, "dojob: internal error: a state change was refused", slog.Any("job", j.id),
+				slog.String("from", from.String()), slog.String("to", to.String()))
+		}
+	}
+	return err
+}
+
 // setStateLocked is the one function that changes a job's state (but for
 // restoreStateLocked, which rebuilds a reloaded job). It checks the
 // transition table (ErrInvalidState for an illegal move), stamps the

@@ -250,7 +250,10 @@ func testAutomaticTransitions(t *testing.T, l *edgeLog) {
 		defer tr.Close()
 		m, err := dojob.NewManager(tr.Config())
 		require.NoError(t, err)
-		defer func() { require.NoError(t, m.Close()) }()
+		defer func() {
+			require.NoError(t, m.Close())
+			require.Zero(t, dojob.StateDefects(m))
+		}()
 		j, err := m.CreateJob("416")
 		require.NoError(t, err)
 		require.NoError(t, j.AddFile(tr.FileURL("/f"), r.local("/f")))

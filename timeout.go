@@ -40,7 +40,7 @@ func retryDelay(base time.Duration, streak int, retryAfter time.Duration) time.D
 func (j *Job) failLocked(e *JobError) {
 	if !e.transient {
 		j.jerr = e
-		_ = j.setStateLocked(StateError)
+		j.moveLocked(StateError)
 		return
 	}
 	now := j.m.now()
@@ -48,7 +48,7 @@ func (j *Job) failLocked(e *JobError) {
 	if to == 0 || j.retryDelay > to {
 		// BITS: no retry at all; the job fails with the error itself.
 		j.jerr = e
-		_ = j.setStateLocked(StateError)
+		j.moveLocked(StateError)
 		return
 	}
 	if !j.windowOpen {
@@ -64,7 +64,7 @@ func (j *Job) failLocked(e *JobError) {
 		j.streak++
 	}
 	j.jerr = e
-	_ = j.setStateLocked(StateTransientError)
+	j.moveLocked(StateTransientError)
 	j.retryAt = now + delay
 	j.m.clock.set(&j.retryDL, j.retryAt)
 	j.m.clock.set(&j.windowDL, j.windowStart+to)
@@ -84,7 +84,7 @@ func (j *Job) onRetry(now time.Duration) {
 		j.m.clock.set(&j.retryDL, j.retryAt)
 		return
 	}
-	_ = j.setStateLocked(StateQueued)
+	j.moveLocked(StateQueued)
 }
 
 // closeWindowLocked closes the no-progress window. It takes the clock's lock.
@@ -148,7 +148,7 @@ func (j *Job) expireLocked() {
 	}
 	j.stopTransferLocked()
 	j.jerr = e
-	_ = j.setStateLocked(StateError)
+	j.moveLocked(StateError)
 	if j.m.logEnabled(slog.LevelInfo) {
 		j.m.queueLog(slog.LevelInfo, "dojob: no progress within the timeout", slog.Any("job", j.id), slog.Duration("timeout", j.timeoutLocked()))
 	}

@@ -419,7 +419,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complet
 	if j.minSpeed > 0 {
 		j.m.clock.setEarlier(&j.tickDL, now+j.speedWindow) // judged at the window's end
 	}
-	_ = j.setStateLocked(StateTransferring)
+	j.moveLocked(StateTransferring)
 	segmented := x.segmentableLocked(f, resp.StatusCode, v) && !v.truncate
 	j.mu.Unlock()
 

@@ -272,7 +272,7 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 		// here, where a transfer may already have it open.
 		var err error
 		if j.state == StateTransferred {
-			err = j.setStateLocked(StateQueued)
+			err = j.moveLocked(StateQueued)
 		}
 		j.mu.Unlock()
 		if err != nil {

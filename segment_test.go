@@ -229,27 +229,11 @@ func TestSegmentWrongContentRange(t *testing.T) {
 // what was in flight.
 func TestSegmentsSurviveRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tr := dojobtest.NewTransport(dojobtest.WithSize(segSize), dojobtest.WithRate(256<<10))
-		defer tr.Close()
-		state, dir := t.TempDir(), t.TempDir()
-		cfg := dojob.Config{StateDir: state, HTTPClient: tr.Client(), MinSegmentSize: segMin, CheckpointInterval: 100 * time.Millisecond}
-		m, err := dojob.NewManager(cfg)
-		require.NoError(t, err)
-		j, err := m.CreateJob("restart")
-		require.NoError(t, err)
-		local := filepath.Join(dir, "f")
-		require.NoError(t, j.AddFile(tr.FileURL("/f"), local))
-		require.NoError(t, j.SetMaxConnections(4))
-		require.NoError(t, j.Resume())
-		time.Sleep(1500 * time.Millisecond) // fake time: 4 × 256 KiB/s for 1.5 s
-		synctest.Wait()
+		tr, cfg, j, local := segmentedThenClosed(t)
 		before := j.Progress().BytesTransferred
-		require.Greater(t, before, int64(segMin))
-		require.Less(t, before, int64(segSize))
-		require.NoError(t, m.Close())
 		first := len(tr.RequestsFor("/f"))
 
-		m, err = dojob.NewManager(cfg)
+		m, err := dojob.NewManager(cfg)
 		require.NoError(t, err)
 		defer func() { require.NoError(t, m.Close()) }()
 		j, err = m.Job(j.ID())
@@ -270,6 +254,31 @@ func TestSegmentsSurviveRestart(t *testing.T) {
 		require.NoError(t, j.Complete())
 		assert.Equal(t, tr.SHA256("/f"), fileSHA256(t, local))
 	})
+}
+
+// segmentedThenClosed starts a persisted job of one 4 MiB file over 4
+// connections of 256 KiB/s each (inside a synctest bubble) and closes its
+// Manager 1.5 s (fake) into the download, with part of it done.
+func segmentedThenClosed(t *testing.T) (*dojobtest.Transport, dojob.Config, *dojob.Job, string) {
+	t.Helper()
+	tr := dojobtest.NewTransport(dojobtest.WithSize(segSize), dojobtest.WithRate(256<<10))
+	t.Cleanup(tr.Close)
+	cfg := dojob.Config{StateDir: t.TempDir(), HTTPClient: tr.Client(), MinSegmentSize: segMin, CheckpointInterval: 100 * time.Millisecond}
+	m, err := dojob.NewManager(cfg)
+	require.NoError(t, err)
+	j, err := m.CreateJob("segmented")
+	require.NoError(t, err)
+	local := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, j.AddFile(tr.FileURL("/f"), local))
+	require.NoError(t, j.SetMaxConnections(4))
+	require.NoError(t, j.Resume())
+	time.Sleep(1500 * time.Millisecond) // fake time: 4 × 256 KiB/s for 1.5 s
+	synctest.Wait()
+	before := j.Progress().BytesTransferred
+	require.Greater(t, before, int64(segMin))
+	require.Less(t, before, int64(segSize))
+	require.NoError(t, m.Close())
+	return tr, cfg, j, local
 }
 
 // TestSegmentsStopCleanly: Cancel, Suspend and Close with 8 connections in
@@ -397,25 +406,11 @@ func TestSegmentsHostBudget(t *testing.T) {
 // file is finished right.
 func TestSegmentsTempFileShorter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tr := dojobtest.NewTransport(dojobtest.WithSize(segSize), dojobtest.WithRate(256<<10))
-		defer tr.Close()
-		state, dir := t.TempDir(), t.TempDir()
-		cfg := dojob.Config{StateDir: state, HTTPClient: tr.Client(), MinSegmentSize: segMin}
-		m, err := dojob.NewManager(cfg)
-		require.NoError(t, err)
-		j, err := m.CreateJob("cut")
-		require.NoError(t, err)
-		local := filepath.Join(dir, "f")
-		require.NoError(t, j.AddFile(tr.FileURL("/f"), local))
-		require.NoError(t, j.SetMaxConnections(4))
-		require.NoError(t, j.Resume())
-		time.Sleep(1500 * time.Millisecond)
-		synctest.Wait()
-		require.NoError(t, m.Close())
+		tr, cfg, j, local := segmentedThenClosed(t)
 		temp := j.Files()[0].TemporaryName
 		require.NoError(t, os.Truncate(temp, segSize/2))
 
-		m, err = dojob.NewManager(cfg)
+		m, err := dojob.NewManager(cfg)
 		require.NoError(t, err)
 		defer func() { require.NoError(t, m.Close()) }()
 		j, err = m.Job(j.ID())

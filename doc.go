@@ -82,6 +82,18 @@
 // or reject a transferred file after a check of its own of
 // FileInfo.TemporaryName, typically from FileTransferred.
 //
+// # Streams
+//
+// A FileSpec with a Writer instead of a LocalPath is a stream (Delivery
+// Optimization's StreamInterface): its bytes go to the writer in order, with
+// no temporary file and nothing installed at Complete; FileInfo.Stream
+// reports it. Size and Checksum are checked as for any file. After an
+// interruption an io.WriterAt or io.Seeker continues at its offset (an
+// io.WriterAt may also be fetched over several connections); any other
+// writer gets the file again from byte 0, after its Reset method if it has
+// one. Writers are not persisted: after a restart, Job.SetFileWriter sets
+// them again. FileSpec.Writer has the details.
+//
 // # Timeouts and retries
 //
 // A transient error (network errors, stalls, HTTP 408, 425, 429, and 5xx

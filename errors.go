@@ -279,6 +279,17 @@ type JobError struct {
 
 	transient  bool
 	retryAfter time.Duration // a server's Retry-After; 0 when none
+	of         *file         // the stream file it concerns (a stream has no LocalPath to find it by)
+}
+
+// aboutLocked ties e to f, a file of the job whose mu the caller holds:
+// File becomes f's snapshot.
+func (e *JobError) aboutLocked(f *file) {
+	fi := f.infoLocked()
+	e.File = &fi
+	if f.stream {
+		e.of = f
+	}
 }
 
 // Error describes the error with a "dojob:" prefix. URLs in it never show

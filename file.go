@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"io/fs"
 	"math"
 	"net/http"
@@ -39,7 +40,7 @@ type FileRange struct {
 // BG_FILE_PROGRESS and the ranges of IBackgroundCopyFile2).
 type FileInfo struct {
 	RemoteURL        string      // as given to AddFile; print it with String, which hides credentials
-	LocalPath        string      // the destination, where the file appears at Complete
+	LocalPath        string      // the destination, where the file appears at Complete; "" for a stream
 	Ranges           []FileRange // nil for a whole file
 	BytesTotal       int64       // bytes the file will have locally; SizeUnknown until known
 	BytesTransferred int64       // bytes in its temporary file
@@ -95,16 +96,73 @@ type FileInfo struct {
 	// TemporaryName is the hidden file that holds the data until Complete
 	// renames it to LocalPath (IBackgroundCopyFile3::GetTemporaryName): a
 	// FileTransferred callback may read it to check a signature before
-	// calling SetValidationState. "" once the file is Completed.
+	// calling SetValidationState. "" once the file is Completed, and for a
+	// stream.
 	TemporaryName string
+	// Stream reports a file added with FileSpec.Writer: its bytes go to
+	// the caller's writer, it has no LocalPath and no TemporaryName, and
+	// after a restart of the Manager it needs Job.SetFileWriter.
+	Stream bool
 }
 
 // FileSpec describes one file of AddFileSet (BG_FILE_INFO, with what DO
 // knows of a file in advance).
 type FileSpec struct {
 	RemoteURL string      // as AddFile: http or https, at most 2,200 characters
-	LocalPath string      // as AddFile: absolute, clean, not a directory
-	Ranges    []FileRange // optional, as AddFileWithRanges; nil for the whole file
+	LocalPath string      // as AddFile: absolute, clean, not a directory; "" with a Writer
+	Ranges    []FileRange // optional, as AddFileWithRanges; nil for the whole file; not with a Writer
+
+	// Writer makes the file a stream (DO's IDODownload StreamInterface):
+	// its bytes go to Writer in order — byte k of the file at offset k —
+	// and nowhere else: no temporary file, nothing installed at Complete,
+	// no LocalPath (which must then be "", and Ranges nil: ErrInvalidArg
+	// otherwise). FileInfo.Stream reports such a file. Size and Checksum
+	// apply as to any file: a mismatch sends the job to ERROR with
+	// ErrValidationFailed (or, with bytes of a mirror, fetches the file
+	// again from RemoteURL), and the writer, which has received the bytes
+	// that failed, is asked to discard them as when the file starts over
+	// (below). The job reaches TRANSFERRED once the last byte was written
+	// (and Sync, if the writer has it, returned); Complete counts the file
+	// as completed, Cancel has nothing to delete.
+	//
+	// What happens after an interruption (a dropped connection, Suspend, a
+	// pre-emption, a restart of the Manager) depends on what the writer
+	// can do, found by type assertions:
+	//   - An io.WriterAt gets every byte at its offset with WriteAt, so the
+	//     file resumes at its offset, and it may be fetched over several
+	//     connections (Job.SetMaxConnections; with a Checksum only if the
+	//     writer is also an io.ReaderAt, as the digest is computed from the
+	//     bytes it holds; WriteAt and ReadAt calls may then run at once on
+	//     ranges that do not overlap, as those interfaces allow).
+	//   - An io.Seeker is moved to the resume offset before the writes go
+	//     on; its end (Seek(0, io.SeekEnd)) must be at or past the bytes
+	//     recorded, else the file starts over.
+	//   - Any other writer cannot go back: the file starts over from byte
+	//     0 (FileInfo.Restarts and RestartReason tell), after the writer's
+	//     Reset method, if it has one (as *bytes.Buffer and hash.Hash do),
+	//     was called so it can discard what it got. Without Reset the
+	//     writer simply receives the file again from byte 0.
+	// A resumable writer resumes only as a temporary file does: with a
+	// validator and a 206 that proves the content is the same; otherwise
+	// the file starts over in the same way. Whenever a file starts over
+	// after bytes of it were delivered, a writer with Truncate(int64) error
+	// (as *os.File) is cut to 0, a Reset method is called and an io.Seeker
+	// is moved to 0; Truncate(n) is also called to cut off bytes past the
+	// n dojob trusts when it resumes. A writer with Sync() error has it
+	// called where dojob fsyncs a temporary file — at checkpoints (on
+	// another goroutine, never during a write) and at the file's end —
+	// and an error of Sync or of a write fails the job in LOCAL_FILE.
+	// dojob never closes the writer.
+	//
+	// The writer is not persisted. The record keeps the file as a stream
+	// with its byte count; after a restart the file has no writer until
+	// Job.SetFileWriter sets one, and a job that comes to it without one
+	// fails with ErrInvalidState in context LOCAL_FILE. A file of another
+	// writer starts over on the new one, as above (the bytes the old one
+	// got before the restart cannot be trusted); an io.WriterAt given after
+	// a restart is taken to hold the bytes recorded (the same storage,
+	// reopened), and an io.Seeker is checked by its end.
+	Writer io.Writer
 
 	// Size is the expected size of the remote file in bytes (DO's
 	// TotalSizeBytes); 0 means not given. A response that announces
@@ -141,6 +199,9 @@ type FileSpec struct {
 
 // String describes the file with the secrets of its URL hidden (RedactURL).
 func (f FileInfo) String() string {
+	if f.Stream {
+		return redactURL(f.RemoteURL) + " -> (stream)"
+	}
 	return redactURL(f.RemoteURL) + " -> " + f.LocalPath
 }
 
@@ -153,6 +214,14 @@ type file struct {
 	ranges []FileRange
 	temp   string // the hidden temporary file next to local
 	real   string // local with its directory's symbolic links resolved at AddFile; "" for a restored file
+
+	// A stream (FileSpec.Writer) has no local, temp or real path: its
+	// bytes go to w (guarded by the job's mu; nil after a restart until
+	// SetFileWriter). sinkDirty: w, or a writer before it, may hold bytes
+	// of the file, so starting over must ask it to discard them.
+	stream    bool
+	w         io.Writer
+	sinkDirty atomic.Bool
 
 	done atomic.Int64 // bytes in the temporary file
 
@@ -224,8 +293,9 @@ func (f *file) infoLocked() FileInfo {
 		SourceURL:        f.sourceURLLocked(),
 	}
 	if !f.completed {
-		fi.TemporaryName = f.temp
+		fi.TemporaryName = f.temp // "" for a stream
 	}
+	fi.Stream = f.stream
 	if f.ranges != nil {
 		fi.Ranges = append([]FileRange(nil), f.ranges...)
 	}
@@ -281,8 +351,10 @@ func (j *Job) AddFileWithRanges(remoteURL, localPath string, ranges []FileRange)
 // negative, Checksum must be "" or "sha256:" / "sha512:" followed by the
 // digest's hex (64 or 128 digits), and every mirror must be an http or https
 // URL of at most 2,200 characters — else ErrInvalidArg (ranges give
-// ErrInvalidRange or ErrOverlappingRanges as AddFileWithRanges). Two specs
-// with the same LocalPath are ErrInvalidArg. With a state directory the
+// ErrInvalidRange or ErrOverlappingRanges as AddFileWithRanges). A spec
+// with a Writer (a stream) has no LocalPath and no Ranges; one without
+// needs a LocalPath (ErrInvalidArg). Two specs with the same LocalPath are
+// ErrInvalidArg. With a state directory the
 // files are recorded in one durable write, however many there are.
 //
 // A file with a Checksum is verified as it arrives: the job reaches
@@ -304,11 +376,14 @@ func (j *Job) AddFileSet(files []FileSpec) error {
 			}
 			return err
 		}
+		add[i] = f
+		if f.stream {
+			continue // no path of its own
+		}
 		if seen[f.local] {
 			return errorf(ErrInvalidArg, "local path %s is given twice", f.local)
 		}
 		seen[f.local] = true
-		add[i] = f
 	}
 	// Two files that reach the same real path through symbolic links to
 	// folders would overwrite each other. Resolving is I/O, so it happens
@@ -316,6 +391,9 @@ func (j *Job) AddFileSet(files []FileSpec) error {
 	// adds meanwhile is compared by the real path it resolved itself.
 	realOf := make(map[string]string, len(add)) // real path → local path, of the set
 	for _, f := range add {
+		if f.stream {
+			continue
+		}
 		f.real = realPath(f.local)
 		if other, dup := realOf[f.real]; dup {
 			return errorf(ErrInvalidArg, "local path %s is the same file as %s", f.local, other)
@@ -327,10 +405,15 @@ func (j *Job) AddFileSet(files []FileSpec) error {
 	j.mu.Unlock()
 	reals := make(map[*file]string, len(others))
 	for _, g := range others {
-		reals[g] = realPath(g.local)
+		if !g.stream {
+			reals[g] = realPath(g.local)
+		}
 	}
 	return j.update(func() (bool, error) {
 		for _, g := range j.files {
+			if g.stream {
+				continue
+			}
 			if seen[g.local] {
 				return false, errorf(ErrInvalidArg, "local path %s is already in the job", g.local)
 			}
@@ -344,6 +427,10 @@ func (j *Job) AddFileSet(files []FileSpec) error {
 		}
 		prefix := ".dojob-" + j.id.hex32() + "-"
 		for _, f := range add {
+			if f.stream {
+				j.files = append(j.files, f)
+				continue
+			}
 			f.temp = filepath.Join(filepath.Dir(f.local), prefix+strconv.Itoa(len(j.files))+".tmp")
 			j.files = append(j.files, f)
 		}
@@ -357,8 +444,15 @@ func newFile(spec FileSpec) (*file, error) {
 	if err := checkRemoteURL(spec.RemoteURL); err != nil {
 		return nil, err
 	}
-	if err := checkLocalPath(spec.LocalPath); err != nil {
-		return nil, err
+	switch {
+	case spec.Writer != nil && spec.LocalPath != "":
+		return nil, errorf(ErrInvalidArg, "a file with a Writer has no local path (%s given)", spec.LocalPath)
+	case spec.Writer != nil && spec.Ranges != nil:
+		return nil, errorf(ErrInvalidArg, "a file with a Writer cannot have ranges")
+	case spec.Writer == nil:
+		if err := checkLocalPath(spec.LocalPath); err != nil {
+			return nil, err
+		}
 	}
 	var ranges []FileRange
 	if spec.Ranges != nil {
@@ -388,6 +482,7 @@ func newFile(spec FileSpec) (*file, error) {
 		remote: spec.RemoteURL, local: spec.LocalPath, ranges: ranges,
 		size: SizeUnknown, remoteSize: SizeUnknown,
 		expSize: spec.Size, checksum: checksum, sum: sum, mirrors: mirrors,
+		stream: spec.Writer != nil, w: spec.Writer,
 	}
 	if ranges != nil {
 		f.size = rangesSize(ranges, SizeUnknown)

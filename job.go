@@ -371,9 +371,11 @@ func (j *Job) Cancel() error {
 		j.mu.Unlock()
 		return err
 	}
-	temps := make([]string, len(j.files))
-	for i, f := range j.files {
-		temps[i] = f.temp
+	temps := make([]string, 0, len(j.files))
+	for _, f := range j.files {
+		if !f.stream { // a stream has no temporary file
+			temps = append(temps, f.temp)
+		}
 	}
 	j.mu.Unlock()
 

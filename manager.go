@@ -573,7 +573,7 @@ func (m *Manager) finishClose() error {
 			j.opMu.Lock()
 			j.mu.Lock()
 			for _, f := range j.files {
-				if !f.completed {
+				if !f.completed && !f.stream {
 					temps = append(temps, f.temp)
 				}
 			}

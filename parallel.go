@@ -218,8 +218,7 @@ func (x *transfer) runWorkers(n int) {
 				if e.File == nil {
 					// runFile's error names the file as it was when its
 					// source failed (attemptErrorLocked); others get it now.
-					fi := failedFile.infoLocked()
-					e.File = &fi
+					e.aboutLocked(failedFile)
 				}
 				j.endRunLocked()
 				j.failLocked(e)

@@ -28,6 +28,15 @@ func (m *Manager) promote(j *Job, files []*file) error {
 		if !ready {
 			continue
 		}
+		if f.stream {
+			// Its bytes are already the caller's: nothing to install.
+			j.mu.Lock()
+			f.completed = true
+			j.modified = time.Now()
+			j.changedLocked()
+			j.mu.Unlock()
+			continue
+		}
 		if err := m.fs.rename(f.temp, f.local); err != nil {
 			e := localPathError(f.local, err)
 			j.mu.Lock()
@@ -55,7 +64,7 @@ func (m *Manager) promote(j *Job, files []*file) error {
 func (m *Manager) forgetLost(j *Job, files []*file) {
 	for _, f := range files {
 		j.mu.Lock()
-		ready := f.transferred && !f.completed
+		ready := f.transferred && !f.completed && !f.stream
 		j.mu.Unlock()
 		if !ready {
 			continue
@@ -78,7 +87,7 @@ func (m *Manager) discardPartials(j *Job, files []*file) {
 	var temps []string
 	j.mu.Lock()
 	for _, f := range files {
-		if !f.completed {
+		if !f.completed && !f.stream {
 			temps = append(temps, f.temp)
 		}
 	}

@@ -104,6 +104,11 @@ type recordFile struct {
 	// file fetched in segments, [start, end) pairs; Durable is their sum.
 	// Absent: Durable bytes from byte 0.
 	Spans [][2]int64 `json:"spans,omitempty"`
+
+	// Added within version 1 (FileSpec.Writer): the file is a stream, with
+	// no Local or Temp; Durable counts the bytes its writer was given (and
+	// synced, if it could be). The writer itself is not persisted.
+	Stream bool `json:"stream,omitempty"`
 }
 
 type recordError struct {
@@ -168,6 +173,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 			ExpectedSize:    f.expSize, Checksum: f.checksum, Mirrors: f.mirrors, Verified: f.verified,
 			HashState: f.hashState, HashLen: f.hashLen,
 			Source: f.src, ValidatorSource: lastOr(f.srcs, 0), Sources: f.srcs, Spans: f.spans,
+			Stream: f.stream,
 		}
 	}
 	return r
@@ -180,7 +186,8 @@ func (j *Job) recordErrorLocked(e *JobError) *recordError {
 	r := &recordError{Context: e.Context, Code: e.Code, File: -1, Transient: e.transient}
 	if e.File != nil {
 		for i, f := range j.files {
-			if f.local == e.File.LocalPath {
+			// A stream has no LocalPath to be found by: the error names it.
+			if e.of != nil && f == e.of || e.of == nil && !f.stream && f.local == e.File.LocalPath {
 				r.File = i
 			}
 		}
@@ -202,8 +209,7 @@ func (j *Job) jobError(r *recordError) *JobError {
 	}
 	e := &JobError{Context: r.Context, Code: r.Code, transient: r.Transient}
 	if r.File >= 0 && r.File < len(j.files) {
-		fi := j.files[r.File].infoLocked()
-		e.File = &fi
+		e.aboutLocked(j.files[r.File])
 	}
 	if r.Cause != nil {
 		e.Err = j.jobError(r.Cause)
@@ -281,6 +287,9 @@ func (rec *record) check() error {
 		if err := f.check(tempPrefix); err != nil {
 			return fmt.Errorf("record holds an invalid file %d: %w", i, err)
 		}
+		if f.Stream {
+			continue // no path of its own
+		}
 		if locals[f.Local] || temps[f.Temp] {
 			return fmt.Errorf("record holds an invalid file %d: its local or temporary path is another file's", i)
 		}
@@ -292,14 +301,23 @@ func (rec *record) check() error {
 // check validates one file of a record, as AddFile and the transfer would
 // have left it.
 func (f *recordFile) check(tempPrefix string) error {
+	if f.Stream {
+		// A stream (FileSpec.Writer) has no path, and no ranges.
+		if f.Local != "" || f.Temp != "" || f.Ranges != nil {
+			return errors.New("a stream with a local or temporary path, or ranges")
+		}
+	} else {
+		switch {
+		case checkLocalPath(f.Local) != nil:
+			return errors.New("the local path is not absolute and clean")
+		case filepath.Dir(f.Temp) != filepath.Dir(f.Local) || !strings.HasPrefix(filepath.Base(f.Temp), tempPrefix) ||
+			!strings.HasSuffix(f.Temp, ".tmp"):
+			return errors.New("the temporary path is not the job's, next to the local path")
+		}
+	}
 	switch {
 	case checkRemoteURL(f.Remote) != nil:
 		return errors.New("the remote URL is not an http or https URL")
-	case checkLocalPath(f.Local) != nil:
-		return errors.New("the local path is not absolute and clean")
-	case filepath.Dir(f.Temp) != filepath.Dir(f.Local) || !strings.HasPrefix(filepath.Base(f.Temp), tempPrefix) ||
-		!strings.HasSuffix(f.Temp, ".tmp"):
-		return errors.New("the temporary path is not the job's, next to the local path")
 	case f.Ranges != nil && checkRanges(f.Ranges) != nil:
 		return errors.New("invalid ranges")
 	case f.Size < SizeUnknown || f.RemoteSize < SizeUnknown:

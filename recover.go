@@ -122,6 +122,7 @@ func (m *Manager) restore(r *record) *Job {
 			expSize:    rf.ExpectedSize, checksum: checksum, sum: sum, mirrors: rf.Mirrors, verified: rf.Verified,
 			hashState: rf.HashState, hashLen: rf.HashLen,
 			src: rf.Source, srcs: recordSources(rf), spans: rf.Spans,
+			stream: rf.Stream,
 		})
 	}
 
@@ -131,6 +132,10 @@ func (m *Manager) restore(r *record) *Job {
 		// A temporary file already gone was renamed before the crash.
 		for _, f := range j.files {
 			if f.transferred && !f.completed {
+				if f.stream {
+					f.completed = true // nothing to install
+					continue
+				}
 				if _, err := os.Stat(f.temp); err == nil {
 					if err := m.fs.rename(f.temp, f.local); err != nil {
 						m.log.Error("dojob: finishing an interrupted Complete", "job", r.ID.String(), "file", f.local, "err", err)
@@ -145,9 +150,11 @@ func (m *Manager) restore(r *record) *Job {
 		m.unpersist(j)
 		return nil
 	case r.State == StateCancelled:
-		temps := make([]string, len(j.files))
-		for i, f := range j.files {
-			temps[i] = f.temp
+		temps := make([]string, 0, len(j.files))
+		for _, f := range j.files {
+			if !f.stream {
+				temps = append(temps, f.temp)
+			}
 		}
 		_ = m.removeTemps(j, temps)
 		m.unpersist(j)
@@ -215,6 +222,14 @@ func (m *Manager) restore(r *record) *Job {
 // a missing one starts over.
 func (m *Manager) checkTemp(j *Job, f *file) {
 	if f.completed {
+		return
+	}
+	if f.stream {
+		// No temporary file to look at, and no writer yet: the sink the
+		// next attempt opens on the writer SetFileWriter gives decides
+		// whether the recorded bytes are there (lazyTemp.open).
+		f.sinkDirty.Store(true) // bytes may have gone to a writer before the restart
+		f.done.Store(f.durable)
 		return
 	}
 	fi, err := os.Stat(f.temp)

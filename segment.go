@@ -76,8 +76,13 @@ type segRun struct {
 }
 
 // segmentable reports whether the response just accepted for f (v, to a
-// request for sp) lets the file be fetched over several connections.
-func (x *transfer) segmentableLocked(f *file, status int, v verdict) bool {
+// request for sp) lets the file be fetched over several connections. A
+// stream needs a writer that takes bytes at offsets (and, with a Checksum,
+// gives them back for the prefix hasher).
+func (x *transfer) segmentableLocked(tf *lazyTemp, f *file, status int, v verdict) bool {
+	if s := tf.sink(); f.stream && (s == nil || !s.segmentable(f.sum != nil)) {
+		return false
+	}
 	if f.spans != nil {
 		return true // already in segments
 	}

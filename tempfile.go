@@ -22,6 +22,10 @@ type lazyTemp struct {
 	// (the file must be at least this long; nothing is cut off, as its
 	// bytes are at their offsets); 0 otherwise. Set before the first open.
 	spanEnd int64
+	// w: for a stream (FileSpec.Writer), the writer of this attempt, which
+	// open wraps in a streamSink instead of opening a file. Set before the
+	// first open.
+	w io.Writer
 }
 
 func (t *lazyTemp) open() error {
@@ -29,13 +33,21 @@ func (t *lazyTemp) open() error {
 		return nil
 	}
 	have := t.f.done.Load()
-	tf, err := t.fs.openTemp(t.f.temp, have == 0)
-	if have > 0 && errors.Is(err, fs.ErrNotExist) {
-		t.lost = true
-		tf, err = t.fs.openTemp(t.f.temp, true)
-	}
-	if err != nil {
-		return localPathError(t.f.local, err)
+	var tf tempFile
+	if t.f.stream {
+		// A sink that cannot show the recorded bytes is lost below, as a
+		// temporary file that shrank is.
+		tf = newStreamSink(t.w, t.f, have)
+	} else {
+		var err error
+		tf, err = t.fs.openTemp(t.f.temp, have == 0)
+		if have > 0 && errors.Is(err, fs.ErrNotExist) {
+			t.lost = true
+			tf, err = t.fs.openTemp(t.f.temp, true)
+		}
+		if err != nil {
+			return localPathError(t.f.local, err)
+		}
 	}
 	if have > 0 && !t.lost {
 		size, err := tf.Seek(0, io.SeekEnd)
@@ -62,6 +74,20 @@ func (t *lazyTemp) open() error {
 	}
 	t.tempFile = tf
 	return nil
+}
+
+// lostWhy is why a file whose recorded bytes open found lost starts over.
+func (t *lazyTemp) lostWhy() string {
+	if s, ok := t.tempFile.(*streamSink); ok {
+		return s.lostWhy()
+	}
+	return "temporary file missing or shorter than recorded"
+}
+
+// sink is the streamSink of an open stream file, else nil.
+func (t *lazyTemp) sink() *streamSink {
+	s, _ := t.tempFile.(*streamSink)
+	return s
 }
 
 // finish closes the file, reporting the error of the close.

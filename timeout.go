@@ -144,7 +144,7 @@ func (j *Job) expireLocked() {
 	}
 	e := &JobError{Code: ErrNoProgress, Context: ErrorContextNone}
 	if last := j.lastTransient; last != nil {
-		e.Context, e.File, e.Err = last.Context, last.File, last
+		e.Context, e.File, e.Err, e.of = last.Context, last.File, last, last.of
 	}
 	j.stopTransferLocked()
 	j.jerr = e

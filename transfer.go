@@ -107,8 +107,7 @@ func (j *Job) attemptErrorLocked(x *transfer, f *file, fctx context.Context, err
 		err = &sourceError{c} // the watchdog stopped this source's attempt
 	}
 	e = classify(err)
-	fi := f.infoLocked()
-	e.File = &fi
+	e.aboutLocked(f)
 	if fromSource(err, e) {
 		next, final := j.failoverLocked(x, f, e)
 		if next {
@@ -153,7 +152,11 @@ func (x *transfer) transferFile(f *file) error {
 	if n := len(f.spans); n > 0 {
 		tf.spanEnd = f.spans[n-1][1]
 	}
+	tf.w = f.w
 	x.j.mu.Unlock()
+	if f.stream && tf.w == nil {
+		return noWriterError(x.j.fileIndex(f))
+	}
 	x.noSplit = false
 	defer tf.close()
 	defer x.bg.wait() // before the close: a checkpoint's fsync may still run
@@ -164,9 +167,24 @@ func (x *transfer) transferFile(f *file) error {
 		if err := tf.open(); err != nil {
 			return err
 		}
-		if tf.lost {
-			x.j.m.logAsync(slog.LevelWarn, "dojob: temporary file missing or shorter than recorded; the file starts over", "job", x.j.id.String(), "file", f.temp, "recorded", f.done.Load())
-			if err := x.restart(tf, f, "temporary file missing or shorter than recorded"); err != nil {
+		why := ""
+		switch {
+		case tf.lost:
+			why = tf.lostWhy()
+			if !f.stream {
+				x.j.m.logAsync(slog.LevelWarn, "dojob: temporary file missing or shorter than recorded; the file starts over", "job", x.j.id.String(), "file", f.temp, "recorded", f.done.Load())
+			}
+		case f.stream && tf.spanEnd > 0 && !tf.sink().segmentable(f.sum != nil):
+			// Bytes in segments, and a writer (set again) that cannot
+			// take the gaps at their offsets.
+			why = "the writer cannot take bytes at offsets"
+		case f.stream && !x.canDigest(tf, f):
+			// A Checksum needs the digest of the bytes kept; a writer
+			// that cannot be read back cannot give it again.
+			why = "the writer's bytes cannot be hashed again"
+		}
+		if why != "" {
+			if err := x.restart(tf, f, why); err != nil {
 				return err
 			}
 		}
@@ -420,7 +438,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complet
 		j.m.clock.setEarlier(&j.tickDL, now+j.speedWindow) // judged at the window's end
 	}
 	j.moveLocked(StateTransferring)
-	segmented := x.segmentableLocked(f, resp.StatusCode, v) && !v.truncate
+	segmented := x.segmentableLocked(tf, f, resp.StatusCode, v) && !v.truncate
 	j.mu.Unlock()
 
 	if segmented {
@@ -438,7 +456,7 @@ func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complet
 		return false, "", nil // the next step finds the next gap, or completion
 	}
 
-	if err := x.ensureDigest(f); err != nil {
+	if err := x.ensureDigest(tf, f); err != nil {
 		return false, "", err
 	}
 

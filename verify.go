@@ -51,7 +51,7 @@ func (f *file) emptyLocked() {
 // back, else the state saved at the last checkpoint, else — only when
 // neither covers exactly the bytes kept — one computed by reading the
 // temporary file once.
-func (x *transfer) ensureDigest(f *file) error {
+func (x *transfer) ensureDigest(tf *lazyTemp, f *file) error {
 	if f.sum == nil || x.hf == f { // f.sum never changes after AddFileSet
 		return nil
 	}
@@ -73,7 +73,13 @@ func (x *transfer) ensureDigest(f *file) error {
 	if h == nil {
 		h = f.newDigest()
 		if done > 0 {
-			if err := hashFile(h, f.temp, done); err != nil {
+			var err error
+			if f.stream {
+				err = hashSink(h, tf, done)
+			} else {
+				err = hashFile(h, f.temp, done)
+			}
+			if err != nil {
 				return err
 			}
 			j.m.rehashes.Add(1)
@@ -94,6 +100,42 @@ func hashFile(h io.Writer, path string, n int64) error {
 		return localError(fmt.Errorf("hashing %s: %w", path, err))
 	}
 	return nil
+}
+
+// hashSink feeds the first n bytes of a stream's writer to h: it must be an
+// io.ReaderAt (transferFile starts a stream over rather than come here with
+// one that is not: canDigest).
+func hashSink(h io.Writer, tf *lazyTemp, n int64) error {
+	if err := tf.open(); err != nil {
+		return err
+	}
+	s := tf.sink()
+	if s == nil || s.ra == nil {
+		return localError(errors.New("the stream's writer cannot be read back to hash it"))
+	}
+	if _, err := io.Copy(h, io.NewSectionReader(s, 0, n)); err != nil {
+		return localError(fmt.Errorf("hashing the stream's writer: %w", err))
+	}
+	return nil
+}
+
+// canDigest reports whether ensureDigest can give a digest of f's bytes: f
+// has no Checksum, a digest of them is at hand, or they can be read again.
+func (x *transfer) canDigest(tf *lazyTemp, f *file) bool {
+	if f.sum == nil || x.hf == f {
+		return true
+	}
+	if !f.stream {
+		return true // hashFile reads the temporary file
+	}
+	if _, ok := tf.w.(io.ReaderAt); ok {
+		return true
+	}
+	j := x.j
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	done := f.done.Load()
+	return f.digest != nil && f.digestLen == done || f.hashState != nil && f.hashLen == done
 }
 
 // releaseDigest hands the run's digest of f back to f when the run stops
@@ -144,7 +186,7 @@ func (x *transfer) verify(tf *lazyTemp, f *file) error {
 	case f.expSize > 0 && remoteSize != SizeUnknown && remoteSize != f.expSize:
 		why = fmt.Sprintf("the remote file has %d bytes, not the expected %d", remoteSize, f.expSize)
 	case f.sum != nil:
-		if err := x.ensureDigest(f); err != nil {
+		if err := x.ensureDigest(tf, f); err != nil {
 			return err
 		}
 		if got := x.h.Sum(nil); !bytes.Equal(got, f.sum) {
@@ -281,8 +323,7 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 		return j.m.persist(j)
 	}
 	e := validationError("the caller rejected the file (SetValidationState)")
-	fi := f.infoLocked()
-	e.File = &fi
+	e.aboutLocked(f)
 	if !foreign && (j.state.active() || j.state == StateTransferred) {
 		j.stopTransferLocked()
 		j.failLocked(e)
@@ -291,6 +332,11 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 	j.mu.Unlock()
 	if last != nil {
 		<-last.done // no transfer goroutine has a file open from here on
+	}
+	if temp == "" {
+		// A stream: its writer is asked to discard the bytes when the
+		// file starts over (sinkDirty).
+		return j.m.persist(j)
 	}
 	if err := os.Truncate(temp, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
 		j.m.log.Warn("dojob: emptying a rejected file", "job", j.id.String(), "file", temp, "err", err)

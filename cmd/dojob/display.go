@@ -123,7 +123,7 @@ func (c *cli) newDisplay(j jobView, stallTimeout time.Duration) *display {
 	for _, f := range files {
 		n, _ := restartInfo(f)
 		d.files = append(d.files, fileView{
-			name: filepath.Base(f.LocalPath), total: f.BytesTotal, bytes: f.BytesTransferred,
+			name: filepath.Base(destination(f)), total: f.BytesTotal, bytes: f.BytesTransferred,
 			before: f.BytesTransferred, restarts: n, done: f.Transferred || f.Completed,
 		})
 	}

@@ -295,7 +295,7 @@ func (c *cli) printInfo(j jobView) {
 	tw.Flush()
 	fmt.Fprintln(c.stdout, "Files:")
 	for i, f := range j.Files() {
-		fmt.Fprintf(c.stdout, "  %d. %s\n     -> %s\n     %s, transferred: %s, completed: %s\n", i+1, redact(f.RemoteURL), f.LocalPath,
+		fmt.Fprintf(c.stdout, "  %d. %s\n     -> %s\n     %s, transferred: %s, completed: %s\n", i+1, redact(f.RemoteURL), destination(f),
 			formatProgress(f.BytesTransferred, f.BytesTotal), yesNo(f.Transferred), yesNo(f.Completed))
 		for _, r := range f.Ranges {
 			if r.Length == dojob.LengthToEOF {
@@ -377,6 +377,7 @@ type errorJSON struct {
 type fileJSON struct {
 	URL              string `json:"url"` // without password
 	Path             string `json:"path"`
+	Stream           bool   `json:"stream,omitempty"` // a program's stream (FileSpec.Writer): no path
 	BytesTotal       int64  `json:"bytes_total"`
 	BytesTransferred int64  `json:"bytes_transferred"`
 	Transferred      bool   `json:"transferred"`
@@ -419,7 +420,7 @@ func jobOf(j jobView) jobJSON {
 	}
 	for _, f := range j.Files() {
 		out.Files = append(out.Files, fileJSON{
-			URL: redact(f.RemoteURL), Path: f.LocalPath,
+			URL: redact(f.RemoteURL), Path: f.LocalPath, Stream: f.Stream,
 			BytesTotal: f.BytesTotal, BytesTransferred: f.BytesTransferred,
 			Transferred: f.Transferred, Completed: f.Completed,
 			ExpectedSize: f.ExpectedSize, Checksum: f.Checksum, Verified: f.Verified,
@@ -517,4 +518,14 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// destination is where a file's bytes go: its LocalPath, or "(stream)" for
+// a file a program streams to a writer of its own (FileSpec.Writer), which a
+// shared state directory may show.
+func destination(f dojob.FileInfo) string {
+	if f.Stream {
+		return "(stream)"
+	}
+	return f.LocalPath
 }

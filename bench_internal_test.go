@@ -55,7 +55,7 @@ func (nopFile) ReadFrom(r io.Reader) (int64, error)    { return io.Copy(io.Disca
 // path (the target, docs/design.md, Performance targets: ≤ 25 ns, 0
 // allocations, no timer touched).
 func BenchmarkWriteAccounting(b *testing.B) {
-	x := &transfer{progressed: true}
+	x := &worker{progressed: true}
 	f := &file{}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -91,7 +91,7 @@ func BenchmarkCopyLoop(b *testing.B) {
 		b.SetBytes(size)
 		b.ReportAllocs()
 		for b.Loop() {
-			x := &transfer{j: j, progressed: true}
+			x := &worker{j: j, progressed: true}
 			f := &file{}
 			n, err := x.copy(nopFile{}, struct{ io.Reader }{bytes.NewReader(body)}, f, size)
 			if err != nil || n != size || f.done.Load() != size {

@@ -12,7 +12,7 @@ const bufSize = 256 << 10
 // it, so the next run — in this process or after a restart — resumes from
 // there rather than from the last checkpoint. It runs on every way a
 // transfer ends early: an error, a stall, Suspend, pre-emption, Close.
-func (x *transfer) keep(tf *lazyTemp, f *file) {
+func (x *worker) keep(tf *lazyTemp, f *file) {
 	if tf.tempFile == nil {
 		return
 	}
@@ -38,7 +38,7 @@ func (x *transfer) keep(tf *lazyTemp, f *file) {
 // high-water mark, and reads one flag — no lock, no clock, no allocation.
 // The first new byte of a run (one past the mark) closes the no-progress
 // window (once, under the lock); the watchdog tick asks for checkpoints.
-func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int64, error) {
+func (x *worker) copy(tf tempFile, body io.Reader, f *file, length int64) (int64, error) {
 	if x.buf == nil {
 		x.buf = x.j.m.bufs.Get().(*[]byte)
 	}
@@ -107,14 +107,14 @@ func (x *transfer) copy(tf tempFile, body io.Reader, f *file, length int64) (int
 // not progress until it gets back there — or a checkpoint the watchdog
 // asked for. Once the run has progressed the mark is not looked at again:
 // the window stays closed until the run ends.
-func (x *transfer) account(f *file, n int) (slow bool) {
+func (x *worker) account(f *file, n int) (slow bool) {
 	done := f.done.Add(int64(n))
 	return (!x.progressed && done > x.mark) || x.ckptDue.Load()
 }
 
 // firstByte records the first new byte of a run: progress closes the
 // no-progress window and resets the retry back-off.
-func (x *transfer) firstByte() {
+func (x *worker) firstByte() {
 	x.progressed = true
 	j := x.j
 	j.mu.Lock()
@@ -130,7 +130,7 @@ func (x *transfer) firstByte() {
 // has been written, and recorded once the fsync has returned. Anything
 // saved along with the length must be taken here too, at the same count.
 // A failed fsync is reported by the next checkpoint or at the file's end.
-func (x *transfer) checkpoint(tf tempFile, f *file) error {
+func (x *worker) checkpoint(tf tempFile, f *file) error {
 	x.ckptDue.Store(false)
 	if err := x.bg.failed(); err != nil {
 		return localError(err)

@@ -57,7 +57,7 @@ func TestCheckpointDoesNotStopTheCopy(t *testing.T) {
 		m, j, f := persistedJob(t)
 		defer func() { require.NoError(t, m.Close()) }()
 		g := &gatedFile{release: make(chan struct{})}
-		x := &transfer{j: j, progressed: true}
+		x := &worker{j: j, progressed: true}
 		const first, second = 3 << 20, 5 << 20
 
 		_, err := x.copy(g, io.LimitReader(zeroReader{}, first), f, first)
@@ -93,7 +93,7 @@ func TestCheckpointSyncErrorReported(t *testing.T) {
 		boom := errors.New("disk on fire")
 		g := &gatedFile{release: make(chan struct{}), syncErr: boom}
 		close(g.release)
-		x := &transfer{j: j, progressed: true}
+		x := &worker{j: j, progressed: true}
 		f.done.Store(1000)
 		require.NoError(t, x.checkpoint(g, f))
 		synctest.Wait()

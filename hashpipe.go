@@ -11,7 +11,7 @@ const hashPipeDepth = 4
 // once it has been hashed. The copy loop owns the pipe and its goroutine:
 // stop waits for it.
 type hashPipe struct {
-	x        *transfer
+	x        *worker
 	bufs     []*[]byte     // bufs[0] is x.buf; the others come from the pool
 	work     chan []byte   // written bytes for the hasher, in order
 	hashed   chan struct{} // one token per buffer hashed
@@ -20,7 +20,7 @@ type hashPipe struct {
 	inflight int           // buffers sent and not yet known to be hashed
 }
 
-func (x *transfer) startHashPipe() *hashPipe {
+func (x *worker) startHashPipe() *hashPipe {
 	p := &hashPipe{
 		x:      x,
 		bufs:   make([]*[]byte, hashPipeDepth),

@@ -146,7 +146,7 @@ func (f *file) sourceURLLocked() string { return sourceURL(f.remote, f.mirrors, 
 // the run must end with failLocked(final). Either way the file's source
 // moves on: after a finished round it is back where the round started. It
 // takes the clock's and the log queue's locks.
-func (j *Job) failoverLocked(x *transfer, f *file, e *JobError) (next bool, final *JobError) {
+func (j *Job) failoverLocked(x *worker, f *file, e *JobError) (next bool, final *JobError) {
 	n := f.usableLocked()
 	if x.roundFile != f || x.progressed {
 		// A new file, or this attempt made progress: a new round

@@ -51,14 +51,8 @@ func (j *Job) MaxParallelFiles() int {
 // maxParallelLocked is MaxParallelFiles; the field's zero value means 1.
 func (j *Job) maxParallelLocked() int { return max(j.parallel, 1) }
 
-// liveLocked reports whether x — a job's run, or one file of a parallel run
-// (root set) — is still the job's running transfer.
-func (x *transfer) liveLocked() bool {
-	if x.root != nil {
-		return x.j.xfer == x.root
-	}
-	return x.j.xfer == x
-}
+// liveLocked reports whether x's run is still the job's running transfer.
+func (x *worker) liveLocked() bool { return x.j.xfer == x.run }
 
 // stalledLocked is the watchdog's look at every file the run is
 // transferring: it notes which counters moved and reports whether one of
@@ -68,11 +62,7 @@ func (x *transfer) liveLocked() bool {
 // none. due is the earliest instant an attempt wants the next tick at (0:
 // none).
 func (x *transfer) stalledLocked(now, stall time.Duration) (due time.Duration, cause error) {
-	due, cause = x.watchLocked(now, stall)
-	if cause != nil {
-		return 0, cause
-	}
-	for _, w := range x.subs {
+	for _, w := range x.workers {
 		d, c := w.watchLocked(now, stall)
 		if c != nil {
 			return 0, c
@@ -88,7 +78,7 @@ func (x *transfer) stalledLocked(now, stall time.Duration) (due time.Duration, c
 // stalled or too slow attempt that has a context of its own (fcancel) is
 // stopped alone — the file may fail over to its next source (mirrors.go) —
 // and watched afresh; otherwise the cause is returned, to stop the run.
-func (x *transfer) watchLocked(now, stall time.Duration) (due time.Duration, cause error) {
+func (x *worker) watchLocked(now, stall time.Duration) (due time.Duration, cause error) {
 	f := x.cur
 	if f == nil {
 		return 0, nil
@@ -128,13 +118,10 @@ func (x *transfer) watchLocked(now, stall time.Duration) (due time.Duration, cau
 	return 0, nil
 }
 
-// transferringLocked reports whether the run is transferring f, itself or
-// in one of its parallel files.
+// transferringLocked reports whether one of the run's workers is
+// transferring f.
 func (x *transfer) transferringLocked(f *file) bool {
-	if x.cur == f {
-		return true
-	}
-	for _, w := range x.subs {
+	for _, w := range x.workers {
 		if w.cur == f {
 			return true
 		}
@@ -145,8 +132,7 @@ func (x *transfer) transferringLocked(f *file) bool {
 // askCheckpointLocked asks the copy loop of every file the run is
 // transferring for a checkpoint.
 func (x *transfer) askCheckpointLocked() {
-	x.ckptDue.Store(true)
-	for _, w := range x.subs {
+	for _, w := range x.workers {
 		w.ckptDue.Store(true)
 	}
 }
@@ -164,14 +150,14 @@ func (j *Job) nextFreeFileLocked(busy map[*file]bool) *file {
 
 // fileResult is what a worker of a parallel run reports.
 type fileResult struct {
-	w   *transfer
+	w   *worker
 	f   *file
 	err error
 }
 
 // runWorkers is the body of run for a job that may transfer n files at
-// once: it keeps up to n workers going — each a transfer of its own (root
-// x, sharing a context derived from x's) for one file at a time — and
+// once: it keeps up to n workers going — a worker (transfer.go) for one
+// file at a time, sharing a context derived from x's — and
 // applies their results under the job's lock. The workers are owned by this
 // goroutine, which waits for every one before it returns. A worker that
 // starts while no other is busy moves the job to CONNECTING (so files
@@ -199,9 +185,9 @@ func (x *transfer) runWorkers(n int) {
 			if len(busy) == 0 {
 				j.moveLocked(StateConnecting)
 			}
-			w := &transfer{j: j, root: x, ctx: ctx, cancel: cancel}
+			w := &worker{j: j, run: x, ctx: ctx}
 			w.cur, w.seen, w.seenAt = f, f.done.Load(), m.now()
-			x.subs = append(x.subs, w)
+			x.workers = append(x.workers, w)
 			busy[f] = true
 			wg.Go(func() { results <- fileResult{w, f, w.runFile(f)} })
 		}
@@ -239,7 +225,7 @@ func (x *transfer) runWorkers(n int) {
 			r.w.buf = nil
 		}
 		j.mu.Lock()
-		x.subs = slices.DeleteFunc(x.subs, func(w *transfer) bool { return w == r.w })
+		x.workers = slices.DeleteFunc(x.workers, func(w *worker) bool { return w == r.w })
 		switch {
 		case r.err == nil && j.xfer == x:
 			j.fileDoneLocked(r.f)
@@ -256,7 +242,7 @@ func (x *transfer) runWorkers(n int) {
 // to its next source, mirrors.go), until it is done, fails for good, or the
 // run stops — then the run decides (an error of a stopped run is returned
 // as it is).
-func (w *transfer) runFile(f *file) error {
+func (w *worker) runFile(f *file) error {
 	j := w.j
 	for {
 		j.mu.Lock()

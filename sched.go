@@ -229,7 +229,7 @@ func (j *Job) start(kind slotKind) {
 	}
 	j.xfer, j.last = x, x
 	now := m.now()
-	x.seenAt, x.ckptAt = now, now
+	x.ckptAt = now
 	m.clock.set(&j.tickDL, now+j.tickIntervalLocked())
 }
 

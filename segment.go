@@ -55,7 +55,7 @@ type segConn struct {
 
 // segRun is the state of one fetch in segments, shared by its connections.
 type segRun struct {
-	x      *transfer
+	x      *worker
 	f      *file
 	tf     tempFile
 	tb     *segTable
@@ -79,7 +79,7 @@ type segRun struct {
 // request for sp) lets the file be fetched over several connections. A
 // stream needs a writer that takes bytes at offsets (and, with a Checksum,
 // gives them back for the prefix hasher).
-func (x *transfer) segmentableLocked(tf *lazyTemp, f *file, status int, v verdict) bool {
+func (x *worker) segmentableLocked(tf *lazyTemp, f *file, status int, v verdict) bool {
 	if s := tf.sink(); f.stream && (s == nil || !s.segmentable(f.sum != nil)) {
 		return false
 	}
@@ -96,7 +96,7 @@ func (x *transfer) segmentableLocked(tf *lazyTemp, f *file, status int, v verdic
 // when every byte is written (f.spans is then nil again: the file is one
 // prefix), or with the error that stopped it; a *segRestart means the file
 // must start over.
-func (x *transfer) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n int) error {
+func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n int) error {
 	j, m := x.j, x.j.m
 	j.mu.Lock()
 	spans := f.spans
@@ -196,7 +196,7 @@ func (x *transfer) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span,
 
 // presize makes the temporary file as long as the whole file, so every
 // segment can be written at its offset.
-func (x *transfer) presize(tf *lazyTemp, size int64) error {
+func (x *worker) presize(tf *lazyTemp, size int64) error {
 	end, err := tf.Seek(0, io.SeekEnd)
 	if err != nil {
 		return localError(err)
@@ -419,7 +419,7 @@ func (r *segRun) record(sync bool) {
 
 // firstByteShared is firstByte for the connections of a segmented fetch,
 // which share x: the caller won the race to report the first new byte.
-func (x *transfer) firstByteShared() {
+func (x *worker) firstByteShared() {
 	j := x.j
 	j.mu.Lock()
 	if x.liveLocked() {

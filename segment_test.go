@@ -3,6 +3,7 @@ package dojob_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -335,47 +336,17 @@ func TestSegmentsStopCleanly(t *testing.T) {
 
 // TestSegmentsHostBudget: 4 jobs of 8 connections each against one host
 // never have more than Config.MaxConnectionsPerHost requests open there at
-// once; every file is right.
+// once — counted where dojob opens them (a request's RoundTrip to its
+// body's Close; the server sees a closed body a moment later) — and every
+// file is right.
 func TestSegmentsHostBudget(t *testing.T) {
 	const budget = 8
-	var open, peak atomic.Int32
 	data := dojobtest.Content("budget", 4<<20)
-	inner := dojobtest.NewServer(t, dojobtest.WithFile("/f", data), dojobtest.WithRate(4<<20))
-	target := inner.FileURL("/f")
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		n := open.Add(1)
-		defer open.Add(-1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-		}
-		out, err := http.NewRequestWithContext(req.Context(), http.MethodGet, target, nil)
-		if err != nil {
-			return
-		}
-		out.Header = req.Header.Clone()
-		resp, err := http.DefaultTransport.RoundTrip(out)
-		if err != nil {
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		buf := make([]byte, 32<<10)
-		for {
-			k, rerr := resp.Body.Read(buf)
-			if k > 0 {
-				if _, err := w.Write(buf[:k]); err != nil {
-					return
-				}
-			}
-			if rerr != nil {
-				return
-			}
-		}
-	}))
-	defer s.Close()
-	m := newMirrorManager(t, dojob.Config{MinSegmentSize: segMin, MaxConnectionsPerHost: budget, MaxForegroundJobs: 4})
+	s := dojobtest.NewServer(t, dojobtest.WithFile("/f", data), dojobtest.WithRate(4<<20))
+	ct := &openCounter{rt: http.DefaultTransport.(*http.Transport).Clone()}
+	defer ct.rt.CloseIdleConnections()
+	m := newMirrorManager(t, dojob.Config{HTTPClient: &http.Client{Transport: ct}, MinSegmentSize: segMin,
+		MaxConnectionsPerHost: budget, MaxForegroundJobs: 4})
 	var jobs []*dojob.Job
 	var locals []string
 	for i := range 4 {
@@ -383,7 +354,7 @@ func TestSegmentsHostBudget(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, j.SetPriority(dojob.PriorityForeground))
 		local := filepath.Join(t.TempDir(), "f")
-		require.NoError(t, j.AddFile(s.URL+"/f", local))
+		require.NoError(t, j.AddFile(s.FileURL("/f"), local))
 		require.NoError(t, j.SetMaxConnections(8))
 		jobs, locals = append(jobs, j), append(locals, local)
 	}
@@ -397,8 +368,41 @@ func TestSegmentsHostBudget(t *testing.T) {
 		require.NoError(t, j.Complete())
 		assert.Equal(t, sha256Hex(data), fileSHA256(t, locals[i]))
 	}
-	assert.LessOrEqual(t, peak.Load(), int32(budget), "requests open at once")
-	assert.Greater(t, peak.Load(), int32(4), "the jobs did split their files")
+	assert.LessOrEqual(t, ct.peak.Load(), int32(budget), "requests open at once")
+	assert.Greater(t, ct.peak.Load(), int32(4), "the jobs did split their files")
+}
+
+// openCounter counts the requests open at once through it: from RoundTrip
+// to the Close of the response's body.
+type openCounter struct {
+	rt         *http.Transport
+	open, peak atomic.Int32
+}
+
+func (c *openCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	n := c.open.Add(1)
+	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
+	}
+	resp, err := c.rt.RoundTrip(r)
+	if err != nil {
+		c.open.Add(-1)
+		return nil, err
+	}
+	resp.Body = &closeOnce{ReadCloser: resp.Body, done: func() { c.open.Add(-1) }}
+	return resp, nil
+}
+
+// closeOnce calls done on its first Close.
+type closeOnce struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *closeOnce) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.done)
+	return err
 }
 
 // TestSegmentsTempFileShorter: a temporary file cut behind dojob's back

@@ -91,8 +91,7 @@ func (j *Job) restartSpeedLocked() {
 		return
 	}
 	now := j.m.now()
-	x.speed.restart(now, x.cur)
-	for _, w := range x.subs {
+	for _, w := range x.workers {
 		w.speed.restart(now, w.cur)
 	}
 	if j.minSpeed > 0 {

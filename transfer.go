@@ -25,19 +25,31 @@ type transfer struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the goroutine has exited
 	prev   *transfer     // the job's previous run, which must exit first
-	root   *transfer     // for one file of a parallel run (parallel.go): the job's run
 
 	// Guarded by the scheduler's mu.
 	preempted bool
 	started   uint64
 
 	// Guarded by the job's mu.
+	ckptAt  time.Duration // when the last checkpoint was asked for
+	workers []*worker     // the files under way, one worker each (parallel.go)
+}
+
+// worker is one file of a run under way (runWorkers): it makes the file's
+// attempts over its sources and owns what an attempt needs — the offset and
+// validators it asks with, the copy buffer, the digest, the segments — on
+// its own goroutine. What the job shows of the file it writes under the
+// job's lock at the points docs/design.md lists ("The core").
+type worker struct {
+	j   *Job
+	run *transfer       // the run it belongs to
+	ctx context.Context // the run's, shared by its workers
+
+	// Guarded by the job's mu.
 	cur    *file         // the file being transferred (the watchdog reads its counter)
 	seen   int64         // its byte counter at the last watchdog tick
 	seenAt time.Duration // when that counter last changed (or headers arrived)
-	ckptAt time.Duration // when the last checkpoint was asked for
 	speed  speedWatch    // the current response's speed, for the minimum speed (speed.go)
-	subs   []*transfer   // the files of a parallel run under way (parallel.go)
 
 	ckptDue atomic.Bool // the watchdog asks the copy loop for a checkpoint
 	// noSplit: the file stops being split for the rest of transferFile (a
@@ -47,10 +59,10 @@ type transfer struct {
 	segConns []*segConn
 	bg       bgSync // the checkpoint fsync in flight, off the copy goroutine
 
-	// The context of the current file's attempt, a child of ctx: a stall
-	// cancels it alone, so the file can move on to its next source
-	// (mirrors.go) without ending the run. fcancel is guarded by the
-	// job's mu; fctx is owned by the goroutine.
+	// The context of the current attempt, a child of ctx: a stall cancels
+	// it alone, so the file can move on to its next source (mirrors.go)
+	// without ending the run. fcancel is guarded by the job's mu; fctx is
+	// owned by the goroutine.
 	fctx    context.Context
 	fcancel context.CancelCauseFunc
 	// The current round over the sources of roundFile (mirrors.go).
@@ -59,7 +71,7 @@ type transfer struct {
 	roundFile *file
 
 	// Owned by the goroutine.
-	progressed bool    // this run moved a new byte (the no-progress window is closed)
+	progressed bool    // this attempt moved a new byte (the no-progress window is closed)
 	mark       int64   // the current file's high-water mark when its response was accepted
 	buf        *[]byte // copy buffer from the Manager's pool
 
@@ -102,7 +114,7 @@ func (x *transfer) run() {
 // source and is to be tried again at once (mirrors.go). Both run and a
 // parallel run's files (parallel.go) end a failed attempt here. It takes
 // the locks of failoverLocked.
-func (j *Job) attemptErrorLocked(x *transfer, f *file, fctx context.Context, err error) (again bool, e *JobError) {
+func (j *Job) attemptErrorLocked(x *worker, f *file, fctx context.Context, err error) (again bool, e *JobError) {
 	if c := context.Cause(fctx); c == errStalled || errors.Is(c, errTooSlow) {
 		err = &sourceError{c} // the watchdog stopped this source's attempt
 	}
@@ -146,7 +158,7 @@ func (j *Job) endRunLocked() {
 // resumes from the bytes already there and checks what the server does. The
 // temporary file is opened only once a response is accepted, so an attempt
 // that fails with a status or a network error leaves nothing on disk.
-func (x *transfer) transferFile(f *file) error {
+func (x *worker) transferFile(f *file) error {
 	tf := &lazyTemp{fs: x.j.m.fs, f: f}
 	x.j.mu.Lock()
 	if n := len(f.spans); n > 0 {
@@ -255,7 +267,7 @@ func (x *transfer) transferFile(f *file) error {
 // the server would not resume, or nothing could tell whether it changed;
 // reason says which (FileInfo.RestartReason). The high-water mark keeps the
 // most the file held, so the bytes fetched again are not progress.
-func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
+func (x *worker) restart(tf *lazyTemp, f *file, reason string) error {
 	j := x.j
 	if err := tf.open(); err != nil {
 		return err
@@ -285,7 +297,7 @@ func (x *transfer) restart(tf *lazyTemp, f *file, reason string) error {
 // step makes one request for f and copies its body. It reports whether the
 // file is complete, or whether it must start over from byte 0 (restart is
 // then the reason, never ""). restarted and chained are transferFile's.
-func (x *transfer) step(tf *lazyTemp, f *file, restarted, chained bool) (complete bool, restart string, err error) {
+func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete bool, restart string, err error) {
 	j, m := x.j, x.j.m
 	j.mu.Lock()
 	x.speed.end() // measured again once this request's response is accepted

@@ -51,7 +51,7 @@ func (f *file) emptyLocked() {
 // back, else the state saved at the last checkpoint, else — only when
 // neither covers exactly the bytes kept — one computed by reading the
 // temporary file once.
-func (x *transfer) ensureDigest(tf *lazyTemp, f *file) error {
+func (x *worker) ensureDigest(tf *lazyTemp, f *file) error {
 	if f.sum == nil || x.hf == f { // f.sum never changes after AddFileSet
 		return nil
 	}
@@ -121,7 +121,7 @@ func hashSink(h io.Writer, tf *lazyTemp, n int64) error {
 
 // canDigest reports whether ensureDigest can give a digest of f's bytes: f
 // has no Checksum, a digest of them is at hand, or they can be read again.
-func (x *transfer) canDigest(tf *lazyTemp, f *file) bool {
+func (x *worker) canDigest(tf *lazyTemp, f *file) bool {
 	if f.sum == nil || x.hf == f {
 		return true
 	}
@@ -140,7 +140,7 @@ func (x *transfer) canDigest(tf *lazyTemp, f *file) bool {
 
 // releaseDigest hands the run's digest of f back to f when the run stops
 // working on it, so the next run of this process continues it.
-func (x *transfer) releaseDigest(f *file) {
+func (x *worker) releaseDigest(f *file) {
 	if x.hf != f {
 		return
 	}
@@ -156,7 +156,7 @@ func (x *transfer) releaseDigest(f *file) {
 // digestState serialises the run's digest of f, or returns nil when f has
 // no Checksum (or the run holds no digest of it). It waits for the hashing
 // pipeline to catch up, so the state covers every byte written.
-func (x *transfer) digestState(f *file) []byte {
+func (x *worker) digestState(f *file) []byte {
 	if x.hf != f || x.h == nil {
 		return nil
 	}
@@ -174,7 +174,7 @@ func (x *transfer) digestState(f *file) []byte {
 // its size, then its digest. A file that fails is emptied — its data is
 // discarded, so Resume downloads it again — and the error is
 // ErrValidationFailed.
-func (x *transfer) verify(tf *lazyTemp, f *file) error {
+func (x *worker) verify(tf *lazyTemp, f *file) error {
 	j := x.j
 	j.mu.Lock()
 	done, remoteSize := f.done.Load(), f.remoteSize
@@ -211,7 +211,7 @@ var errRefetch = errors.New("dojob: the file is fetched again from its primary")
 // skipped for the file until the caller resumes the job, and reject returns
 // errRefetch — the file is fetched again from its primary (BITS blames the
 // peers, not the origin, for content that fails validation).
-func (x *transfer) reject(tf *lazyTemp, f *file, why string) error {
+func (x *worker) reject(tf *lazyTemp, f *file, why string) error {
 	if err := tf.open(); err != nil {
 		return err
 	}

@@ -27,13 +27,17 @@ type rig struct {
 
 func newRig(t *testing.T, cfg dojob.Config, opts ...dojobtest.Option) *rig {
 	t.Helper()
+	// The directory first: cleanups run last-registered first, so the
+	// Manager is closed (its temporary files with it) before the directory
+	// is removed — Windows deletes no file that is still open.
+	dir := t.TempDir()
 	tr := dojobtest.NewTransport(opts...)
 	t.Cleanup(tr.Close)
 	cfg.HTTPClient = tr.Client()
 	m, err := dojob.NewManager(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
-	return &rig{t: t, tr: tr, m: m, dir: t.TempDir()}
+	return &rig{t: t, tr: tr, m: m, dir: dir}
 }
 
 // job creates a job with one file per path; the file of path "/x" goes to

@@ -40,6 +40,7 @@ const fastRetry = 10 * time.Millisecond
 
 func newNetRig(t *testing.T, cfg dojob.Config, opts ...dojobtest.Option) *netRig {
 	t.Helper()
+	dir := t.TempDir() // removed after the Manager is closed (see newRig)
 	s := dojobtest.NewServer(t, opts...)
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = s.Client()
@@ -50,7 +51,7 @@ func newNetRig(t *testing.T, cfg dojob.Config, opts ...dojobtest.Option) *netRig
 	m, err := dojob.NewManager(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
-	return &netRig{t: t, s: s, m: m, dir: t.TempDir()}
+	return &netRig{t: t, s: s, m: m, dir: dir}
 }
 
 func (r *netRig) local(path string) string {

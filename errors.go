@@ -91,7 +91,8 @@ const (
 	// is on a read-only file system.
 	ErrWriteProtect HRESULT = 0x80070013
 	// ErrSharingViolation (ERROR_SHARING_VIOLATION as an HRESULT): the state
-	// directory is in use by another Manager.
+	// directory is in use by another Manager; on Windows also a local file
+	// that another program holds open in a way that forbids the operation.
 	ErrSharingViolation HRESULT = 0x80070020
 	// ErrInvalidArg (E_INVALIDARG): an argument is invalid.
 	ErrInvalidArg HRESULT = 0x80070057
@@ -504,6 +505,8 @@ func localError(err error) *JobError {
 		e.Code = ErrAccessDenied
 	case isReadOnlyFS(err):
 		e.Code = ErrWriteProtect
+	case isSharingViolation(err):
+		e.Code = ErrSharingViolation
 	case errors.Is(err, fs.ErrNotExist):
 		e.Code = ErrPathNotFound
 	default:

@@ -2,7 +2,6 @@ package dojob_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -547,7 +546,7 @@ func TestConnectionRefused(t *testing.T) {
 	assert.Equal(t, dojob.ErrCannotConnect, jerr.Code)
 	assert.Equal(t, dojob.ErrorContextGeneralTransport, jerr.Context)
 	assert.True(t, jerr.Transient(), "a refused connection is transient; timeout 0 made it final")
-	assert.True(t, errors.Is(jerr, syscall.ECONNREFUSED))
+	assert.ErrorIs(t, jerr, errConnRefused, "the cause stays reachable")
 }
 
 // TestRedirectLimit: a redirect loop ends in ERROR after 10 redirects

@@ -21,3 +21,7 @@ func isReadOnlyFS(err error) bool { return errors.Is(err, syscall.EROFS) }
 // isSharingViolation reports a file held open by another program in a way
 // that forbids what was asked: Windows only.
 func isSharingViolation(error) bool { return false }
+
+// isInUse reports a rename refused because another program has a file
+// open: only Windows refuses that.
+func isInUse(error) bool { return false }

@@ -42,3 +42,12 @@ func isReadOnlyFS(err error) bool {
 func isSharingViolation(err error) bool {
 	return errors.Is(err, errorSharingViolation) || errors.Is(err, errorLockViolation)
 }
+
+// isInUse reports a rename or an open that another program's handle
+// refuses for now: a sharing or lock violation, or ERROR_ACCESS_DENIED,
+// which is what renaming over a file open without FILE_SHARE_DELETE
+// returns (a file in use cannot be told from a denying ACL by the code).
+// Complete retries such a rename for a while (inUseWindow).
+func isInUse(err error) bool {
+	return isSharingViolation(err) || errors.Is(err, syscall.ERROR_ACCESS_DENIED)
+}

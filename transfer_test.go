@@ -259,18 +259,10 @@ func Test416AtFullSize(t *testing.T) {
 	assert.Equal(t, int64(size), j.Progress().BytesTotal)
 }
 
+// TestUnwritableDestination: a destination folder this process may not
+// create files in fails the job at once: LOCAL_FILE E_ACCESSDENIED, fatal.
 func TestUnwritableDestination(t *testing.T) {
-	dir := t.TempDir()
-	if os.Geteuid() == 0 {
-		// Permissions do not stop root; sysfs refuses new files to everyone.
-		if runtime.GOOS != "linux" {
-			t.Skip("needs a directory root cannot write to")
-		}
-		dir = "/sys/kernel"
-	} else {
-		require.NoError(t, os.Chmod(dir, 0o500))
-		t.Cleanup(func() { os.Chmod(dir, 0o700) })
-	}
+	dir := unwritableDir(t)
 	r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(1000))
 	j, err := r.m.CreateJob("unwritable")
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-//go:build unix
+//go:build unix || windows
 
 package dojob_test
 
@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +22,9 @@ import (
 
 // The crash tests really crash: the test binary runs itself again as a
 // child process (crashChild) that uses a state directory, and the parent
-// kills it with SIGKILL at a chosen moment. Then the parent opens the same
+// kills it at a chosen moment — SIGKILL on Unix, TerminateProcess on
+// Windows (os.Process.Kill does either): no deferred function runs, nothing
+// is flushed, and the kernel closes the files and releases the lock. Then the parent opens the same
 // directory with a new Manager and checks what survived.
 
 const crashModeEnv = "DOJOB_CRASH_MODE"
@@ -155,13 +156,13 @@ func (c *child) expect(t *testing.T, prefix string) string {
 	}
 }
 
-// kill sends SIGKILL — no deferred function, no Close, nothing flushed —
-// and reaps the process.
+// kill sends SIGKILL (Unix) or calls TerminateProcess (Windows) — no
+// deferred function, no Close, nothing flushed — and reaps the process.
 func (c *child) kill() {
 	if c.cmd.ProcessState != nil {
 		return
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	_ = c.cmd.Process.Kill()
 	_ = c.cmd.Wait()
 	for range c.lines {
 	}

@@ -94,7 +94,8 @@ const (
 	// is on a read-only file system.
 	ErrWriteProtect HRESULT = 0x80070013
 	// ErrSharingViolation (ERROR_SHARING_VIOLATION as an HRESULT): the state
-	// directory is in use by another Manager.
+	// directory is in use by another Manager; on Windows also a local file
+	// that another program holds open in a way that forbids the operation.
 	ErrSharingViolation HRESULT = 0x80070020
 	// ErrPossibleDeadlock (ERROR_POSSIBLE_DEADLOCK as an HRESULT): Job.Wait
 	// was called from a callback while a callback of that job was running —
@@ -664,6 +665,8 @@ func localError(err error) *JobError {
 		e.Code = ErrAccessDenied
 	case isReadOnlyFS(err):
 		e.Code = ErrWriteProtect
+	case isSharingViolation(err):
+		e.Code = ErrSharingViolation
 	case errors.Is(err, fs.ErrNotExist):
 		e.Code = ErrPathNotFound
 	default:

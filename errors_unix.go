@@ -17,3 +17,11 @@ func isConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED)
 
 // isReadOnlyFS reports a write to a read-only file system.
 func isReadOnlyFS(err error) bool { return errors.Is(err, syscall.EROFS) }
+
+// isSharingViolation reports a file held open by another program in a way
+// that forbids what was asked: Windows only.
+func isSharingViolation(error) bool { return false }
+
+// isInUse reports a rename refused because another program has a file
+// open: only Windows refuses that.
+func isInUse(error) bool { return false }

@@ -1,6 +1,9 @@
 package dojob
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // FailWritesAfter makes the temporary files of m's transfers fail every
 // write with err once limit bytes have been written to them all together —
@@ -77,3 +80,18 @@ func BeforeTempOpen(m *Manager, hook func(n int)) {
 // StateDefects is the number of state changes the engine made that the
 // transition table refused (moveLocked): dojob's own bugs.
 func StateDefects(m *Manager) int64 { return m.defects.Load() }
+
+// SetInUseWindow sets how long m's Complete retries a rename refused
+// because another program has a file open (Windows), for tests.
+func SetInUseWindow(m *Manager, d time.Duration) { m.fs.inUseWindow = d }
+
+// AfterRenameTry makes m call hook with the result of every try of a
+// Complete's rename (the retries of a file in use included), for tests.
+func AfterRenameTry(m *Manager, hook func(err error)) {
+	base := m.fs.rename
+	m.fs.rename = func(from, to string) error {
+		err := base(from, to)
+		hook(err)
+		return err
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 )
 
 // tempFile is what a transfer needs of its temporary file.
@@ -29,6 +30,41 @@ type fileSystem struct {
 	openTemp func(path string, fresh bool) (tempFile, error)
 	// rename promotes a finished temporary file to its destination.
 	rename func(from, to string) error
+	// inUseWindow is how long Complete retries a rename refused because
+	// another program has the temporary file or the destination open
+	// (Windows: see isInUse).
+	inUseWindow time.Duration
+}
+
+// inUseWindow is how long Complete keeps retrying a rename that Windows
+// refuses because another program holds the temporary file or the
+// destination open. Antivirus scanners, indexers and thumbnailers open a
+// new file for a moment — often the very file just written — and Windows
+// renames neither a file opened without FILE_SHARE_DELETE nor over one;
+// Go's own toolchain retries its renames on Windows for the same reason
+// and for as long. A program that keeps the destination open longer (a
+// running executable, a viewer) makes Complete fail after the window with
+// the error; the file stays transferred for another Complete.
+const inUseWindow = 2 * time.Second
+
+// retryInUse calls rename until it succeeds, fails for another reason than
+// a file in use (inUse), or window has passed since the first call. The
+// waits between calls double from 1 ms to at most 100 ms.
+func retryInUse(rename func(from, to string) error, inUse func(error) bool, window time.Duration, from, to string) error {
+	start := time.Now()
+	wait := time.Millisecond
+	for {
+		err := rename(from, to)
+		if err == nil || !inUse(err) {
+			return err
+		}
+		left := window - time.Since(start)
+		if left <= 0 {
+			return err
+		}
+		time.Sleep(min(wait, left))
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }
 
 func osFileSystem() fileSystem {
@@ -40,7 +76,8 @@ func osFileSystem() fileSystem {
 			}
 			return f, nil
 		},
-		rename: promoteFile,
+		rename:      promoteFile,
+		inUseWindow: inUseWindow,
 	}
 }
 

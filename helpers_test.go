@@ -27,6 +27,10 @@ type rig struct {
 
 func newRig(t *testing.T, cfg dojob.Config, opts ...dojobtest.Option) *rig {
 	t.Helper()
+	// The directory first: cleanups run last-registered first, so the
+	// Manager is closed (its temporary files with it) before the directory
+	// is removed — Windows deletes no file that is still open.
+	dir := t.TempDir()
 	tr := dojobtest.NewTransport(opts...)
 	t.Cleanup(tr.Close)
 	cfg.HTTPClient = tr.Client()
@@ -36,7 +40,7 @@ func newRig(t *testing.T, cfg dojob.Config, opts ...dojobtest.Option) *rig {
 		require.NoError(t, m.Close())
 		require.Zero(t, dojob.StateDefects(m), "state changes the table refused")
 	})
-	return &rig{t: t, tr: tr, m: m, dir: t.TempDir()}
+	return &rig{t: t, tr: tr, m: m, dir: dir}
 }
 
 // job creates a job with one file per path; the file of path "/x" goes to

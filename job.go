@@ -397,9 +397,13 @@ func (j *Job) Cancel() error {
 // unfinished ones are deleted — a job on file 3 of 5 keeps files 1 and 2.
 // It works in every non-final state; a running transfer is stopped first.
 //
+// On Windows, a rename that another program's open handle refuses (the
+// destination is open in a viewer or a running program; an antivirus
+// scanner holds the new file for a moment) is retried for up to 2 seconds.
 // If a rename fails, Complete returns that error (a *JobError with context
 // LOCAL_FILE; ERROR_PATH_NOT_FOUND naming the directory if the destination's
-// directory is gone) and the job stays in its state, with the files renamed
+// directory is gone; on Windows E_ACCESSDENIED or ERROR_SHARING_VIOLATION
+// for a file still in use) and the job stays in its state, with the files renamed
 // before the failure already in place and marked Completed; a job that was
 // trying to transfer is queued again. A file whose temporary file is gone
 // with its folder is no longer transferred: Resume downloads it again (a

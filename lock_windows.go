@@ -15,8 +15,6 @@ const persistenceSupported = true
 // errLocked reports a lock held by another Manager.
 var errLocked = errors.New("locked")
 
-const errorSharingViolation syscall.Errno = 32
-
 // lockFile opens path with no sharing allowed: a second open fails until
 // the handle is closed, which Windows does when the process dies.
 func lockFile(path string) (*os.File, error) {

@@ -10,8 +10,10 @@ import (
 
 // promote renames every transferred, not yet completed file of j over its
 // destination and syncs the directories, for Complete. No transfer goroutine
-// is running. Files renamed before a failure stay renamed and are marked
-// Completed; the failure is returned as a LOCAL_FILE *JobError.
+// is running. A rename refused because another program has a file open is
+// retried for a while (see inUseWindow). Files renamed before a failure stay
+// renamed and are marked Completed; the failure is returned as a LOCAL_FILE
+// *JobError.
 func (m *Manager) promote(j *Job, files []*file) error {
 	dirs := map[string]bool{}
 	defer func() {
@@ -37,7 +39,7 @@ func (m *Manager) promote(j *Job, files []*file) error {
 			j.mu.Unlock()
 			continue
 		}
-		if err := m.fs.rename(f.temp, f.local); err != nil {
+		if err := retryInUse(m.fs.rename, isInUse, m.fs.inUseWindow, f.temp, f.local); err != nil {
 			e := localPathError(f.local, err)
 			j.mu.Lock()
 			fi := f.infoLocked()

@@ -2,7 +2,6 @@ package dojob_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -40,6 +39,7 @@ const fastRetry = 10 * time.Millisecond
 
 func newNetRig(t *testing.T, cfg dojob.Config, opts ...dojobtest.Option) *netRig {
 	t.Helper()
+	dir := t.TempDir() // removed after the Manager is closed (see newRig)
 	s := dojobtest.NewServer(t, opts...)
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = s.Client()
@@ -50,7 +50,7 @@ func newNetRig(t *testing.T, cfg dojob.Config, opts ...dojobtest.Option) *netRig
 	m, err := dojob.NewManager(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
-	return &netRig{t: t, s: s, m: m, dir: t.TempDir()}
+	return &netRig{t: t, s: s, m: m, dir: dir}
 }
 
 func (r *netRig) local(path string) string {
@@ -259,18 +259,10 @@ func Test416AtFullSize(t *testing.T) {
 	assert.Equal(t, int64(size), j.Progress().BytesTotal)
 }
 
+// TestUnwritableDestination: a destination folder this process may not
+// create files in fails the job at once: LOCAL_FILE E_ACCESSDENIED, fatal.
 func TestUnwritableDestination(t *testing.T) {
-	dir := t.TempDir()
-	if os.Geteuid() == 0 {
-		// Permissions do not stop root; sysfs refuses new files to everyone.
-		if runtime.GOOS != "linux" {
-			t.Skip("needs a directory root cannot write to")
-		}
-		dir = "/sys/kernel"
-	} else {
-		require.NoError(t, os.Chmod(dir, 0o500))
-		t.Cleanup(func() { os.Chmod(dir, 0o700) })
-	}
+	dir := unwritableDir(t)
 	r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(1000))
 	j, err := r.m.CreateJob("unwritable")
 	require.NoError(t, err)
@@ -546,7 +538,7 @@ func TestConnectionRefused(t *testing.T) {
 	assert.Equal(t, dojob.ErrCannotConnect, jerr.Code)
 	assert.Equal(t, dojob.ErrorContextGeneralTransport, jerr.Context)
 	assert.True(t, jerr.Transient(), "a refused connection is transient; timeout 0 made it final")
-	assert.True(t, errors.Is(jerr, syscall.ECONNREFUSED))
+	assert.ErrorIs(t, jerr, errConnRefused, "the cause stays reachable")
 }
 
 // TestRedirectLimit: a redirect loop ends in ERROR after 10 redirects

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/dojob/dojob"
@@ -94,7 +93,7 @@ func TestErrorChainRedacted(t *testing.T) {
 			var op *net.OpError
 			require.ErrorAs(t, e, &op)
 			assert.Equal(t, "dial", op.Op)
-			assert.ErrorIs(t, e, syscall.ECONNREFUSED)
+			assert.ErrorIs(t, e, errConnRefused)
 		}},
 		{"redirect to file://", nil, "/file", dojob.ErrRedirectFailed, nil},
 		{"11th redirect", nil, "/r/0", dojob.ErrRedirectFailed, nil},

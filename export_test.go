@@ -95,3 +95,7 @@ func AfterRenameTry(m *Manager, hook func(err error)) {
 		return err
 	}
 }
+
+// ReadBack is the number of bytes of files fetched in segments that m read
+// back from their temporary files to hash them.
+func ReadBack(m *Manager) int64 { return m.readBack.Load() }

@@ -121,6 +121,7 @@ type Manager struct {
 	defects atomic.Int64
 
 	rehashes atomic.Int64 // temporary files hashed from disk (verify.go), for tests
+	readBack atomic.Int64 // bytes of files in segments read back to be hashed (segment.go), for tests
 
 	sched scheduler
 	clock clock

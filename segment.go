@@ -349,7 +349,9 @@ func (r *segRun) copy(ctx context.Context, c *segConn, seg *segment, body io.Rea
 				if done := f.done.Add(k); done > x.mark && !r.progressed.Load() && r.progressed.CompareAndSwap(false, true) {
 					x.firstByteShared()
 				}
-				if r.ph != nil {
+				if r.ph != nil && !r.ph.feed(off, buf[:k]) {
+					// Bytes past the digest's end: the hasher reads them
+					// back once the prefix reaches them.
 					select {
 					case r.kick <- struct{}{}:
 					default:
@@ -436,6 +438,23 @@ type prefixHasher struct {
 	n    int64 // bytes hashed
 	quit chan struct{}
 	done chan struct{}
+
+	readBack *atomic.Int64 // the Manager's count of bytes read back to be hashed
+}
+
+// feed hashes b, just written at off, on the writing connection if it is
+// the digest's next bytes (the connection at the front of the prefix feeds
+// it as a single connection would); it reports whether it did. Other
+// bytes are read back by the hasher once the prefix reaches them.
+func (p *prefixHasher) feed(off int64, b []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if off != p.n {
+		return false
+	}
+	p.h.Write(b)
+	p.n += int64(len(b))
+	return true
 }
 
 // startPrefixHasher starts hashing the file's temporary file from where a
@@ -444,7 +463,7 @@ type prefixHasher struct {
 func (r *segRun) startPrefixHasher(spans [][2]int64) *prefixHasher {
 	x, f, tf := r.x, r.f, r.tf
 	j := x.j
-	p := &prefixHasher{quit: make(chan struct{}), done: make(chan struct{})}
+	p := &prefixHasher{quit: make(chan struct{}), done: make(chan struct{}), readBack: &x.j.m.readBack}
 	pre := prefix(spans)
 	j.mu.Lock()
 	switch {
@@ -496,8 +515,11 @@ func (p *prefixHasher) catchUp(tf tempFile, upTo int64, buf []byte) error {
 		k := min(int64(len(buf)), upTo-n)
 		got, err := ra.ReadAt(buf[:k], n)
 		p.mu.Lock()
-		p.h.Write(buf[:got])
-		p.n += int64(got)
+		if p.n == n { // else a connection fed them meanwhile
+			p.h.Write(buf[:got])
+			p.n += int64(got)
+			p.readBack.Add(int64(got))
+		}
 		p.mu.Unlock()
 		if err != nil && got == 0 {
 			return err

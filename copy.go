@@ -23,10 +23,10 @@ func (x *worker) keep(tf *lazyTemp, f *file) {
 	state := x.digestState(f)
 	j := x.j
 	j.mu.Lock()
-	if n := f.done.Load(); n != f.durable || state != nil && f.hashLen != n {
-		f.durable = n
+	if n := f.done.Load(); n != f.Durable || state != nil && f.HashLen != n {
+		f.Durable = n
 		if state != nil {
-			f.hashState, f.hashLen = state, n
+			f.HashState, f.HashLen = state, n
 		}
 		j.changedLocked()
 	}
@@ -142,12 +142,12 @@ func (x *worker) checkpoint(tf tempFile, f *file) error {
 	j := x.j
 	x.bg.start(tf, func() {
 		j.mu.Lock()
-		if n >= f.durable {
-			f.durable = n
+		if n >= f.Durable {
+			f.Durable = n
 			if state != nil {
 				// The digest of exactly the durable bytes: a resume after a
 				// crash continues it instead of reading the file again.
-				f.hashState, f.hashLen = state, n
+				f.HashState, f.HashLen = state, n
 			}
 		}
 		j.changedLocked()

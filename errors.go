@@ -288,7 +288,7 @@ type JobError struct {
 func (e *JobError) aboutLocked(f *file) {
 	fi := f.infoLocked()
 	e.File = &fi
-	if f.stream {
+	if f.Stream {
 		e.of = f
 	}
 }

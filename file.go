@@ -209,101 +209,70 @@ func (f FileInfo) String() string {
 // done is the hot-path counter, written by the transfer goroutine alone; the
 // other fields are guarded by the job's mu.
 type file struct {
-	remote string // SetRemoteName and ReplaceRemotePrefix change it
-	local  string
-	ranges []FileRange
-	temp   string // the hidden temporary file next to local
-	real   string // local with its directory's symbolic links resolved at AddFile; "" for a restored file
+	// recordFile is the file's persisted state, field for field what its
+	// record holds (record.go): a field added there is saved and restored
+	// with no other edit. Its fields are guarded by the job's mu (Local,
+	// Ranges, Temp, ExpectedSize, Checksum, Mirrors and Stream never change
+	// after AddFileSet); HighWater is folded in (raised to done) only when
+	// done is about to drop, so between restarts the mark is
+	// max(HighWater, done) — markLocked — and the hot path never writes it.
+	recordFile
 
-	// A stream (FileSpec.Writer) has no local, temp or real path: its
+	real string // Local with its directory's symbolic links resolved at AddFile; "" for a restored file
+
+	// A stream (FileSpec.Writer) has no Local, Temp or real path: its
 	// bytes go to w (guarded by the job's mu; nil after a restart until
 	// SetFileWriter). sinkDirty: w, or a writer before it, may hold bytes
 	// of the file, so starting over must ask it to discard them.
-	stream    bool
 	w         io.Writer
 	sinkDirty atomic.Bool
 
-	done atomic.Int64 // bytes in the temporary file
+	done atomic.Int64 // bytes in the temporary file (of every span, in segments)
 
-	size        int64  // bytes the local file will have; SizeUnknown until known
-	remoteSize  int64  // size of the remote resource, SizeUnknown until known
-	durable     int64  // bytes known to be on disk (fsynced at a checkpoint)
-	etag        string // strong ETag of the content being downloaded, for If-Range
-	lastMod     string // Last-Modified, the If-Range fallback without an ETag
-	transferred bool   // every byte is in temp, fsynced
-	completed   bool   // renamed to local by Complete
+	// skip: the mirrors skipped for this file until the caller resumes the
+	// job, for bytes that failed its check (mirrors.go); not persisted.
+	skip []int
+	sum  []byte // the expected digest of Checksum; nil when none
 
-	// hwm is the file's high-water mark: the most bytes its temporary file
-	// has held, through every restart from byte 0 (and, persisted, every
-	// Manager). Only a byte past it is progress. It is folded in (raised to
-	// done) when done is about to drop, so between restarts the mark is
-	// max(hwm, done) — markLocked — and the hot path never writes it.
-	hwm           int64
-	restarts      int    // times the file started over from byte 0
-	restartReason string // why, the last time
-
-	respHeader http.Header // the last response's headers; replaced, never modified
-
-	// src is the source requests go to (0: remote, i: mirrors[i-1]).
-	src int
-	// spans: the durable bytes of a file fetched in segments
-	// (SetMaxConnections), [start, end) pairs, sorted and disjoint; nil
-	// for a file whose bytes are one prefix (done of them), as every file
-	// is when it is not being fetched in segments. done and durable count
-	// the bytes of all spans.
-	spans [][2]int64
-	// srcs are the sources that gave the bytes in temp, in order; skip the
-	// mirrors skipped for this file until the caller resumes the job, for
-	// bytes that failed its check (mirrors.go). skip is not persisted.
-	srcs, skip []int
-	// Verification (never change after AddFileSet but verified).
-	expSize  int64    // FileSpec.Size; 0 when not given
-	checksum string   // FileSpec.Checksum, normalised; "" when none
-	sum      []byte   // the expected digest; nil when none
-	mirrors  []string // FileSpec.Mirrors
-	verified bool     // the checksum matched, or SetValidationState(i, true)
-
-	// The running digest of the bytes in temp. digest is handed from one
+	// The running digest of the bytes in Temp. digest is handed from one
 	// transfer run to the next (the run owns it while it transfers f) and
-	// covers exactly digestLen bytes; hashState is its serialised form at
-	// the last checkpoint, covering hashLen bytes, for the next Manager.
+	// covers exactly digestLen bytes; HashState is its serialised form at
+	// the last checkpoint, covering HashLen bytes, for the next Manager.
 	digest    hash.Hash
 	digestLen int64
-	hashState []byte
-	hashLen   int64
 }
 
 // markLocked is f's high-water mark: the most bytes it has ever held.
-func (f *file) markLocked() int64 { return max(f.hwm, f.done.Load()) }
+func (f *file) markLocked() int64 { return max(f.HighWater, f.done.Load()) }
 
 func (f *file) infoLocked() FileInfo {
 	fi := FileInfo{
-		RemoteURL:        f.remote,
-		LocalPath:        f.local,
-		BytesTotal:       f.size,
+		RemoteURL:        f.Remote,
+		LocalPath:        f.Local,
+		BytesTotal:       f.Size,
 		BytesTransferred: f.done.Load(),
-		Transferred:      f.transferred,
-		Completed:        f.completed,
-		Restarts:         f.restarts,
-		RestartReason:    f.restartReason,
-		ExpectedSize:     f.expSize,
-		Checksum:         f.checksum,
-		Verified:         f.verified,
-		Source:           f.src,
+		Transferred:      f.Transferred,
+		Completed:        f.Completed,
+		Restarts:         f.Restarts,
+		RestartReason:    f.RestartReason,
+		ExpectedSize:     f.ExpectedSize,
+		Checksum:         f.Checksum,
+		Verified:         f.Verified,
+		Source:           f.Source,
 		SourceURL:        f.sourceURLLocked(),
 	}
-	if !f.completed {
-		fi.TemporaryName = f.temp // "" for a stream
+	if !f.Completed {
+		fi.TemporaryName = f.Temp // "" for a stream
 	}
-	fi.Stream = f.stream
-	if f.ranges != nil {
-		fi.Ranges = append([]FileRange(nil), f.ranges...)
+	fi.Stream = f.Stream
+	if f.Ranges != nil {
+		fi.Ranges = append([]FileRange(nil), f.Ranges...)
 	}
-	if f.respHeader != nil {
-		fi.ResponseHeaders = f.respHeader.Clone()
+	if f.ResponseHeaders != nil {
+		fi.ResponseHeaders = f.ResponseHeaders.Clone()
 	}
-	if f.mirrors != nil {
-		fi.Mirrors = append([]string(nil), f.mirrors...)
+	if f.Mirrors != nil {
+		fi.Mirrors = append([]string(nil), f.Mirrors...)
 	}
 	return fi
 }
@@ -313,7 +282,7 @@ func (f *file) infoLocked() FileInfo {
 // byte 0.
 func (f *file) resetDigestLocked() {
 	f.digest, f.digestLen = nil, 0
-	f.hashState, f.hashLen = nil, 0
+	f.HashState, f.HashLen = nil, 0
 }
 
 // AddFile adds a file to the end of the job: remoteURL (http or https, at
@@ -377,13 +346,13 @@ func (j *Job) AddFileSet(files []FileSpec) error {
 			return err
 		}
 		add[i] = f
-		if f.stream {
+		if f.Stream {
 			continue // no path of its own
 		}
-		if seen[f.local] {
-			return errorf(ErrInvalidArg, "local path %s is given twice", f.local)
+		if seen[f.Local] {
+			return errorf(ErrInvalidArg, "local path %s is given twice", f.Local)
 		}
-		seen[f.local] = true
+		seen[f.Local] = true
 	}
 	// Two files that reach the same real path through symbolic links to
 	// folders would overwrite each other. Resolving is I/O, so it happens
@@ -391,47 +360,47 @@ func (j *Job) AddFileSet(files []FileSpec) error {
 	// adds meanwhile is compared by the real path it resolved itself.
 	realOf := make(map[string]string, len(add)) // real path → local path, of the set
 	for _, f := range add {
-		if f.stream {
+		if f.Stream {
 			continue
 		}
-		f.real = realPath(f.local)
+		f.real = realPath(f.Local)
 		if other, dup := realOf[f.real]; dup {
-			return errorf(ErrInvalidArg, "local path %s is the same file as %s", f.local, other)
+			return errorf(ErrInvalidArg, "local path %s is the same file as %s", f.Local, other)
 		}
-		realOf[f.real] = f.local
+		realOf[f.real] = f.Local
 	}
 	j.mu.Lock()
 	others := append([]*file(nil), j.files...)
 	j.mu.Unlock()
 	reals := make(map[*file]string, len(others))
 	for _, g := range others {
-		if !g.stream {
-			reals[g] = realPath(g.local)
+		if !g.Stream {
+			reals[g] = realPath(g.Local)
 		}
 	}
 	return j.update(func() (bool, error) {
 		for _, g := range j.files {
-			if g.stream {
+			if g.Stream {
 				continue
 			}
-			if seen[g.local] {
-				return false, errorf(ErrInvalidArg, "local path %s is already in the job", g.local)
+			if seen[g.Local] {
+				return false, errorf(ErrInvalidArg, "local path %s is already in the job", g.Local)
 			}
 			r, ok := reals[g]
 			if !ok {
 				r = g.real
 			}
 			if local, dup := realOf[r]; dup {
-				return false, errorf(ErrInvalidArg, "local path %s is the same file as %s, already in the job", local, g.local)
+				return false, errorf(ErrInvalidArg, "local path %s is the same file as %s, already in the job", local, g.Local)
 			}
 		}
 		prefix := ".dojob-" + j.id.hex32() + "-"
 		for _, f := range add {
-			if f.stream {
+			if f.Stream {
 				j.files = append(j.files, f)
 				continue
 			}
-			f.temp = filepath.Join(filepath.Dir(f.local), prefix+strconv.Itoa(len(j.files))+".tmp")
+			f.Temp = filepath.Join(filepath.Dir(f.Local), prefix+strconv.Itoa(len(j.files))+".tmp")
 			j.files = append(j.files, f)
 		}
 		return true, nil
@@ -478,14 +447,14 @@ func newFile(spec FileSpec) (*file, error) {
 		}
 		mirrors = append(mirrors, u)
 	}
-	f := &file{
-		remote: spec.RemoteURL, local: spec.LocalPath, ranges: ranges,
-		size: SizeUnknown, remoteSize: SizeUnknown,
-		expSize: spec.Size, checksum: checksum, sum: sum, mirrors: mirrors,
-		stream: spec.Writer != nil, w: spec.Writer,
-	}
+	f := &file{recordFile: recordFile{
+		Remote: spec.RemoteURL, Local: spec.LocalPath, Ranges: ranges,
+		Size: SizeUnknown, RemoteSize: SizeUnknown,
+		ExpectedSize: spec.Size, Checksum: checksum, Mirrors: mirrors,
+		Stream: spec.Writer != nil,
+	}, sum: sum, w: spec.Writer}
 	if ranges != nil {
-		f.size = rangesSize(ranges, SizeUnknown)
+		f.Size = rangesSize(ranges, SizeUnknown)
 	}
 	return f, nil
 }
@@ -522,7 +491,7 @@ func newDigest(alg string) hash.Hash {
 
 // newDigest returns a fresh hash for f's checksum (which never changes).
 func (f *file) newDigest() hash.Hash {
-	alg, _, _ := strings.Cut(f.checksum, ":")
+	alg, _, _ := strings.Cut(f.Checksum, ":")
 	return newDigest(alg)
 }
 
@@ -540,7 +509,7 @@ func (j *Job) Files() []FileInfo {
 // nextFileLocked returns the first file not yet transferred, or nil.
 func (j *Job) nextFileLocked() *file {
 	for _, f := range j.files {
-		if !f.transferred {
+		if !f.Transferred {
 			return f
 		}
 	}

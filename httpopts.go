@@ -371,10 +371,10 @@ func (j *Job) SetRemoteName(file int, remoteURL string) error {
 			return false, errorf(ErrInvalidArg, "file %d is not in the job (it has %d)", file, len(j.files))
 		}
 		f := j.files[file]
-		if f.remote == remoteURL {
+		if f.Remote == remoteURL {
 			return false, nil
 		}
-		f.remote = remoteURL
+		f.Remote = remoteURL
 		j.switchRemoteLocked(f)
 		return true, nil
 	})
@@ -397,21 +397,21 @@ func (j *Job) ReplaceRemotePrefix(oldPrefix, newPrefix string) error {
 		next := make([]string, len(j.files))
 		changed := false
 		for i, f := range j.files {
-			next[i] = f.remote
-			if rest, ok := strings.CutPrefix(f.remote, oldPrefix); ok {
+			next[i] = f.Remote
+			if rest, ok := strings.CutPrefix(f.Remote, oldPrefix); ok {
 				next[i] = newPrefix + rest
 				if err := checkRemoteURL(next[i]); err != nil {
 					return false, err
 				}
-				changed = changed || next[i] != f.remote
+				changed = changed || next[i] != f.Remote
 			}
 		}
 		if !changed {
 			return false, nil
 		}
 		for i, f := range j.files {
-			if next[i] != f.remote {
-				f.remote = next[i]
+			if next[i] != f.Remote {
+				f.Remote = next[i]
 				j.switchRemoteLocked(f)
 			}
 		}
@@ -426,9 +426,9 @@ func (j *Job) ReplaceRemotePrefix(oldPrefix, newPrefix string) error {
 func (j *Job) switchRemoteLocked(f *file) {
 	// The caller's new URL is the one to use: a file that had failed over
 	// to a mirror goes back to its primary (mirrors.go).
-	f.src = 0
+	f.Source = 0
 	x := j.xfer
-	if x == nil || !x.transferringLocked(f) || f.transferred {
+	if x == nil || !x.transferringLocked(f) || f.Transferred {
 		return
 	}
 	j.requeueLocked()

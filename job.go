@@ -373,8 +373,8 @@ func (j *Job) Cancel() error {
 	}
 	temps := make([]string, 0, len(j.files))
 	for _, f := range j.files {
-		if !f.stream { // a stream has no temporary file
-			temps = append(temps, f.temp)
+		if !f.Stream { // a stream has no temporary file
+			temps = append(temps, f.Temp)
 		}
 	}
 	j.mu.Unlock()
@@ -550,12 +550,12 @@ func (j *Job) progressLocked() Progress {
 		// Sums saturate at math.MaxInt64: ranges near the int64 limit, or
 		// many files, must not wrap to a negative total.
 		p.BytesTransferred = addSat(p.BytesTransferred, f.done.Load())
-		if f.size == SizeUnknown {
+		if f.Size == SizeUnknown {
 			p.BytesTotal = SizeUnknown
 		} else if p.BytesTotal != SizeUnknown {
-			p.BytesTotal = addSat(p.BytesTotal, f.size)
+			p.BytesTotal = addSat(p.BytesTotal, f.Size)
 		}
-		if f.transferred {
+		if f.Transferred {
 			p.FilesTransferred++
 		}
 	}

@@ -574,8 +574,8 @@ func (m *Manager) finishClose() error {
 			j.opMu.Lock()
 			j.mu.Lock()
 			for _, f := range j.files {
-				if !f.completed && !f.stream {
-					temps = append(temps, f.temp)
+				if !f.Completed && !f.Stream {
+					temps = append(temps, f.Temp)
 				}
 			}
 			j.mu.Unlock()

@@ -98,26 +98,26 @@ func (r *sourceRound) result() *JobError {
 
 // addSourceLocked records that source src gave bytes of f.
 func (f *file) addSourceLocked(src int) {
-	if !slices.Contains(f.srcs, src) {
-		f.srcs = append(f.srcs, src)
-		slices.Sort(f.srcs)
+	if !slices.Contains(f.Sources, src) {
+		f.Sources = append(f.Sources, src)
+		slices.Sort(f.Sources)
 	}
 }
 
 // foreignLocked reports whether a mirror gave some of f's bytes.
 func (f *file) foreignLocked() bool {
-	return slices.ContainsFunc(f.srcs, func(s int) bool { return s != 0 })
+	return slices.ContainsFunc(f.Sources, func(s int) bool { return s != 0 })
 }
 
 // skipForeignLocked skips, for f, every mirror that gave some of its
 // bytes, and sends f back to its primary.
 func (f *file) skipForeignLocked() {
-	for _, s := range f.srcs {
+	for _, s := range f.Sources {
 		if s != 0 && !slices.Contains(f.skip, s) {
 			f.skip = append(f.skip, s)
 		}
 	}
-	f.src = 0
+	f.Source = 0
 }
 
 // usableLocked is the number of f's sources not skipped.
@@ -135,10 +135,10 @@ func (f *file) nextUsableLocked(cur int) int {
 }
 
 // sourcesLocked is the number of f's sources.
-func (f *file) sourcesLocked() int { return 1 + len(f.mirrors) }
+func (f *file) sourcesLocked() int { return 1 + len(f.Mirrors) }
 
 // sourceURLLocked is the URL f's requests go to now.
-func (f *file) sourceURLLocked() string { return sourceURL(f.remote, f.mirrors, f.src) }
+func (f *file) sourceURLLocked() string { return sourceURL(f.Remote, f.Mirrors, f.Source) }
 
 // failoverLocked applies a source error e of f's current source during run
 // x. It reports whether the file moved to its next source and the run goes
@@ -154,9 +154,9 @@ func (j *Job) failoverLocked(x *worker, f *file, e *JobError) (next bool, final 
 		x.round, x.roundFile = sourceRound{}, f
 	}
 	over := x.round.add(e, n)
-	from := f.src
-	f.src = f.nextUsableLocked(f.src)
-	if f.src != from {
+	from := f.Source
+	f.Source = f.nextUsableLocked(f.Source)
+	if f.Source != from {
 		j.changedLocked()
 	}
 	if over {
@@ -177,7 +177,7 @@ func (j *Job) failoverLocked(x *worker, f *file, e *JobError) (next bool, final 
 	x.progressed = false // the next source's first new byte closes the window again
 	if j.m.logEnabled(slog.LevelInfo) {
 		j.m.queueLog(slog.LevelInfo, "dojob: source failed; trying the next one", slog.Any("job", j.id),
-			slog.String("failed", redactURL(sourceURL(f.remote, f.mirrors, from))),
+			slog.String("failed", redactURL(sourceURL(f.Remote, f.Mirrors, from))),
 			slog.String("next", redactURL(f.sourceURLLocked())), slog.Any("err", e))
 	}
 	return true, nil

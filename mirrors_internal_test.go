@@ -64,22 +64,22 @@ func TestSourceRound(t *testing.T) {
 // TestSkippedSources: the mirrors that gave bytes of a file that failed
 // its check are skipped by failover; the primary never is.
 func TestSkippedSources(t *testing.T) {
-	f := &file{mirrors: []string{"http://a/", "http://b/", "http://c/"}}
+	f := &file{recordFile: recordFile{Mirrors: []string{"http://a/", "http://b/", "http://c/"}}}
 	f.addSourceLocked(2)
 	f.addSourceLocked(0)
 	f.addSourceLocked(2)
-	assert.Equal(t, []int{0, 2}, f.srcs)
+	assert.Equal(t, []int{0, 2}, f.Sources)
 	assert.True(t, f.foreignLocked())
-	f.src = 2
+	f.Source = 2
 	f.skipForeignLocked()
-	assert.Equal(t, 0, f.src, "back to the primary")
+	assert.Equal(t, 0, f.Source, "back to the primary")
 	assert.Equal(t, []int{2}, f.skip)
 	assert.Equal(t, 3, f.usableLocked())
 	assert.Equal(t, 1, f.nextUsableLocked(0))
 	assert.Equal(t, 3, f.nextUsableLocked(1), "mirror 2 is skipped")
 	assert.Equal(t, 0, f.nextUsableLocked(3))
 
-	g := &file{mirrors: []string{"http://a/"}}
+	g := &file{recordFile: recordFile{Mirrors: []string{"http://a/"}}}
 	g.addSourceLocked(0)
 	assert.False(t, g.foreignLocked(), "bytes of the primary alone")
 	g.skip = []int{1}

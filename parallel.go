@@ -141,7 +141,7 @@ func (x *transfer) askCheckpointLocked() {
 // busy, or nil.
 func (j *Job) nextFreeFileLocked(busy map[*file]bool) *file {
 	for _, f := range j.files {
-		if !f.transferred && !busy[f] {
+		if !f.Transferred && !busy[f] {
 			return f
 		}
 	}

@@ -25,31 +25,31 @@ func (m *Manager) promote(j *Job, files []*file) error {
 	}()
 	for _, f := range files {
 		j.mu.Lock()
-		ready := f.transferred && !f.completed
+		ready := f.Transferred && !f.Completed
 		j.mu.Unlock()
 		if !ready {
 			continue
 		}
-		if f.stream {
+		if f.Stream {
 			// Its bytes are already the caller's: nothing to install.
 			j.mu.Lock()
-			f.completed = true
+			f.Completed = true
 			j.modified = time.Now()
 			j.changedLocked()
 			j.mu.Unlock()
 			continue
 		}
-		if err := retryInUse(m.fs.rename, isInUse, m.fs.inUseWindow, f.temp, f.local); err != nil {
-			e := localPathError(f.local, err)
+		if err := retryInUse(m.fs.rename, isInUse, m.fs.inUseWindow, f.Temp, f.Local); err != nil {
+			e := localPathError(f.Local, err)
 			j.mu.Lock()
 			fi := f.infoLocked()
 			j.mu.Unlock()
 			e.File = &fi
 			return e
 		}
-		dirs[filepath.Dir(f.local)] = true
+		dirs[filepath.Dir(f.Local)] = true
 		j.mu.Lock()
-		f.completed = true
+		f.Completed = true
 		j.modified = time.Now()
 		j.changedLocked()
 		j.mu.Unlock()
@@ -66,18 +66,18 @@ func (m *Manager) promote(j *Job, files []*file) error {
 func (m *Manager) forgetLost(j *Job, files []*file) {
 	for _, f := range files {
 		j.mu.Lock()
-		ready := f.transferred && !f.completed && !f.stream
+		ready := f.Transferred && !f.Completed && !f.Stream
 		j.mu.Unlock()
 		if !ready {
 			continue
 		}
-		if _, err := os.Lstat(f.temp); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(f.Temp); err == nil || !errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		m.log.Warn("dojob: temporary file of a transferred file is gone; the file starts over", "job", j.id.String(), "file", f.temp)
+		m.log.Warn("dojob: temporary file of a transferred file is gone; the file starts over", "job", j.id.String(), "file", f.Temp)
 		j.mu.Lock()
-		f.transferred = false
-		f.verified = false
+		f.Transferred = false
+		f.Verified = false
 		f.emptyLocked()
 		j.changedLocked()
 		j.mu.Unlock()
@@ -89,8 +89,8 @@ func (m *Manager) discardPartials(j *Job, files []*file) {
 	var temps []string
 	j.mu.Lock()
 	for _, f := range files {
-		if !f.completed && !f.stream {
-			temps = append(temps, f.temp)
+		if !f.Completed && !f.Stream {
+			temps = append(temps, f.Temp)
 		}
 	}
 	j.mu.Unlock()

@@ -60,6 +60,9 @@ type record struct {
 	MinimumSpeedWindow time.Duration `json:"minimum_speed_window_ns,omitempty"` // its window
 }
 
+// recordFile is the persisted state of a file: its record, and the state
+// every *file embeds, so that a field added here is saved and restored with
+// the job without another edit (check validates it).
 type recordFile struct {
 	Remote       string      `json:"remote"`
 	Local        string      `json:"local"`
@@ -163,18 +166,10 @@ func (j *Job) recordLocked(now time.Duration) *record {
 		r.RetryIn = max(j.retryAt-now, 0)
 	}
 	for i, f := range j.files {
-		r.Files[i] = recordFile{
-			Remote: f.remote, Local: f.local, Temp: f.temp, Ranges: f.ranges,
-			Size: f.size, RemoteSize: f.remoteSize, Durable: f.durable,
-			ETag: f.etag, LastModified: f.lastMod,
-			Transferred: f.transferred, Completed: f.completed,
-			HighWater: f.markLocked(), Restarts: f.restarts, RestartReason: f.restartReason,
-			ResponseHeaders: f.respHeader,
-			ExpectedSize:    f.expSize, Checksum: f.checksum, Mirrors: f.mirrors, Verified: f.verified,
-			HashState: f.hashState, HashLen: f.hashLen,
-			Source: f.src, ValidatorSource: lastOr(f.srcs, 0), Sources: f.srcs, Spans: f.spans,
-			Stream: f.stream,
-		}
+		rf := f.recordFile // the file's persisted state as it is
+		rf.HighWater = f.markLocked()
+		rf.ValidatorSource = lastOr(f.Sources, 0) // for an older release
+		r.Files[i] = rf
 	}
 	return r
 }
@@ -187,7 +182,7 @@ func (j *Job) recordErrorLocked(e *JobError) *recordError {
 	if e.File != nil {
 		for i, f := range j.files {
 			// A stream has no LocalPath to be found by: the error names it.
-			if e.of != nil && f == e.of || e.of == nil && !f.stream && f.local == e.File.LocalPath {
+			if e.of != nil && f == e.of || e.of == nil && !f.Stream && f.Local == e.File.LocalPath {
 				r.File = i
 			}
 		}

@@ -111,19 +111,14 @@ func (m *Manager) restore(r *record) *Job {
 		j.creds = r.Credentials
 	}
 	for _, rf := range r.Files {
-		checksum, sum, _ := parseChecksum(rf.Checksum) // checked by readRecord
-		j.files = append(j.files, &file{
-			remote: rf.Remote, local: rf.Local, temp: rf.Temp, ranges: rf.Ranges,
-			size: rf.Size, remoteSize: rf.RemoteSize, durable: rf.Durable,
-			etag: rf.ETag, lastMod: rf.LastModified,
-			transferred: rf.Transferred, completed: rf.Completed,
-			hwm: max(rf.HighWater, rf.Durable), restarts: max(rf.Restarts, 0), restartReason: rf.RestartReason,
-			respHeader: keptHeaders(rf.ResponseHeaders), // an older release kept every header
-			expSize:    rf.ExpectedSize, checksum: checksum, sum: sum, mirrors: rf.Mirrors, verified: rf.Verified,
-			hashState: rf.HashState, hashLen: rf.HashLen,
-			src: rf.Source, srcs: recordSources(rf), spans: rf.Spans,
-			stream: rf.Stream,
-		})
+		f := &file{recordFile: rf} // checked by readRecord
+		// What an older release wrote, brought up to date.
+		f.Checksum, f.sum, _ = parseChecksum(rf.Checksum)
+		f.HighWater = max(rf.HighWater, rf.Durable)
+		f.Restarts = max(rf.Restarts, 0)
+		f.ResponseHeaders = keptHeaders(rf.ResponseHeaders) // an older release kept every header
+		f.Sources = recordSources(rf)
+		j.files = append(j.files, f)
 	}
 
 	switch {
@@ -131,19 +126,19 @@ func (m *Manager) restore(r *record) *Job {
 		// Complete was under way: finish promoting what was transferred.
 		// A temporary file already gone was renamed before the crash.
 		for _, f := range j.files {
-			if f.transferred && !f.completed {
-				if f.stream {
-					f.completed = true // nothing to install
+			if f.Transferred && !f.Completed {
+				if f.Stream {
+					f.Completed = true // nothing to install
 					continue
 				}
-				if _, err := os.Stat(f.temp); err == nil {
-					if err := m.fs.rename(f.temp, f.local); err != nil {
-						m.log.Error("dojob: finishing an interrupted Complete", "job", r.ID.String(), "file", f.local, "err", err)
+				if _, err := os.Stat(f.Temp); err == nil {
+					if err := m.fs.rename(f.Temp, f.Local); err != nil {
+						m.log.Error("dojob: finishing an interrupted Complete", "job", r.ID.String(), "file", f.Local, "err", err)
 						continue
 					}
-					_ = syncDir(filepath.Dir(f.local))
+					_ = syncDir(filepath.Dir(f.Local))
 				}
-				f.completed = true
+				f.Completed = true
 			}
 		}
 		m.discardPartials(j, j.files)
@@ -152,8 +147,8 @@ func (m *Manager) restore(r *record) *Job {
 	case r.State == StateCancelled:
 		temps := make([]string, 0, len(j.files))
 		for _, f := range j.files {
-			if !f.stream {
-				temps = append(temps, f.temp)
+			if !f.Stream {
+				temps = append(temps, f.Temp)
 			}
 		}
 		_ = m.removeTemps(j, temps)
@@ -162,8 +157,8 @@ func (m *Manager) restore(r *record) *Job {
 	}
 	for _, f := range j.files {
 		m.checkTemp(j, f)
-		if !f.transferred {
-			f.verified = false // it will be checked again when it is
+		if !f.Transferred {
+			f.Verified = false // it will be checked again when it is
 		}
 	}
 
@@ -221,42 +216,42 @@ func (m *Manager) restore(r *record) *Job {
 // temporary file shorter than that (data lost) resumes from what it holds;
 // a missing one starts over.
 func (m *Manager) checkTemp(j *Job, f *file) {
-	if f.completed {
+	if f.Completed {
 		return
 	}
-	if f.stream {
+	if f.Stream {
 		// No temporary file to look at, and no writer yet: the sink the
 		// next attempt opens on the writer SetFileWriter gives decides
 		// whether the recorded bytes are there (lazyTemp.open).
 		f.sinkDirty.Store(true) // bytes may have gone to a writer before the restart
-		f.done.Store(f.durable)
+		f.done.Store(f.Durable)
 		return
 	}
-	fi, err := os.Stat(f.temp)
+	fi, err := os.Stat(f.Temp)
 	switch {
 	case err != nil && errors.Is(err, fs.ErrNotExist):
-		if f.transferred || f.durable > 0 {
-			m.log.Warn("dojob: temporary file missing; the file starts over", "job", j.id.String(), "file", f.temp)
-			f.restarts++
-			f.restartReason = "temporary file missing"
+		if f.Transferred || f.Durable > 0 {
+			m.log.Warn("dojob: temporary file missing; the file starts over", "job", j.id.String(), "file", f.Temp)
+			f.Restarts++
+			f.RestartReason = "temporary file missing"
 		}
-		f.transferred = false
-		f.durable = 0
-		f.spans = nil
-		f.etag, f.lastMod = "", ""
+		f.Transferred = false
+		f.Durable = 0
+		f.Spans = nil
+		f.ETag, f.LastModified = "", ""
 	case err != nil:
-		m.log.Warn("dojob: temporary file unreadable", "job", j.id.String(), "file", f.temp, "err", err)
-	case f.transferred && fi.Size() != f.size:
-		f.transferred = false
-		f.durable = min(f.durable, fi.Size())
-	case f.spans != nil:
+		m.log.Warn("dojob: temporary file unreadable", "job", j.id.String(), "file", f.Temp, "err", err)
+	case f.Transferred && fi.Size() != f.Size:
+		f.Transferred = false
+		f.Durable = min(f.Durable, fi.Size())
+	case f.Spans != nil:
 		// In segments: bytes past the file's end are gone.
-		if n := len(f.spans); n > 0 && fi.Size() < f.spans[n-1][1] {
-			f.spans, f.durable = clipSpans(f.spans, fi.Size())
-			f.hashState, f.hashLen = nil, 0
+		if n := len(f.Spans); n > 0 && fi.Size() < f.Spans[n-1][1] {
+			f.Spans, f.Durable = clipSpans(f.Spans, fi.Size())
+			f.HashState, f.HashLen = nil, 0
 		}
-	case fi.Size() < f.durable:
-		f.durable = fi.Size()
+	case fi.Size() < f.Durable:
+		f.Durable = fi.Size()
 	}
-	f.done.Store(f.durable)
+	f.done.Store(f.Durable)
 }

@@ -80,15 +80,15 @@ type segRun struct {
 // stream needs a writer that takes bytes at offsets (and, with a Checksum,
 // gives them back for the prefix hasher).
 func (x *worker) segmentableLocked(tf *lazyTemp, f *file, status int, v verdict) bool {
-	if s := tf.sink(); f.stream && (s == nil || !s.segmentable(f.sum != nil)) {
+	if s := tf.sink(); f.Stream && (s == nil || !s.segmentable(f.sum != nil)) {
 		return false
 	}
-	if f.spans != nil {
+	if f.Spans != nil {
 		return true // already in segments
 	}
-	return x.j.maxConnsLocked() > 1 && !x.noSplit && f.ranges == nil &&
+	return x.j.maxConnsLocked() > 1 && !x.noSplit && f.Ranges == nil &&
 		status == http.StatusPartialContent && v.remoteSize > 0 &&
-		(f.etag != "" || f.lastMod != "") && v.remoteSize >= 2*x.j.m.cfg.MinSegmentSize
+		(f.ETag != "" || f.LastModified != "") && v.remoteSize >= 2*x.j.m.cfg.MinSegmentSize
 }
 
 // fetchSegments fetches the rest of f over up to n connections, the first
@@ -99,16 +99,16 @@ func (x *worker) segmentableLocked(tf *lazyTemp, f *file, status int, v verdict)
 func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n int) error {
 	j, m := x.j, x.j.m
 	j.mu.Lock()
-	spans := f.spans
+	spans := f.Spans
 	if spans == nil && f.done.Load() > 0 {
 		spans = [][2]int64{{0, f.done.Load()}}
 	}
 	if spans == nil {
 		spans = [][2]int64{}
 	}
-	f.spans = spans
-	r := &segRun{x: x, f: f, tf: tf.tempFile, size: f.size, remote: f.sourceURLLocked(), etag: f.etag, lastM: f.lastMod,
-		opts: j.reqOptsLocked(f.remote), kick: make(chan struct{}, 1)}
+	f.Spans = spans
+	r := &segRun{x: x, f: f, tf: tf.tempFile, size: f.Size, remote: f.sourceURLLocked(), etag: f.ETag, lastM: f.LastModified,
+		opts: j.reqOptsLocked(f.Remote), kick: make(chan struct{}, 1)}
 	minSeg := m.cfg.MinSegmentSize
 	j.mu.Unlock()
 	r.host = hostOf(r.remote)
@@ -170,7 +170,7 @@ func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n
 		return err
 	case done:
 		j.mu.Lock()
-		f.spans = nil // the file is one prefix again: every byte
+		f.Spans = nil // the file is one prefix again: every byte
 		j.changedLocked()
 		j.mu.Unlock()
 		if r.ph != nil {
@@ -403,10 +403,10 @@ func (r *segRun) record(sync bool) {
 	spans, total := r.tb.spans()
 	note := func() {
 		j.mu.Lock()
-		if f.spans != nil {
-			f.spans, f.durable = spans, total
+		if f.Spans != nil {
+			f.Spans, f.Durable = spans, total
 			if hs != nil {
-				f.hashState, f.hashLen = hs, hl
+				f.HashState, f.HashLen = hs, hl
 			}
 			j.changedLocked()
 		}
@@ -469,10 +469,10 @@ func (r *segRun) startPrefixHasher(spans [][2]int64) *prefixHasher {
 	switch {
 	case x.hf == f && x.h != nil && f.done.Load() == pre:
 		p.h, p.n = x.h, pre
-	case f.hashState != nil && f.hashLen <= pre:
+	case f.HashState != nil && f.HashLen <= pre:
 		h := f.newDigest()
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(f.hashState); err == nil {
-			p.h, p.n = h, f.hashLen
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(f.HashState); err == nil {
+			p.h, p.n = h, f.HashLen
 		}
 	}
 	if p.h == nil {

@@ -11,20 +11,20 @@ type span struct {
 // remote span, or reports that the file is complete.
 func (f *file) nextSpanLocked() (s span, complete bool) {
 	have := f.done.Load()
-	if f.spans != nil {
+	if f.Spans != nil {
 		// In segments: the first gap, asked for exactly.
 		pos := int64(0)
-		for _, sp := range f.spans {
+		for _, sp := range f.Spans {
 			if sp[0] > pos {
 				break
 			}
 			pos = max(pos, sp[1])
 		}
-		if pos >= f.size {
+		if pos >= f.Size {
 			return s, true
 		}
-		end := f.size
-		for _, sp := range f.spans {
+		end := f.Size
+		for _, sp := range f.Spans {
 			if sp[0] > pos {
 				end = sp[0]
 				break
@@ -32,27 +32,27 @@ func (f *file) nextSpanLocked() (s span, complete bool) {
 		}
 		return span{off: pos, end: end - 1, ranged: true}, false
 	}
-	if f.ranges == nil {
-		if f.size != SizeUnknown && have >= f.size {
+	if f.Ranges == nil {
+		if f.Size != SizeUnknown && have >= f.Size {
 			return s, true
 		}
 		return span{off: have, end: -1, ranged: have > 0, whole: have == 0}, false
 	}
 	pos := have
-	for _, r := range f.ranges {
+	for _, r := range f.Ranges {
 		l := r.Length
 		if l == LengthToEOF {
-			if f.remoteSize == SizeUnknown {
-				return span{off: r.Offset + pos, end: -1, ranged: true, whole: r.Offset+pos == 0 && len(f.ranges) == 1}, false
+			if f.RemoteSize == SizeUnknown {
+				return span{off: r.Offset + pos, end: -1, ranged: true, whole: r.Offset+pos == 0 && len(f.Ranges) == 1}, false
 			}
-			l = max(f.remoteSize-r.Offset, 0)
+			l = max(f.RemoteSize-r.Offset, 0)
 		}
 		if pos < l {
 			end := r.Offset + r.Length - 1
 			if r.Length == LengthToEOF {
 				end = -1
 			}
-			return span{off: r.Offset + pos, end: end, ranged: true, whole: r.Offset+pos == 0 && r.Length == LengthToEOF && len(f.ranges) == 1}, false
+			return span{off: r.Offset + pos, end: end, ranged: true, whole: r.Offset+pos == 0 && r.Length == LengthToEOF && len(f.Ranges) == 1}, false
 		}
 		pos -= l
 	}

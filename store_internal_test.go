@@ -82,7 +82,7 @@ func TestCrashDuringComplete(t *testing.T) {
 	data := []byte("the new version")
 	m, j := transferredJob(t, stateDir, dir, data, "a", "b")
 	// The crash hit between the two renames.
-	if err := os.Rename(j.files[0].temp, j.files[0].local); err != nil {
+	if err := os.Rename(j.files[0].Temp, j.files[0].Local); err != nil {
 		t.Fatal(err)
 	}
 	crashWith(t, m, j, func(r *record) { r.Completing = true })
@@ -153,7 +153,7 @@ func BenchmarkReload(b *testing.B) {
 		j.mu.Lock()
 		f := j.files[0]
 		j.mu.Unlock()
-		if err := os.WriteFile(f.temp, []byte("partial"), 0o600); err != nil {
+		if err := os.WriteFile(f.Temp, []byte("partial"), 0o600); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -254,13 +254,13 @@ func (j *Job) SetFileWriter(file int, w io.Writer) error {
 		return errorf(ErrInvalidArg, "file %d is not in the job (it has %d)", file, n)
 	}
 	f := j.files[file]
-	if !f.stream {
+	if !f.Stream {
 		j.mu.Unlock()
 		return errorf(ErrInvalidArg, "file %d is not a stream (it was added with a LocalPath)", file)
 	}
 	f.w = w
 	var stopped *transfer
-	if x := j.xfer; x != nil && x.transferringLocked(f) && !f.transferred {
+	if x := j.xfer; x != nil && x.transferringLocked(f) && !f.Transferred {
 		stopped = x
 		j.requeueLocked()
 	}

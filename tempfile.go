@@ -34,19 +34,19 @@ func (t *lazyTemp) open() error {
 	}
 	have := t.f.done.Load()
 	var tf tempFile
-	if t.f.stream {
+	if t.f.Stream {
 		// A sink that cannot show the recorded bytes is lost below, as a
 		// temporary file that shrank is.
 		tf = newStreamSink(t.w, t.f, have)
 	} else {
 		var err error
-		tf, err = t.fs.openTemp(t.f.temp, have == 0)
+		tf, err = t.fs.openTemp(t.f.Temp, have == 0)
 		if have > 0 && errors.Is(err, fs.ErrNotExist) {
 			t.lost = true
-			tf, err = t.fs.openTemp(t.f.temp, true)
+			tf, err = t.fs.openTemp(t.f.Temp, true)
 		}
 		if err != nil {
-			return localPathError(t.f.local, err)
+			return localPathError(t.f.Local, err)
 		}
 	}
 	if have > 0 && !t.lost {

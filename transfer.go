@@ -134,10 +134,10 @@ func (j *Job) attemptErrorLocked(x *worker, f *file, fctx context.Context, err e
 // byte fsynced, and verified if it has a Checksum). Both run and a parallel
 // run's files (parallel.go) end here.
 func (j *Job) fileDoneLocked(f *file) {
-	f.transferred = true
-	f.verified = f.sum != nil // transferFile compared the digest
+	f.Transferred = true
+	f.Verified = f.sum != nil // transferFile compared the digest
 	f.resetDigestLocked()
-	f.durable = f.done.Load()
+	f.Durable = f.done.Load()
 	j.changedLocked()
 	// A finished file is progress even if every byte of it was fetched
 	// before (a file that started over and ended below its old mark,
@@ -161,12 +161,12 @@ func (j *Job) endRunLocked() {
 func (x *worker) transferFile(f *file) error {
 	tf := &lazyTemp{fs: x.j.m.fs, f: f}
 	x.j.mu.Lock()
-	if n := len(f.spans); n > 0 {
-		tf.spanEnd = f.spans[n-1][1]
+	if n := len(f.Spans); n > 0 {
+		tf.spanEnd = f.Spans[n-1][1]
 	}
 	tf.w = f.w
 	x.j.mu.Unlock()
-	if f.stream && tf.w == nil {
+	if f.Stream && tf.w == nil {
 		return noWriterError(x.j.fileIndex(f))
 	}
 	x.noSplit = false
@@ -183,14 +183,14 @@ func (x *worker) transferFile(f *file) error {
 		switch {
 		case tf.lost:
 			why = tf.lostWhy()
-			if !f.stream {
-				x.j.m.logAsync(slog.LevelWarn, "dojob: temporary file missing or shorter than recorded; the file starts over", "job", x.j.id.String(), "file", f.temp, "recorded", f.done.Load())
+			if !f.Stream {
+				x.j.m.logAsync(slog.LevelWarn, "dojob: temporary file missing or shorter than recorded; the file starts over", "job", x.j.id.String(), "file", f.Temp, "recorded", f.done.Load())
 			}
-		case f.stream && tf.spanEnd > 0 && !tf.sink().segmentable(f.sum != nil):
+		case f.Stream && tf.spanEnd > 0 && !tf.sink().segmentable(f.sum != nil):
 			// Bytes in segments, and a writer (set again) that cannot
 			// take the gaps at their offsets.
 			why = "the writer cannot take bytes at offsets"
-		case f.stream && !x.canDigest(tf, f):
+		case f.Stream && !x.canDigest(tf, f):
 			// A Checksum needs the digest of the bytes kept; a writer
 			// that cannot be read back cannot give it again.
 			why = "the writer's bytes cannot be hashed again"
@@ -207,7 +207,7 @@ func (x *worker) transferFile(f *file) error {
 	// its ranges are fetched by offset just the same.
 	j := x.j
 	j.mu.Lock()
-	blind := f.done.Load() > 0 && f.etag == "" && f.lastMod == ""
+	blind := f.done.Load() > 0 && f.ETag == "" && f.LastModified == ""
 	j.mu.Unlock()
 	if blind {
 		if err := x.restart(tf, f, "no validator to resume safely"); err != nil {
@@ -282,12 +282,12 @@ func (x *worker) restart(tf *lazyTemp, f *file, reason string) error {
 		return localError(err)
 	}
 	j.mu.Lock()
-	f.restarts++
-	f.restartReason = reason
+	f.Restarts++
+	f.RestartReason = reason
 	x.seen = 0
 	x.h, x.hf = nil, nil
 	f.emptyLocked()
-	remote := f.remote
+	remote := f.Remote
 	j.changedLocked()
 	j.mu.Unlock()
 	j.m.logAsync(slog.LevelInfo, "dojob: starting the file over", "job", j.id.String(), "url", redactURL(remote), "reason", reason)
@@ -302,19 +302,19 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 	j.mu.Lock()
 	x.speed.end() // measured again once this request's response is accepted
 	sp, complete := f.nextSpanLocked()
-	etag, lastMod, remoteSize := f.etag, f.lastMod, f.remoteSize
-	src := f.src
+	etag, lastMod, remoteSize := f.ETag, f.LastModified, f.RemoteSize
+	src := f.Source
 	have := f.done.Load()
 	remote := f.sourceURLLocked() // SetRemoteName may change it; a change stops this run
 	// The sensitive headers and credentials belong to the primary's origin,
 	// also when a mirror is asked (a mirror of that origin gets them).
-	opts := j.reqOptsLocked(f.remote)
+	opts := j.reqOptsLocked(f.Remote)
 	conns := j.maxConnsLocked()
 	j.mu.Unlock()
 	if complete {
 		return true, "", nil
 	}
-	if sp.whole && conns > 1 && f.ranges == nil && !x.noSplit {
+	if sp.whole && conns > 1 && f.Ranges == nil && !x.noSplit {
 		// Ask for the whole file as a range: a validated 206 is what lets
 		// it be split over several connections (segment.go).
 		sp.ranged = true
@@ -373,7 +373,7 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 	// allow-list of keptHeaders as they are kept.
 	hdr := keptHeaders(resp.Header)
 	j.mu.Lock()
-	f.respHeader = hdr
+	f.ResponseHeaders = hdr
 	j.mu.Unlock()
 	defer func() {
 		// Closing without draining: a body we stop reading early is not
@@ -381,20 +381,20 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 		resp.Body.Close()
 	}()
 
-	a := ask{sp: sp, ranges: f.ranges != nil, ifRange: ifRange != "", etag: etag, lastMod: lastMod, size: remoteSize,
+	a := ask{sp: sp, ranges: f.Ranges != nil, ifRange: ifRange != "", etag: etag, lastMod: lastMod, size: remoteSize,
 		cont: have > 0, chain: chained}
 	v := check(a, resp.StatusCode, resp.Header, resp.ContentLength, time.Now())
-	if v.err == nil && f.expSize > 0 && v.remoteSize != SizeUnknown && v.remoteSize != f.expSize {
+	if v.err == nil && f.ExpectedSize > 0 && v.remoteSize != SizeUnknown && v.remoteSize != f.ExpectedSize {
 		// Checked before anything else: not a byte of a file of the
 		// wrong size is written, nor is the file emptied for it.
-		return false, "", validationError("the server announced %d bytes, not the expected %d", v.remoteSize, f.expSize)
+		return false, "", validationError("the server announced %d bytes, not the expected %d", v.remoteSize, f.ExpectedSize)
 	}
 	switch {
 	case v.err != nil:
 		return false, "", v.err
 	case v.restart:
 		if restarted {
-			if f.ranges != nil {
+			if f.Ranges != nil {
 				return false, "", protocolError(ErrInsufficientRangeSupport, "the server does not serve the requested ranges consistently")
 			}
 			return false, "", protocolError(ErrBlockSizeMismatch, "the server's answer does not match the file it served before")
@@ -404,8 +404,8 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 		// 416 at full size: what we have is the whole file, whose size the
 		// answer confirmed.
 		j.mu.Lock()
-		f.size = f.done.Load()
-		f.remoteSize = f.size
+		f.Size = f.done.Load()
+		f.RemoteSize = f.Size
 		j.mu.Unlock()
 		return true, "", nil
 	}
@@ -430,15 +430,15 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 	if !a.cont || v.truncate {
 		// The first bytes of the file: its validators are this answer's.
 		// (An answer that continues the file proved it carries the same.)
-		f.etag, f.lastMod = v.etag, v.lastMod
+		f.ETag, f.LastModified = v.etag, v.lastMod
 	}
 	f.addSourceLocked(src)
 	if v.remoteSize != SizeUnknown {
-		f.remoteSize = v.remoteSize
-		if f.ranges == nil {
-			f.size = v.remoteSize
+		f.RemoteSize = v.remoteSize
+		if f.Ranges == nil {
+			f.Size = v.remoteSize
 		} else {
-			f.size = rangesSize(f.ranges, v.remoteSize)
+			f.Size = rangesSize(f.Ranges, v.remoteSize)
 		}
 	}
 	now := m.now()
@@ -476,12 +476,12 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 	// the expected size, and one byte more fails the file — an endless
 	// body cannot fill the disk. (An announced length was checked above.)
 	limit, bounded := v.length, false
-	if limit < 0 && f.expSize > 0 && f.ranges == nil {
+	if limit < 0 && f.ExpectedSize > 0 && f.Ranges == nil {
 		start := sp.off
 		if v.truncate {
 			start = 0
 		}
-		limit, bounded = max(f.expSize-start, 0), true
+		limit, bounded = max(f.ExpectedSize-start, 0), true
 	}
 	n, err := x.copy(tf.tempFile, resp.Body, f, limit)
 	// The body ended: the fsync and the checks that follow are not judged
@@ -497,7 +497,7 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 		k, err := io.ReadFull(resp.Body, one[:])
 		switch {
 		case k > 0:
-			return false, "", x.reject(tf, f, fmt.Sprintf("the body is longer than the expected %d bytes", f.expSize))
+			return false, "", x.reject(tf, f, fmt.Sprintf("the body is longer than the expected %d bytes", f.ExpectedSize))
 		case err != io.EOF:
 			return false, "", err
 		}
@@ -505,15 +505,15 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 	if v.length >= 0 && n < v.length {
 		return false, "", fmt.Errorf("body ended after %d of %d bytes: %w", n, v.length, io.ErrUnexpectedEOF)
 	}
-	if f.ranges == nil && v.remoteSize == SizeUnknown {
+	if f.Ranges == nil && v.remoteSize == SizeUnknown {
 		// No announced length: the end of the body is the end of the file.
 		j.mu.Lock()
-		f.size = f.done.Load()
-		f.remoteSize = f.size
+		f.Size = f.done.Load()
+		f.RemoteSize = f.Size
 		j.mu.Unlock()
 		return true, "", nil
 	}
-	if f.ranges != nil {
+	if f.Ranges != nil {
 		return false, "", nil // the next step finds the next range, or completion
 	}
 	return true, "", nil

@@ -32,16 +32,16 @@ func validationError(format string, args ...any) *JobError {
 // size and no digest. The high-water mark keeps the most f ever held, so
 // the bytes fetched again are not progress.
 func (f *file) emptyLocked() {
-	f.hwm = f.markLocked()
+	f.HighWater = f.markLocked()
 	f.done.Store(0)
-	f.durable = 0
-	f.etag, f.lastMod = "", ""
-	f.srcs = nil
-	f.spans = nil
-	f.remoteSize = SizeUnknown
-	f.size = SizeUnknown
-	if f.ranges != nil {
-		f.size = rangesSize(f.ranges, SizeUnknown)
+	f.Durable = 0
+	f.ETag, f.LastModified = "", ""
+	f.Sources = nil
+	f.Spans = nil
+	f.RemoteSize = SizeUnknown
+	f.Size = SizeUnknown
+	if f.Ranges != nil {
+		f.Size = rangesSize(f.Ranges, SizeUnknown)
 	}
 	f.resetDigestLocked()
 }
@@ -62,9 +62,9 @@ func (x *worker) ensureDigest(tf *lazyTemp, f *file) error {
 	if h != nil && f.digestLen != done {
 		h = nil
 	}
-	if h == nil && f.hashState != nil && f.hashLen == done {
+	if h == nil && f.HashState != nil && f.HashLen == done {
 		h = f.newDigest()
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(f.hashState); err != nil {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(f.HashState); err != nil {
 			h = nil // a damaged state: hash the file instead
 		}
 	}
@@ -74,10 +74,10 @@ func (x *worker) ensureDigest(tf *lazyTemp, f *file) error {
 		h = f.newDigest()
 		if done > 0 {
 			var err error
-			if f.stream {
+			if f.Stream {
 				err = hashSink(h, tf, done)
 			} else {
-				err = hashFile(h, f.temp, done)
+				err = hashFile(h, f.Temp, done)
 			}
 			if err != nil {
 				return err
@@ -125,7 +125,7 @@ func (x *worker) canDigest(tf *lazyTemp, f *file) bool {
 	if f.sum == nil || x.hf == f {
 		return true
 	}
-	if !f.stream {
+	if !f.Stream {
 		return true // hashFile reads the temporary file
 	}
 	if _, ok := tf.w.(io.ReaderAt); ok {
@@ -135,7 +135,7 @@ func (x *worker) canDigest(tf *lazyTemp, f *file) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	done := f.done.Load()
-	return f.digest != nil && f.digestLen == done || f.hashState != nil && f.hashLen == done
+	return f.digest != nil && f.digestLen == done || f.HashState != nil && f.HashLen == done
 }
 
 // releaseDigest hands the run's digest of f back to f when the run stops
@@ -146,7 +146,7 @@ func (x *worker) releaseDigest(f *file) {
 	}
 	j := x.j
 	j.mu.Lock()
-	if !f.transferred {
+	if !f.Transferred {
 		f.digest, f.digestLen = x.h, f.done.Load()
 	}
 	j.mu.Unlock()
@@ -177,14 +177,14 @@ func (x *worker) digestState(f *file) []byte {
 func (x *worker) verify(tf *lazyTemp, f *file) error {
 	j := x.j
 	j.mu.Lock()
-	done, remoteSize := f.done.Load(), f.remoteSize
+	done, remoteSize := f.done.Load(), f.RemoteSize
 	j.mu.Unlock()
 	var why string
 	switch {
-	case f.expSize > 0 && f.ranges == nil && done != f.expSize:
-		why = fmt.Sprintf("the file has %d bytes, not the expected %d", done, f.expSize)
-	case f.expSize > 0 && remoteSize != SizeUnknown && remoteSize != f.expSize:
-		why = fmt.Sprintf("the remote file has %d bytes, not the expected %d", remoteSize, f.expSize)
+	case f.ExpectedSize > 0 && f.Ranges == nil && done != f.ExpectedSize:
+		why = fmt.Sprintf("the file has %d bytes, not the expected %d", done, f.ExpectedSize)
+	case f.ExpectedSize > 0 && remoteSize != SizeUnknown && remoteSize != f.ExpectedSize:
+		why = fmt.Sprintf("the remote file has %d bytes, not the expected %d", remoteSize, f.ExpectedSize)
 	case f.sum != nil:
 		if err := x.ensureDigest(tf, f); err != nil {
 			return err
@@ -229,10 +229,10 @@ func (x *worker) reject(tf *lazyTemp, f *file, why string) error {
 	foreign := f.foreignLocked()
 	if foreign {
 		f.skipForeignLocked()
-		f.restarts++
-		f.restartReason = "failed its check with bytes from a mirror"
+		f.Restarts++
+		f.RestartReason = "failed its check with bytes from a mirror"
 	}
-	remote := f.remote
+	remote := f.Remote
 	f.emptyLocked()
 	j.changedLocked()
 	j.mu.Unlock()
@@ -280,28 +280,28 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 		return errorf(ErrInvalidArg, "file index %d out of range (the job has %d files)", file, n)
 	}
 	f := j.files[file]
-	if !f.transferred || f.completed {
+	if !f.Transferred || f.Completed {
 		j.mu.Unlock()
 		return errorf(ErrInvalidState, "file %d is not transferred (or already completed)", file)
 	}
 	if valid {
-		if f.verified {
+		if f.Verified {
 			j.mu.Unlock()
 			return nil
 		}
-		f.verified = true
+		f.Verified = true
 		j.modified = time.Now()
 		j.changedLocked()
 		j.mu.Unlock()
 		return j.m.persist(j)
 	}
 	last := j.last
-	f.transferred, f.verified = false, false
+	f.Transferred, f.Verified = false, false
 	foreign := f.foreignLocked()
 	if foreign {
 		f.skipForeignLocked()
-		f.restarts++
-		f.restartReason = "rejected by the caller with bytes from a mirror"
+		f.Restarts++
+		f.RestartReason = "rejected by the caller with bytes from a mirror"
 	}
 	f.emptyLocked()
 	j.modified = time.Now()
@@ -328,7 +328,7 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 		j.stopTransferLocked()
 		j.failLocked(e)
 	}
-	temp := f.temp
+	temp := f.Temp
 	j.mu.Unlock()
 	if last != nil {
 		<-last.done // no transfer goroutine has a file open from here on

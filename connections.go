@@ -1,9 +1,11 @@
 package dojob
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // MaxConnectionsLimit is the most connections one file may use at once
@@ -42,8 +44,11 @@ const DefaultMinSegmentSize = 1 << 20
 // file as its contiguous prefix grows.
 //
 // Connections to one host, over every job of the Manager, are bounded by
-// Config.MaxConnectionsPerHost: a file's first connection is always made,
-// further ones only while the host has fewer open. n outside 1 to
+// Config.MaxConnectionsPerHost: a file's first connection waits for room
+// (CONNECTING; the wait is not a stall), and further ones are opened only
+// while the host has room and no file waits for it — they give their room
+// up to a waiting file within a buffer, their parts going to the file's
+// other connections. n outside 1 to
 // MaxConnectionsLimit returns ErrInvalidArg. A new value applies from the
 // next attempt; it is persisted.
 func (j *Job) SetMaxConnections(n int) error {
@@ -71,38 +76,98 @@ func (j *Job) MaxConnections() int {
 func (j *Job) maxConnsLocked() int { return max(j.conns, 1) }
 
 // hostBudget counts the connections dojob has open to each host for the
-// transfers of one Manager (Config.MaxConnectionsPerHost). It is not a
-// semaphore: a file's first connection is counted but never refused (so no
-// job waits on another), and further connections are refused, never
-// queued, once the host has its share — a segment nobody takes is fetched
-// by a connection already open.
+// transfers of one Manager (Config.MaxConnectionsPerHost). A file's first
+// connection waits for room (wait); a further connection of a file in
+// segments is opened only when there is room and no first connection waits
+// for that host (try), and gives its room up as soon as one does
+// (contended): files come before segments, so a job never waits on another
+// job's extra connections for longer than a buffer takes.
 type hostBudget struct {
-	max int
-	mu  sync.Mutex
-	n   map[string]int
+	max    int
+	mu     sync.Mutex
+	n      map[string]int // connections open per host
+	want   map[string]int // first connections waiting per host
+	freed  chan struct{}  // closed and replaced when a connection is given up
+	wanted atomic.Int32   // first connections waiting, over all hosts
 }
 
-// take counts a connection to host. A forced one is always counted; another
-// only if the host has fewer than max, which take reports.
-func (b *hostBudget) take(host string, force bool) bool {
+// wait counts a file's first connection to host once the host has room, or
+// returns ctx's error.
+func (b *hostBudget) wait(ctx context.Context, host string) error {
+	b.mu.Lock()
+	for b.n[host] >= b.max {
+		if b.want == nil {
+			b.want = make(map[string]int)
+		}
+		if b.freed == nil {
+			b.freed = make(chan struct{})
+		}
+		freed := b.freed
+		b.want[host]++
+		b.wanted.Add(1)
+		b.mu.Unlock()
+		var err error
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+		b.mu.Lock()
+		b.wanted.Add(-1)
+		if b.want[host]--; b.want[host] <= 0 {
+			delete(b.want, host)
+		}
+		if err != nil {
+			b.mu.Unlock()
+			return err
+		}
+	}
+	b.countLocked(host)
+	b.mu.Unlock()
+	return nil
+}
+
+// try counts a further connection to host if the host has room and no first
+// connection waits for it, and reports whether it did.
+func (b *hostBudget) try(host string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !force && b.n[host] >= b.max {
+	if b.n[host] >= b.max || b.want[host] > 0 {
 		return false
 	}
+	b.countLocked(host)
+	return true
+}
+
+func (b *hostBudget) countLocked(host string) {
 	if b.n == nil {
 		b.n = make(map[string]int)
 	}
 	b.n[host]++
-	return true
 }
 
-// give uncounts a connection to host.
+// contended reports whether a first connection waits for room at host: a
+// further connection there gives its room up.
+func (b *hostBudget) contended(host string) bool {
+	if b.wanted.Load() == 0 {
+		return false // the common case, without the lock
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.want[host] > 0
+}
+
+// give uncounts a connection to host and wakes the first connections
+// waiting.
 func (b *hostBudget) give(host string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.n[host]--; b.n[host] <= 0 {
 		delete(b.n, host)
+	}
+	if b.freed != nil {
+		close(b.freed)
+		b.freed = nil
 	}
 }
 

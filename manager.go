@@ -55,8 +55,10 @@ type Config struct {
 	// MaxConnectionsPerHost bounds the connections the Manager's transfers
 	// keep open to one host (host and port) at once, over all its jobs, so
 	// parallel files × connections per file (Job.SetMaxConnections) never
-	// flood one server. A file's first connection is always made; further
-	// ones only while the host has fewer than this. 0 means 8.
+	// flood one server. A file's connection waits for room (in CONNECTING;
+	// the wait is not a stall); a file's further connections open only when
+	// there is room and no file waits, and give their room up to a waiting
+	// file. 0 means 8.
 	MaxConnectionsPerHost int
 
 	// MinSegmentSize is the smallest half a split of a segment leaves

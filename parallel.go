@@ -84,6 +84,11 @@ func (x *worker) watchLocked(now, stall time.Duration) (due time.Duration, cause
 		return 0, nil
 	}
 	n := f.done.Load()
+	if x.waiting {
+		// Waiting for room in the host's budget: not a stall.
+		x.seen, x.seenAt = n, now
+		return 0, nil
+	}
 	// In segments, each connection is watched on its own: one that wrote
 	// nothing for the stall timeout is stopped alone, and its segment goes
 	// to the others (segment.go).

@@ -124,11 +124,7 @@ func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n
 		r.ph = r.startPrefixHasher(spans)
 	}
 
-	ctx := x.fctx
-	if ctx == nil {
-		ctx = x.ctx
-	}
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(x.attemptCtx())
 	first := r.tb.take()
 	if first == nil || first.start != sp.off {
 		// The table and the request disagree: cannot happen, as both come
@@ -141,14 +137,14 @@ func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n
 	if first == nil {
 		body = nil // step closes it
 	}
-	g.Go(func() error { return r.conn(gctx, first, body) })
+	g.Go(func() error { return r.conn(gctx, first, body, false) })
 	for range n - 1 {
-		if !m.hosts.take(r.host, false) {
+		if !m.hosts.try(r.host) {
 			break
 		}
 		g.Go(func() error {
 			defer m.hosts.give(r.host)
-			return r.conn(gctx, nil, nil)
+			return r.conn(gctx, nil, nil, true)
 		})
 	}
 	err := g.Wait()
@@ -211,8 +207,10 @@ func (x *worker) presize(tf *lazyTemp, size int64) error {
 
 // conn is one connection: it writes body (the answer for seg) if given,
 // then takes segments and fetches each with a request of its own until
-// there is nothing left to take or it fails.
-func (r *segRun) conn(ctx context.Context, seg *segment, body io.Reader) error {
+// there is nothing left to take or it fails. An extra connection (beyond the
+// worker's own) also ends when a file waits for room at the host
+// (hostBudget.contended), giving its segment back.
+func (r *segRun) conn(ctx context.Context, seg *segment, body io.Reader, extra bool) error {
 	x, j, m := r.x, r.x.j, r.x.j.m
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -237,7 +235,7 @@ func (r *segRun) conn(ctx context.Context, seg *segment, body io.Reader) error {
 
 	for {
 		if seg == nil {
-			if cctx.Err() != nil {
+			if cctx.Err() != nil || extra && m.hosts.contended(r.host) {
 				return nil
 			}
 			seg = r.tb.take()
@@ -251,7 +249,7 @@ func (r *segRun) conn(ctx context.Context, seg *segment, body io.Reader) error {
 				return r.stopped(cctx, err)
 			}
 		}
-		err := r.copy(cctx, c, seg, body, buf)
+		err := r.copy(cctx, c, seg, body, buf, extra)
 		if rc, ok := body.(io.Closer); ok {
 			rc.Close()
 		}
@@ -332,9 +330,13 @@ func (r *segRun) request(ctx context.Context, seg *segment) (io.ReadCloser, erro
 // copy writes body into seg at its offsets until the segment ends (a split
 // may end it early) or the body does. A body that ends before its segment
 // is an error; the rest of the segment goes back to the table.
-func (r *segRun) copy(ctx context.Context, c *segConn, seg *segment, body io.Reader, buf []byte) error {
+func (r *segRun) copy(ctx context.Context, c *segConn, seg *segment, body io.Reader, buf []byte, extra bool) error {
 	x, f, tb := r.x, r.f, r.tb
 	for {
+		if extra && x.j.m.hosts.contended(r.host) {
+			tb.release(seg) // a file waits for room at the host
+			return nil
+		}
 		nr, rerr := body.Read(buf)
 		if nr > 0 {
 			off, k := tb.claim(seg, int64(nr))

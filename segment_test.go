@@ -441,3 +441,35 @@ func TestSegmentsTempFileShorter(t *testing.T) {
 		assert.Equal(t, tr.SHA256("/f"), fileSHA256(t, local))
 	})
 }
+
+// TestHostBudgetWaitIsNoStall: 4 files at once of one job to one host whose
+// budget is 2: two wait for room (CONNECTING) while the others take 8 s
+// each, longer than the stall timeout, and are not taken for stalled; never
+// more than 2 requests are open; every file is right.
+func TestHostBudgetWaitIsNoStall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, dojob.Config{MaxConnectionsPerHost: 2, StallTimeout: 5 * time.Second},
+			dojobtest.WithSize(512<<10), dojobtest.WithRate(64<<10))
+		j := r.job("budget", "/a", "/b", "/c", "/d")
+		require.NoError(t, j.SetMaxParallelFiles(4))
+		require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+		assert.Zero(t, j.ErrorCount(), "no stall: a file waiting for room is not stalled")
+		reqs := r.tr.Requests()
+		require.Len(t, reqs, 4)
+		peak := 0
+		for _, a := range reqs {
+			open := 0
+			for _, b := range reqs {
+				if !b.Time.After(a.Time) && b.End.After(a.Time) {
+					open++
+				}
+			}
+			peak = max(peak, open)
+		}
+		assert.Equal(t, 2, peak, "requests open at once")
+		require.NoError(t, j.Complete())
+		for _, p := range []string{"/a", "/b", "/c", "/d"} {
+			r.requireFile(p)
+		}
+	})
+}

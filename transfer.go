@@ -57,6 +57,7 @@ type worker struct {
 	// of a fetch in segments (segment.go), guarded by the job's mu.
 	noSplit  bool
 	segConns []*segConn
+	waiting  bool   // waiting for room in the host's budget (guarded by the job's mu)
 	bg       bgSync // the checkpoint fsync in flight, off the copy goroutine
 
 	// The context of the current attempt, a child of ctx: a stall cancels
@@ -319,16 +320,23 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 		// it be split over several connections (segment.go).
 		sp.ranged = true
 	}
-	// A file's first connection counts in its host's budget, and is never
-	// refused (Config.MaxConnectionsPerHost).
+	// A file's connection waits for room in its host's budget
+	// (Config.MaxConnectionsPerHost); the watchdog does not take the wait
+	// for a stall.
 	host := hostOf(remote)
-	m.hosts.take(host, true)
+	j.mu.Lock()
+	x.waiting = true
+	j.mu.Unlock()
+	err = m.hosts.wait(x.attemptCtx(), host)
+	j.mu.Lock()
+	x.waiting, x.seenAt = false, m.now()
+	j.mu.Unlock()
+	if err != nil {
+		return false, "", err
+	}
 	defer m.hosts.give(host)
 
-	ctx := x.fctx
-	if ctx == nil {
-		ctx = x.ctx
-	}
+	ctx := x.attemptCtx()
 	if opts != nil {
 		ctx = context.WithValue(ctx, reqOptsKey{}, opts)
 	}
@@ -517,4 +525,12 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 		return false, "", nil // the next step finds the next range, or completion
 	}
 	return true, "", nil
+}
+
+// attemptCtx is the context of the worker's current attempt.
+func (x *worker) attemptCtx() context.Context {
+	if x.fctx != nil {
+		return x.fctx
+	}
+	return x.ctx
 }

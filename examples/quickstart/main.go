@@ -141,10 +141,14 @@ func run(ctx context.Context, stdout io.Writer) error {
 		case <-finished:
 			waiting = false
 		case <-tick.C:
-			if p := job.Progress(); p.BytesTransferred != shown {
+			// Under the output's lock, so that a progress line never
+			// lands between the state lines of the transfer's end.
+			mu.Lock()
+			if p := job.Progress(); p.BytesTransferred != shown && job.State() < dojob.StateTransferred {
 				shown = p.BytesTransferred
-				say("progress: %s of %s", mib(p.BytesTransferred), mib(p.BytesTotal))
+				fmt.Fprintf(stdout, "progress: %s of %s\n", mib(p.BytesTransferred), mib(p.BytesTotal))
 			}
+			mu.Unlock()
 		case <-ctx.Done():
 			return ctx.Err() // m.Close deletes the partial file
 		}

@@ -12,7 +12,9 @@
 // A Manager owns jobs. Manager.CreateJob makes a job in SUSPENDED; AddFile
 // adds remote URLs with their destination paths; Resume queues the job; the
 // Manager's scheduler starts it when a slot is free; its files transfer one
-// after another into hidden temporary files next to their destinations.
+// after another (SetMaxParallelFiles: several at once), each over one
+// connection (SetMaxConnections: a large file in segments over several),
+// into hidden temporary files next to their destinations.
 // When every file is transferred the job is TRANSFERRED and its callback's
 // JobTransferred runs; Complete then renames the files into place
 // (ACKNOWLEDGED). Cancel discards them (CANCELLED).
@@ -81,6 +83,20 @@
 // Complete does not install it. SetValidationState lets the caller accept
 // or reject a transferred file after a check of its own of
 // FileInfo.TemporaryName, typically from FileTransferred.
+//
+// # Several connections per file
+//
+// Job.SetMaxConnections(n) lets each file use up to n connections, where a
+// server caps each one: a whole file of known size whose server answers
+// "bytes=0-" with a 206 carrying a strong ETag (or Last-Modified) is split
+// into segments, and every free connection splits the largest part still
+// to come at its middle. Each segment's 206 must carry exactly its range,
+// the same total and the same validator — the rule every resume follows:
+// bytes that follow bytes are accepted only from an answer that proves it
+// serves the same content, so a file is never spliced from two. Written
+// spans are checkpointed, so a restart resumes every gap.
+// Config.MaxConnectionsPerHost bounds the connections to one host over all
+// jobs.
 //
 // # Streams
 //

@@ -651,3 +651,12 @@ func removeIfExists(p string) error {
 	}
 	return nil
 }
+
+// fileAtLocked returns the job's file at index i (the index of Files), or
+// ErrInvalidArg for an index out of range.
+func (j *Job) fileAtLocked(i int) (*file, error) {
+	if i < 0 || i >= len(j.files) {
+		return nil, errorf(ErrInvalidArg, "file %d is not in the job (it has %d)", i, len(j.files))
+	}
+	return j.files[i], nil
+}

@@ -357,8 +357,9 @@ func isCode(err error, code HRESULT) bool {
 // running stops its attempt and the job is queued again, keeping its bytes
 // and its place in line; the next request goes to the new URL and resumes
 // with If-Range and the validator the old URL gave, so the file continues at
-// its offset only if the new URL serves the same content (a 206 with the
-// same total), and starts over otherwise. A file already transferred is
+// its offset only if the new URL's answer proves it serves the same content
+// (a 206 that itself carries the same strong ETag, else Last-Modified, and
+// total), and starts over otherwise. A file already transferred is
 // never downloaded again. The URL is the primary source (FileInfo.RemoteURL):
 // a file that had failed over to one of its Mirrors goes back to it, and
 // its mirrors stay as they are (ReplaceRemotePrefix changes primaries only).
@@ -367,10 +368,10 @@ func (j *Job) SetRemoteName(file int, remoteURL string) error {
 		return err
 	}
 	return j.update(func() (bool, error) {
-		if file < 0 || file >= len(j.files) {
-			return false, errorf(ErrInvalidArg, "file %d is not in the job (it has %d)", file, len(j.files))
+		f, err := j.fileAtLocked(file)
+		if err != nil {
+			return false, err
 		}
-		f := j.files[file]
 		if f.Remote == remoteURL {
 			return false, nil
 		}

@@ -248,12 +248,11 @@ func (j *Job) SetFileWriter(file int, w io.Writer) error {
 		j.mu.Unlock()
 		return err
 	}
-	if file < 0 || file >= len(j.files) {
-		n := len(j.files)
+	f, err := j.fileAtLocked(file)
+	if err != nil {
 		j.mu.Unlock()
-		return errorf(ErrInvalidArg, "file %d is not in the job (it has %d)", file, n)
+		return err
 	}
-	f := j.files[file]
 	if !f.Stream {
 		j.mu.Unlock()
 		return errorf(ErrInvalidArg, "file %d is not a stream (it was added with a LocalPath)", file)

@@ -274,12 +274,11 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 		j.mu.Unlock()
 		return err
 	}
-	if file < 0 || file >= len(j.files) {
-		n := len(j.files)
+	f, err := j.fileAtLocked(file)
+	if err != nil {
 		j.mu.Unlock()
-		return errorf(ErrInvalidArg, "file index %d out of range (the job has %d files)", file, n)
+		return err
 	}
-	f := j.files[file]
 	if !f.Transferred || f.Completed {
 		j.mu.Unlock()
 		return errorf(ErrInvalidState, "file %d is not transferred (or already completed)", file)

@@ -429,35 +429,12 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 	if err := tf.open(); err != nil {
 		return false, "", err
 	}
-	// Accept the response: TRANSFERRING, the validators and sizes it told.
 	j.mu.Lock()
 	if !x.liveLocked() {
 		j.mu.Unlock()
 		return false, "", errStopped
 	}
-	if !a.cont || v.truncate {
-		// The first bytes of the file: its validators are this answer's.
-		// (An answer that continues the file proved it carries the same.)
-		f.ETag, f.LastModified = v.etag, v.lastMod
-	}
-	f.addSourceLocked(src)
-	if v.remoteSize != SizeUnknown {
-		f.RemoteSize = v.remoteSize
-		if f.Ranges == nil {
-			f.Size = v.remoteSize
-		} else {
-			f.Size = rangesSize(f.Ranges, v.remoteSize)
-		}
-	}
-	now := m.now()
-	x.seenAt = now
-	x.mark = f.markLocked() // only bytes past it are progress
-	// The minimum speed is measured from here, over this response's body.
-	x.speed.begin(now, f.done.Load())
-	if j.minSpeed > 0 {
-		j.m.clock.setEarlier(&j.tickDL, now+j.speedWindow) // judged at the window's end
-	}
-	j.moveLocked(StateTransferring)
+	x.acceptedLocked(f, a, v, src)
 	segmented := x.segmentableLocked(tf, f, resp.StatusCode, v) && !v.truncate
 	j.mu.Unlock()
 
@@ -533,4 +510,38 @@ func (x *worker) attemptCtx() context.Context {
 		return x.fctx
 	}
 	return x.ctx
+}
+
+// acceptedLocked is the worker's report that the answer v to request a, from
+// source src, was accepted for f: the job shows the validators and sizes it
+// told and moves to TRANSFERRING, and the watchdog, the progress mark and
+// the minimum speed start on its body. One of the four places where a
+// worker writes the job's view of its file (with a checkpoint's note, a
+// restart and the end of a fetch in segments). It takes the clock's lock
+// and those of moveLocked.
+func (x *worker) acceptedLocked(f *file, a ask, v verdict, src int) {
+	j := x.j
+	if !a.cont || v.truncate {
+		// The first bytes of the file: its validators are this answer's.
+		// (An answer that continues the file proved it carries the same.)
+		f.ETag, f.LastModified = v.etag, v.lastMod
+	}
+	f.addSourceLocked(src)
+	if v.remoteSize != SizeUnknown {
+		f.RemoteSize = v.remoteSize
+		if f.Ranges == nil {
+			f.Size = v.remoteSize
+		} else {
+			f.Size = rangesSize(f.Ranges, v.remoteSize)
+		}
+	}
+	now := j.m.now()
+	x.seenAt = now
+	x.mark = f.markLocked() // only bytes past it are progress
+	// The minimum speed is measured from here, over this response's body.
+	x.speed.begin(now, f.done.Load())
+	if j.minSpeed > 0 {
+		j.m.clock.setEarlier(&j.tickDL, now+j.speedWindow) // judged at the window's end
+	}
+	j.moveLocked(StateTransferring)
 }

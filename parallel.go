@@ -26,7 +26,9 @@ var errSiblingFailed = errors.New("another file of the job failed")
 // bytes, and the whole job retries (or goes to ERROR) as with one file.
 // FileTransferred callbacks come in the order the files finish, which with
 // n > 1 need not be the order added. A new value applies from the next
-// attempt (a running one keeps its own). n outside 1 to
+// attempt (a running one keeps its own). Files from one host wait (in
+// CONNECTING, not a stall) while that host has Config.MaxConnectionsPerHost
+// connections of the Manager open. n outside 1 to
 // MaxParallelFilesLimit returns ErrInvalidArg. The value is persisted.
 func (j *Job) SetMaxParallelFiles(n int) error {
 	if n < 1 || n > MaxParallelFilesLimit {

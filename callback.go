@@ -388,7 +388,16 @@ func (j *Job) drain(t *task) {
 			if called && n.episode == j.episode && j.pendingFinal {
 				if err == nil {
 					j.pendingFinal = false
-				} else if !j.m.closed.Load() {
+					j.cbErr = nil
+				} else {
+					// What CallbackError (and a Wait whose ctx ends) tells.
+					fails := 1
+					if j.cbErr != nil && j.cbErr.episode == n.episode {
+						fails = j.cbErr.Failures + 1
+					}
+					j.cbErr = &CallbackError{Notification: n.kind.callbackName(), Failures: fails, Err: err, episode: n.episode}
+				}
+				if err != nil && !j.m.closed.Load() {
 					if j.m.logEnabled(slog.LevelWarn) {
 						j.m.queueLog(slog.LevelWarn, "dojob: callback failed; it will be called again", slog.Any("job", j.id), slog.Any("err", err))
 					}
@@ -503,4 +512,54 @@ func (j *Job) onRedeliver(time.Duration) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.queueFinalLocked()
+}
+
+// CallbackError is a notification the job owes — JobTransferred or
+// JobError, delivered at least once — that its callback has failed to take:
+// each call returned an error or panicked (a typed nil Callback panics), and
+// the notification is delivered again after the retry delay while the job
+// stays in its state. Job.CallbackError returns it; a Wait whose ctx ends
+// while it is owed returns it joined with ctx's error, so a caller that
+// bounds Wait learns why it did not return.
+type CallbackError struct {
+	Notification string // "JobTransferred" or "JobError"
+	Failures     int    // calls that failed in a row
+	Err          error  // the last call's error (or its recovered panic)
+
+	episode uint64 // the state's episode the notification is owed for
+}
+
+// Error describes the failing notification and its last error.
+func (e *CallbackError) Error() string {
+	return fmt.Sprintf("dojob: the %s callback failed %d time(s); it is called again: %v", e.Notification, e.Failures, e.Err)
+}
+
+// Unwrap returns the last call's error.
+func (e *CallbackError) Unwrap() error { return e.Err }
+
+// CallbackError returns the JobTransferred or JobError notification the job
+// owes and that its callback has failed to take so far (CallbackError), or
+// nil when no notification owed for the job's current state has failed.
+func (j *Job) CallbackError() *CallbackError {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.owedErrLocked()
+}
+
+// owedErrLocked is CallbackError: the failure is reported only while the
+// notification is still owed for the state the job is in.
+func (j *Job) owedErrLocked() *CallbackError {
+	if e := j.cbErr; e != nil && j.pendingFinal && e.episode == j.episode {
+		c := *e
+		return &c
+	}
+	return nil
+}
+
+// callbackName is the Callback method a final notification calls.
+func (k noteKind) callbackName() string {
+	if k == noteError {
+		return "JobError"
+	}
+	return "JobTransferred"
 }

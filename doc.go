@@ -152,7 +152,8 @@
 // outside every lock, so a callback may call any method — Complete from
 // JobTransferred is the canonical pattern. A JobTransferred or JobError that
 // returns an error or panics is delivered again after the retry delay while
-// the job stays in that state; registering on a job that is already
+// the job stays in that state (Job.CallbackError tells how it fails, and a
+// Wait whose ctx ends meanwhile returns it with ctx's error); registering on a job that is already
 // TRANSFERRED or ERROR delivers the notification it owes. A callback may
 // call Manager.Close (it then waits for every goroutine but the running
 // callbacks, which end when they return); Job.Wait from a callback does not

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -221,13 +222,14 @@ type Job struct {
 
 	// Notifications (callback.go).
 	notes        []note
-	draining     bool   // a drain goroutine is running for this job
-	episode      uint64 // entries into TRANSFERRED or ERROR so far
-	pendingFinal bool   // JobTransferred / JobError owed for the current episode
-	finalBusy    bool   // a JobTransferred / JobError call is running (Wait waits for it)
-	calling      bool   // a callback of any kind is running (Wait from a callback does not wait then)
-	queuedEp     uint64 // the episode whose JobTransferred/JobError is queued or being delivered; 0 when none
-	notedBytes   int64  // BytesTransferred at the last progress JobModification
+	draining     bool           // a drain goroutine is running for this job
+	episode      uint64         // entries into TRANSFERRED or ERROR so far
+	pendingFinal bool           // JobTransferred / JobError owed for the current episode
+	cbErr        *CallbackError // the owed JobTransferred / JobError that failed so far (CallbackError)
+	finalBusy    bool           // a JobTransferred / JobError call is running (Wait waits for it)
+	calling      bool           // a callback of any kind is running (Wait from a callback does not wait then)
+	queuedEp     uint64         // the episode whose JobTransferred/JobError is queued or being delivered; 0 when none
+	notedBytes   int64          // BytesTransferred at the last progress JobModification
 
 	// Scheduler bookkeeping, guarded by m.sched.mu.
 	qidx       int      // index in the scheduler's queue; -1 when not queued
@@ -488,7 +490,10 @@ func (j *Job) reactivateLocked() {
 // files in place), and one that calls Cancel makes it return CANCELLED.
 //
 // A callback that keeps failing is still owed: Wait keeps waiting through
-// its re-deliveries, until one returns nil or the job leaves the state. A
+// its re-deliveries, until one returns nil or the job leaves the state; if
+// ctx ends meanwhile, Wait's error matches ctx's and is also a
+// *CallbackError (errors.As) with the failures and the last error, which
+// Job.CallbackError reports at any time. A
 // notification that nothing can deliver — no callback registered, or flags
 // that exclude it — is not waited for. If ctx ends first Wait returns the
 // current state and ctx's error. Once the Manager is closed (Close drops the
@@ -530,6 +535,13 @@ func (j *Job) Wait(ctx context.Context) (State, error) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			j.mu.Lock()
+			ce := j.owedErrLocked()
+			j.mu.Unlock()
+			if ce != nil {
+				// Waiting for a callback that keeps failing: say so.
+				return s, errors.Join(context.Cause(ctx), ce)
+			}
 			return s, context.Cause(ctx)
 		case <-j.m.done:
 			return s, errorf(ErrNoService, "the manager is closed")

@@ -76,7 +76,7 @@ func osFileSystem() fileSystem {
 			}
 			return f, nil
 		},
-		rename:      promoteFile,
+		rename:      func(from, to string) error { return promoteFile(from, to, nil) },
 		inUseWindow: inUseWindow,
 	}
 }
@@ -193,8 +193,10 @@ func openTempFile(path string, fresh bool) (*os.File, error) {
 // download (0644; it was 0600 while partial) and renames it over its
 // destination, atomically. The mode is set through a descriptor of the
 // file it verified (regular, one link, ours), never by name, and the
-// destination is checked afterwards to be that same file.
-func promoteFile(from, to string) error {
+// destination is checked afterwards to be that same file. pause, if not nil,
+// is called with "rename" just before the rename and "renamed" just after
+// it (tests act there).
+func promoteFile(from, to string, pause func(step string)) error {
 	before, err := inspect(from)
 	if err != nil {
 		return err
@@ -214,8 +216,14 @@ func promoteFile(from, to string) error {
 	if err != nil {
 		return err
 	}
+	if pause != nil {
+		pause("rename")
+	}
 	if err := os.Rename(from, to); err != nil {
 		return err
+	}
+	if pause != nil {
+		pause("renamed")
 	}
 	after, err := os.Lstat(to)
 	if err != nil {

@@ -64,6 +64,18 @@ func HoldRenames(m *Manager, started chan<- struct{}, release <-chan struct{}) {
 	}
 }
 
+// PausePromote makes Complete's renames of m's files call hook at three
+// points of each: with step "closed" once the temporary file from was
+// checked, chmod-ed and closed, before it is checked by name once more; with
+// step "rename" after that check, just before it is renamed to to; and with
+// step "renamed" just after the rename, before the destination is checked —
+// for tests that must act between those steps. It replaces m's rename: call it before HoldRenames or AfterRenameTry.
+func PausePromote(m *Manager, hook func(step, from, to string)) {
+	m.fs.rename = func(from, to string) error {
+		return promoteFile(from, to, func(step string) { hook(step, from, to) })
+	}
+}
+
 // BeforeTempOpen makes every opening of a temporary file by m's transfers
 // call hook first, n counting the openings from 1 — a slow file system, for
 // tests that must act between a transfer's steps. Call it before any job

@@ -126,6 +126,112 @@ func TestHardLinkAtPromoteRefused(t *testing.T) {
 	v.check(t)
 }
 
+// TestConcurrentCompletesLastRenameWins: two jobs whose files go to the
+// same destination are completed at once, and the second one's rename lands
+// between the first one's rename and its check of the destination. That is
+// a legitimate replacement, not a planted file: both jobs end ACKNOWLEDGED,
+// the destination holds the bytes of the last rename (the second job's),
+// mode 0644, and no temporary file is left.
+func TestConcurrentCompletesLastRenameWins(t *testing.T) {
+	r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(64<<10))
+	dest := r.local("/f")
+	newJob := func(url string) *dojob.Job {
+		j, err := r.m.CreateJob(url)
+		require.NoError(t, err)
+		require.NoError(t, j.AddFile(r.s.FileURL(url), dest))
+		return j
+	}
+	first, second := newJob("/a"), newJob("/b")
+	require.NotEqual(t, r.s.SHA256("/a"), r.s.SHA256("/b"))
+	require.Equal(t, dojob.StateTransferred, r.run(first))
+	require.Equal(t, dojob.StateTransferred, r.run(second))
+	_, err := os.Lstat(dest)
+	require.ErrorIs(t, err, fs.ErrNotExist, "nothing at the destination before Complete")
+
+	firstTemp := tempPath(first, r.dir, 0)
+	renamed, secondDone := make(chan struct{}), make(chan struct{})
+	dojob.PausePromote(r.m, func(step, from, _ string) {
+		if step == "renamed" && from == firstTemp {
+			close(renamed)
+			<-secondDone
+		}
+	})
+	firstErr := make(chan error, 1)
+	go func() { firstErr <- first.Complete() }()
+	<-renamed // the first file is at the destination, not yet checked there
+	secondErr := second.Complete()
+	close(secondDone)
+	require.NoError(t, secondErr)
+	require.NoError(t, <-firstErr)
+
+	assert.Equal(t, dojob.StateAcknowledged, first.State())
+	assert.Equal(t, dojob.StateAcknowledged, second.State())
+	assert.Equal(t, r.s.SHA256("/b"), fileSHA256(t, dest), "the last rename wins")
+	assert.Equal(t, []string{"f"}, dirEntries(t, r.dir), "no temporary file left")
+	if runtime.GOOS != "windows" {
+		fi, err := os.Lstat(dest)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o644), fi.Mode())
+	}
+}
+
+// TestLinkSwappedInAtCompleteRefused: a hard or symbolic link to another
+// file swapped in at the temporary path while Complete renames it is
+// refused with LOCAL_FILE E_ACCESSDENIED and the linked file is untouched.
+// Swapped in after the temporary file was checked and closed, it is caught
+// by the check by name before the rename: nothing appears at the
+// destination. Swapped in in the instant after that check, it is renamed to
+// the destination and caught there. Either way Cancel then ends the job.
+func TestLinkSwappedInAtCompleteRefused(t *testing.T) {
+	for _, link := range []string{"hard", "symbolic"} {
+		for _, step := range []string{"closed", "rename"} {
+			t.Run(link+"/"+step, func(t *testing.T) {
+				r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(64<<10))
+				v := newVictim(t, 1000)
+				j, _ := r.job("/f")
+				require.Equal(t, dojob.StateTransferred, r.run(j))
+				tmp := tempPath(j, r.dir, 0)
+				if link == "symbolic" {
+					probe := filepath.Join(r.dir, "probe")
+					symlinkOrSkip(t, v.path, probe)
+					require.NoError(t, os.Remove(probe))
+				}
+				dojob.PausePromote(r.m, func(at, from, _ string) {
+					if at != step || from != tmp {
+						return
+					}
+					require.NoError(t, os.Remove(tmp))
+					if link == "hard" {
+						require.NoError(t, os.Link(v.path, tmp))
+					} else {
+						require.NoError(t, os.Symlink(v.path, tmp))
+					}
+				})
+				err := j.Complete()
+				var jerr *dojob.JobError
+				require.ErrorAs(t, err, &jerr)
+				assert.Equal(t, dojob.ErrAccessDenied, jerr.Code, "%v", jerr)
+				assert.Equal(t, dojob.ErrorContextLocalFile, jerr.Context)
+				assert.Equal(t, dojob.StateTransferred, j.State())
+				v.check(t)
+				if step == "closed" {
+					_, err = os.Lstat(r.local("/f"))
+					assert.ErrorIs(t, err, fs.ErrNotExist, "nothing appears at the destination")
+				} else {
+					vi, err := os.Stat(v.path)
+					require.NoError(t, err)
+					di, err := os.Stat(r.local("/f"))
+					require.NoError(t, err)
+					assert.True(t, os.SameFile(vi, di), "the link swapped in was renamed there")
+				}
+				require.NoError(t, j.Cancel())
+				v.check(t)
+				assert.Empty(t, tempFiles(t, r.dir))
+			})
+		}
+	}
+}
+
 // suspended is a job of one file stopped half-way: its Manager's config,
 // the Manager, the job, the Transport, the destination folder and the bytes
 // recorded.

@@ -76,7 +76,7 @@ func osFileSystem() fileSystem {
 			}
 			return f, nil
 		},
-		rename:      promoteFile,
+		rename:      func(from, to string) error { return promoteFile(from, to, nil) },
 		inUseWindow: inUseWindow,
 	}
 }
@@ -192,9 +192,34 @@ func openTempFile(path string, fresh bool) (*os.File, error) {
 // promoteFile gives a finished temporary file the mode of an ordinary
 // download (0644; it was 0600 while partial) and renames it over its
 // destination, atomically. The mode is set through a descriptor of the
-// file it verified (regular, one link, ours), never by name, and the
-// destination is checked afterwards to be that same file.
-func promoteFile(from, to string) error {
+// file it verified (regular, one link, ours), never by name.
+//
+// What must be ours is the file renamed — the temporary file — not which
+// file is at the destination afterwards. Just before the rename the
+// temporary file is checked by name once more (inspect) and must be the very
+// file verified and chmod-ed: one swapped before that (a link planted after
+// the transfer) fails with an unsafeFileError, and nothing is moved. After
+// the rename the destination is checked by name (inspect) to be a file dojob
+// would accept — regular, one link, ours where the platform can tell —
+// whether or not it is still our file: if another job's Complete to the
+// same destination, or any program saving there, replaced it right after
+// our rename, that is legitimate and the last rename wins (BITS). Anything
+// else there — a symbolic link, a hard link, another user's file — fails
+// with an unsafeFileError, as it may be a link swapped in at the temporary
+// path in the instant between the last check and the rename. Identity alone
+// (os.SameFile) does not tell: the inode number of a temporary file swapped
+// out is free again and may be the planted link's. A file accepted there is
+// at worst one of this user's own files with a single name, which the user's
+// programs could as well have renamed there after Complete: nothing was
+// written through a link, and no link was installed.
+//
+// pause, if not nil, is called with "closed" once the file is chmod-ed and
+// closed, "rename" just before the rename and "renamed" just after it
+// (tests act there).
+func promoteFile(from, to string, pause func(step string)) error {
+	if pause == nil {
+		pause = func(string) {}
+	}
 	before, err := inspect(from)
 	if err != nil {
 		return err
@@ -214,15 +239,25 @@ func promoteFile(from, to string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(from, to); err != nil {
-		return err
-	}
-	after, err := os.Lstat(to)
+	pause("closed")
+	now, err := inspect(from)
 	if err != nil {
 		return err
 	}
-	if !os.SameFile(fi, after) {
-		return &unsafeFileError{from, "replaced by another file while it was being renamed to " + to}
+	if !os.SameFile(fi, now) {
+		return &unsafeFileError{from, "replaced by another file before it was renamed to " + to}
+	}
+	pause("rename")
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	pause("renamed")
+	if _, err := inspect(to); err != nil {
+		var ue *unsafeFileError
+		if errors.As(err, &ue) {
+			return &unsafeFileError{from, "renamed to " + to + ", where a file dojob must not leave is found instead: " + ue.why}
+		}
+		return err
 	}
 	return nil
 }

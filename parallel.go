@@ -180,8 +180,12 @@ func (x *transfer) runWorkers(n int) {
 	busy := make(map[*file]bool, n)
 	var failed error // the first file's failure; the attempt has failed
 	var failedFile *file
+	j.mu.Lock()
 	for {
-		j.mu.Lock()
+		// Holding the job's lock from the result just applied: the next
+		// file starts, or the job becomes TRANSFERRED, in the same
+		// critical section as the last file's FileTransferred is queued,
+		// so that callback sees the state that follows it.
 		live := j.xfer == x
 		closing := context.Cause(x.ctx) == errClosing
 		for live && !closing && failed == nil && len(busy) < n {
@@ -240,7 +244,6 @@ func (x *transfer) runWorkers(n int) {
 			failed, failedFile = r.err, r.f
 			cancel(errSiblingFailed)
 		}
-		j.mu.Unlock()
 	}
 }
 

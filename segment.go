@@ -229,6 +229,13 @@ func (r *segRun) conn(ctx context.Context, seg *segment, body io.Reader, extra b
 		}
 		j.mu.Unlock()
 	}()
+	if rc, ok := body.(io.Closer); ok {
+		// The first connection's body came with the worker's request, not
+		// with this connection's context: closing it is what stops a
+		// read when the watchdog stops this connection alone.
+		stop := context.AfterFunc(cctx, func() { rc.Close() })
+		defer stop()
+	}
 	bufp := m.bufs.Get().(*[]byte)
 	defer m.bufs.Put(bufp)
 	buf := *bufp

@@ -32,14 +32,12 @@ func TestDeadlinesThroughRetries(t *testing.T) {
 		assert.Equal(t, 2*time.Second, j.NextRetry().Sub(start))
 		assert.Equal(t, 10*time.Minute, j.NoProgressDeadline().Sub(start))
 
-		time.Sleep(2 * time.Second)
-		synctest.Wait() // the second attempt failed at 2 s; the delay doubled
+		advance(2 * time.Second) // the second attempt failed at 2 s; the delay doubled
 		require.Equal(t, dojob.StateTransientError, j.State())
 		assert.Equal(t, 6*time.Second, j.NextRetry().Sub(start))
 		assert.Equal(t, 10*time.Minute, j.NoProgressDeadline().Sub(start), "the window opened at the first failure")
 
-		time.Sleep(4 * time.Second)
-		synctest.Wait() // the third attempt waits for headers that do not come
+		advance(4 * time.Second) // the third attempt waits for headers that do not come
 		require.Equal(t, dojob.StateConnecting, j.State())
 		assert.True(t, j.NextRetry().IsZero(), "no retry scheduled while an attempt runs")
 		assert.Equal(t, 10*time.Minute, j.NoProgressDeadline().Sub(start), "a retry that moved no byte keeps the window")
@@ -66,7 +64,7 @@ func TestNoProgressDeadlineFollowsTimeout(t *testing.T) {
 		assert.Equal(t, 30*time.Second, j.NextRetry().Sub(start), "Retry-After beats the 2 s delay")
 		assert.Equal(t, 24*time.Hour, j.NoProgressDeadline().Sub(start), "NORMAL's default timeout")
 
-		time.Sleep(10 * time.Second)
+		advance(10 * time.Second)
 		require.NoError(t, j.SetNoProgressTimeout(time.Hour))
 		assert.Equal(t, time.Hour, j.NoProgressDeadline().Sub(start), "measured from the window's start, not from now")
 		assert.Equal(t, 30*time.Second, j.NextRetry().Sub(start))

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/dojob/dojob"
 	"github.com/dojob/dojob/dojobtest"
@@ -129,4 +131,12 @@ func requireSwitchedAtOffset(t *testing.T, reqs []dojobtest.Request, path string
 	assert.Equal(t, path+"?sig=second", reqs[1].URL)
 	assert.Regexp(t, `^bytes=\d+-$`, reqs[1].Range)
 	assert.NotEqual(t, "bytes=0-", reqs[1].Range)
+}
+
+// advance lets d of fake time pass inside a synctest bubble — its timers
+// fire, as they would over d of real time — and returns once every
+// goroutine of the bubble is durably blocked again.
+func advance(d time.Duration) {
+	<-time.After(d)
+	synctest.Wait()
 }

@@ -292,8 +292,7 @@ func segmentedThenClosed(t *testing.T) (*dojobtest.Transport, dojob.Config, *doj
 	require.NoError(t, j.AddFile(tr.FileURL("/f"), local))
 	require.NoError(t, j.SetMaxConnections(4))
 	require.NoError(t, j.Resume())
-	time.Sleep(1500 * time.Millisecond) // fake time: 4 × 256 KiB/s for 1.5 s
-	synctest.Wait()
+	advance(1500 * time.Millisecond) // fake time: 4 × 256 KiB/s for 1.5 s
 	before := j.Progress().BytesTransferred
 	require.Greater(t, before, int64(segMin))
 	require.Less(t, before, int64(segSize))

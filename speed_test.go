@@ -254,7 +254,7 @@ func TestMinimumSpeedSetWhileTransferring(t *testing.T) {
 		rec := watchStates(t, j)
 		start := time.Now()
 		require.NoError(t, j.Resume())
-		time.Sleep(10 * time.Second) // fake time: 10 s into the trickle
+		advance(10 * time.Second) // fake time: 10 s into the trickle
 		require.Equal(t, dojob.StateTransferring, j.State())
 		require.NoError(t, j.SetMinimumSpeed(1000, 30*time.Second))
 		ev := awaitState(t, rec, dojob.StateTransientError, 1)
@@ -263,9 +263,9 @@ func TestMinimumSpeedSetWhileTransferring(t *testing.T) {
 
 		// The retry's attempt: the limit is turned off 20 s into it.
 		awaitState(t, rec, dojob.StateTransferring, 2)
-		time.Sleep(20 * time.Second)
+		advance(20 * time.Second)
 		require.NoError(t, j.SetMinimumSpeed(0, 0))
-		time.Sleep(10 * time.Minute)
+		advance(10 * time.Minute)
 		assert.Equal(t, dojob.StateTransferring, j.State())
 		assert.Equal(t, 1, j.ErrorCount())
 	})

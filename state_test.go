@@ -198,8 +198,7 @@ func testAutomaticTransitions(t *testing.T, l *edgeLog) {
 		l.watch(t, j)
 		require.NoError(t, j.SetNoProgressTimeout(5*time.Second))
 		require.NoError(t, j.Resume())
-		time.Sleep(5 * time.Second) // attempts at 0 and 2 s; the next would be at 6 s
-		synctest.Wait()
+		advance(5 * time.Second) // attempts at 0 and 2 s; the next would be at 6 s
 		assert.Equal(t, []edge{{S, Q}, {Q, C}, {C, TE}, {TE, Q}, {Q, C}, {C, TE}, {TE, E}}, l.of(j))
 		jerr, err := j.Error()
 		require.NoError(t, err)
@@ -213,8 +212,7 @@ func testAutomaticTransitions(t *testing.T, l *edgeLog) {
 		synctest.Wait()
 		blocker := r.job("blocker", "/stall")
 		require.NoError(t, blocker.Resume())
-		time.Sleep(5 * time.Second) // the retry at 2 s waits for the slot until the window ends
-		synctest.Wait()
+		advance(5 * time.Second) // the retry at 2 s waits for the slot until the window ends
 		assert.Equal(t, []edge{{S, Q}, {Q, C}, {C, TE}, {TE, Q}, {Q, E}}, l.of(j))
 		assert.Len(t, r.tr.RequestsFor("/503"), 1)
 	})
@@ -259,8 +257,7 @@ func testAutomaticTransitions(t *testing.T, l *edgeLog) {
 		require.NoError(t, j.AddFile(tr.FileURL("/f"), r.local("/f")))
 		l.watch(t, j)
 		require.NoError(t, j.Resume())
-		time.Sleep(dojob.DefaultMinimumRetryDelay)
-		synctest.Wait()
+		advance(dojob.DefaultMinimumRetryDelay)
 		assert.Equal(t, []edge{{S, Q}, {Q, C}, {C, T}, {T, TE}, {TE, Q}, {Q, C}, {C, TD}}, l.of(j))
 		reqs := tr.RequestsFor("/f")
 		require.Len(t, reqs, 2)

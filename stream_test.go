@@ -391,8 +391,7 @@ func TestStreamPersisted(t *testing.T) {
 				}
 				require.NoError(t, j.AddFileSet([]dojob.FileSpec{{RemoteURL: tr.FileURL("/f"), Writer: first}}))
 				require.NoError(t, j.Resume())
-				time.Sleep(time.Second) // fake time: 256 KiB/s
-				synctest.Wait()
+				advance(time.Second) // fake time: 256 KiB/s
 				require.NoError(t, j.Suspend())
 				kept := j.Files()[0].BytesTransferred
 				require.Positive(t, kept)
@@ -501,8 +500,7 @@ func TestStreamSetWriterWhileTransferring(t *testing.T) {
 		old := &bytes.Buffer{}
 		j := streamJob(t, r, old, dojob.FileSpec{})
 		require.NoError(t, j.Resume())
-		time.Sleep(time.Second) // fake time
-		synctest.Wait()
+		advance(time.Second) // fake time
 		require.Equal(t, dojob.StateTransferring, j.State())
 		next := &bytes.Buffer{}
 		require.NoError(t, j.SetFileWriter(0, next))

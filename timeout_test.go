@@ -337,8 +337,7 @@ func TestCompleteClosesTheWindow(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- j.Complete() }()
 		<-started
-		time.Sleep(time.Minute) // fake time: far past the window's end
-		synctest.Wait()
+		advance(time.Minute) // fake time: far past the window's end
 		assert.Equal(t, dojob.StateTransientError, j.State(), "no expiry while Complete renames")
 		close(release)
 		require.NoError(t, <-done)

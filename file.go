@@ -652,6 +652,15 @@ func removeIfExists(p string) error {
 	return nil
 }
 
+// mutableFileLocked is fileAtLocked for a method that changes the file: a
+// job in a final state is ErrInvalidState first.
+func (j *Job) mutableFileLocked(i int) (*file, error) {
+	if err := j.mutableLocked(); err != nil {
+		return nil, err
+	}
+	return j.fileAtLocked(i)
+}
+
 // fileAtLocked returns the job's file at index i (the index of Files), or
 // ErrInvalidArg for an index out of range.
 func (j *Job) fileAtLocked(i int) (*file, error) {

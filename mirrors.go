@@ -109,15 +109,23 @@ func (f *file) foreignLocked() bool {
 	return slices.ContainsFunc(f.Sources, func(s int) bool { return s != 0 })
 }
 
-// skipForeignLocked skips, for f, every mirror that gave some of its
-// bytes, and sends f back to its primary.
-func (f *file) skipForeignLocked() {
+// blameMirrorsLocked handles f's failed check: if a mirror gave some of
+// its bytes, every such mirror is skipped for f, f goes back to its primary
+// and counts a restart for reason, and it reports true; a file of its
+// primary's bytes alone is left as it is (false). The caller empties f.
+func (f *file) blameMirrorsLocked(reason string) (foreign bool) {
+	if !f.foreignLocked() {
+		return false
+	}
 	for _, s := range f.Sources {
 		if s != 0 && !slices.Contains(f.skip, s) {
 			f.skip = append(f.skip, s)
 		}
 	}
 	f.Source = 0
+	f.Restarts++
+	f.RestartReason = reason
+	return true
 }
 
 // usableLocked is the number of f's sources not skipped.

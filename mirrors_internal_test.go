@@ -71,8 +71,10 @@ func TestSkippedSources(t *testing.T) {
 	assert.Equal(t, []int{0, 2}, f.Sources)
 	assert.True(t, f.foreignLocked())
 	f.Source = 2
-	f.skipForeignLocked()
+	assert.True(t, f.blameMirrorsLocked("why"))
 	assert.Equal(t, 0, f.Source, "back to the primary")
+	assert.Equal(t, 1, f.Restarts)
+	assert.Equal(t, "why", f.RestartReason)
 	assert.Equal(t, []int{2}, f.skip)
 	assert.Equal(t, 3, f.usableLocked())
 	assert.Equal(t, 1, f.nextUsableLocked(0))
@@ -82,6 +84,8 @@ func TestSkippedSources(t *testing.T) {
 	g := &file{recordFile: recordFile{Mirrors: []string{"http://a/"}}}
 	g.addSourceLocked(0)
 	assert.False(t, g.foreignLocked(), "bytes of the primary alone")
+	assert.False(t, g.blameMirrorsLocked("why"))
+	assert.Zero(t, g.Restarts)
 	g.skip = []int{1}
 	assert.Equal(t, 0, g.nextUsableLocked(0), "a single usable source stays where it is")
 }

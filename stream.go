@@ -244,11 +244,7 @@ func (j *Job) SetFileWriter(file int, w io.Writer) error {
 		return errorf(ErrInvalidArg, "no writer given")
 	}
 	j.mu.Lock()
-	if err := j.mutableLocked(); err != nil {
-		j.mu.Unlock()
-		return err
-	}
-	f, err := j.fileAtLocked(file)
+	f, err := j.mutableFileLocked(file)
 	if err != nil {
 		j.mu.Unlock()
 		return err

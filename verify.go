@@ -226,12 +226,7 @@ func (x *worker) reject(tf *lazyTemp, f *file, why string) error {
 	j.mu.Lock()
 	x.seen = 0
 	x.h, x.hf = nil, nil
-	foreign := f.foreignLocked()
-	if foreign {
-		f.skipForeignLocked()
-		f.Restarts++
-		f.RestartReason = "failed its check with bytes from a mirror"
-	}
+	foreign := f.blameMirrorsLocked("failed its check with bytes from a mirror")
 	remote := f.Remote
 	f.emptyLocked()
 	j.changedLocked()
@@ -270,11 +265,7 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 	j.opMu.Lock()
 	defer j.opMu.Unlock()
 	j.mu.Lock()
-	if err := j.mutableLocked(); err != nil {
-		j.mu.Unlock()
-		return err
-	}
-	f, err := j.fileAtLocked(file)
+	f, err := j.mutableFileLocked(file)
 	if err != nil {
 		j.mu.Unlock()
 		return err
@@ -296,12 +287,7 @@ func (j *Job) SetValidationState(file int, valid bool) error {
 	}
 	last := j.last
 	f.Transferred, f.Verified = false, false
-	foreign := f.foreignLocked()
-	if foreign {
-		f.skipForeignLocked()
-		f.Restarts++
-		f.RestartReason = "rejected by the caller with bytes from a mirror"
-	}
+	foreign := f.blameMirrorsLocked("rejected by the caller with bytes from a mirror")
 	f.emptyLocked()
 	j.modified = time.Now()
 	j.changedLocked()

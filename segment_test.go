@@ -477,3 +477,40 @@ func TestHostBudgetWaitIsNoStall(t *testing.T) {
 		}
 	})
 }
+
+// TestSegmentsEndlessChangeFails: a server whose every answer carries a new
+// ETag (and ignores If-Range) proves a change at each segment; the file
+// starts over once, and the second proven change in the same attempt is
+// BG_E_BLOCK_SIZE_MISMATCH-style fatal (ErrBlockSizeMismatch), not a loop of
+// downloads without end.
+func TestSegmentsEndlessChangeFails(t *testing.T) {
+	data := dojobtest.Content("ever changing", 2<<20)
+	var n atomic.Int32
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("ETag", fmt.Sprintf(`"v%d"`, n.Add(1)))
+		off, end := 0, len(data)-1
+		if rg, ok := strings.CutPrefix(req.Header.Get("Range"), "bytes="); ok {
+			a, b, _ := strings.Cut(rg, "-")
+			off, _ = strconv.Atoi(a)
+			if b != "" {
+				end, _ = strconv.Atoi(b)
+			}
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, end, len(data)))
+			w.WriteHeader(http.StatusPartialContent)
+		}
+		_, _ = w.Write(data[off : end+1])
+	}))
+	defer func() {
+		s.CloseClientConnections()
+		s.Close()
+	}()
+	m := newMirrorManager(t, dojob.Config{MinSegmentSize: 128 << 10})
+	j, _ := mirrorJob(t, m, dojob.FileSpec{RemoteURL: s.URL + "/f"})
+	require.NoError(t, j.SetMaxConnections(4))
+	require.Equal(t, dojob.StateError, resumeWait(t, j))
+	assert.Equal(t, dojob.ErrBlockSizeMismatch, mustJobError(t, j).Code)
+	assert.Equal(t, 1, j.Files()[0].Restarts)
+	// Two rounds of a few requests each (a connection may ask for a
+	// segment before the first change stops the others), not a loop.
+	assert.Less(t, n.Load(), int32(20))
+}

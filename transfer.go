@@ -89,10 +89,10 @@ type worker struct {
 var errClosing = errors.New("manager closing")
 
 // run is the transfer goroutine of one run of the job: it keeps up to
-// MaxParallelFiles workers going, one per file (files.go's order: the first
-// not yet transferred), applies their results under the job's lock, and
-// waits for every worker before it exits (workers.go). Files transferred one
-// after another, as BITS does, are the limit of one.
+// MaxParallelFiles workers going, one per file (the first files not yet
+// transferred, in order), applies their results under the job's lock, and
+// waits for every worker before it exits (runWorkers, parallel.go). Files
+// transferred one after another, as BITS does, are the limit of one.
 func (x *transfer) run() {
 	j, m := x.j, x.j.m
 	defer func() {
@@ -112,9 +112,8 @@ func (x *transfer) run() {
 
 // attemptErrorLocked turns the failed attempt of x at f (made under fctx)
 // into the job error it ends with — or reports that f moved to its next
-// source and is to be tried again at once (mirrors.go). Both run and a
-// parallel run's files (parallel.go) end a failed attempt here. It takes
-// the locks of failoverLocked.
+// source and is to be tried again at once (mirrors.go). A worker's runFile
+// ends each failed attempt here. It takes the locks of failoverLocked.
 func (j *Job) attemptErrorLocked(x *worker, f *file, fctx context.Context, err error) (again bool, e *JobError) {
 	if c := context.Cause(fctx); c == errStalled || errors.Is(c, errTooSlow) {
 		err = &sourceError{c} // the watchdog stopped this source's attempt
@@ -132,8 +131,7 @@ func (j *Job) attemptErrorLocked(x *worker, f *file, fctx context.Context, err e
 }
 
 // fileDoneLocked records that transferFile brought f to completion (every
-// byte fsynced, and verified if it has a Checksum). Both run and a parallel
-// run's files (parallel.go) end here.
+// byte fsynced, and verified if it has a Checksum), for runWorkers.
 func (j *Job) fileDoneLocked(f *file) {
 	f.Transferred = true
 	f.Verified = f.sum != nil // transferFile compared the digest
@@ -402,10 +400,7 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 		return false, "", v.err
 	case v.restart:
 		if restarted {
-			if f.Ranges != nil {
-				return false, "", protocolError(ErrInsufficientRangeSupport, "the server does not serve the requested ranges consistently")
-			}
-			return false, "", protocolError(ErrBlockSizeMismatch, "the server's answer does not match the file it served before")
+			return false, "", inconsistentError(f)
 		}
 		return false, v.reason, nil
 	case v.complete:
@@ -445,6 +440,9 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 		j.mu.Unlock()
 		var rs *segRestart
 		if errors.As(err, &rs) {
+			if restarted {
+				return false, "", inconsistentError(f)
+			}
 			return false, rs.reason, nil
 		}
 		if err != nil {
@@ -544,4 +542,14 @@ func (x *worker) acceptedLocked(f *file, a ask, v verdict, src int) {
 		j.m.clock.setEarlier(&j.tickDL, now+j.speedWindow) // judged at the window's end
 	}
 	j.moveLocked(StateTransferring)
+}
+
+// inconsistentError is the error of a file whose server asks it to start
+// over a second time in one attempt: the answers do not describe one file,
+// and starting over again could go on for ever.
+func inconsistentError(f *file) error {
+	if f.Ranges != nil {
+		return protocolError(ErrInsufficientRangeSupport, "the server does not serve the requested ranges consistently")
+	}
+	return protocolError(ErrBlockSizeMismatch, "the server's answer does not match the file it served before")
 }

@@ -39,16 +39,7 @@ func TestServeRange(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "f"), data, 0o644))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- serve(ctx, ln, dir) }()
-	defer func() {
-		cancel()
-		assert.Equal(t, 0, <-done)
-	}()
-
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
+	client := startServe(t, ln, dir)
 	req, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/f", nil)
 	require.NoError(t, err)
 	req.Header.Set("Range", "bytes=1234-5677")
@@ -72,17 +63,7 @@ func TestSlowLink(t *testing.T) {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	const delay, rate = 20 * time.Millisecond, 1_000_000
-	ln := &slowListener{Listener: inner, delay: delay, rate: rate}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- serve(ctx, ln, dir) }()
-	defer func() {
-		cancel()
-		assert.Equal(t, 0, <-done)
-	}()
-
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
+	client := startServe(t, &slowListener{Listener: inner, delay: delay, rate: rate}, dir)
 	start := time.Now()
 	resp, err := client.Get("http://" + inner.Addr().String() + "/f")
 	require.NoError(t, err)
@@ -95,4 +76,20 @@ func TestSlowLink(t *testing.T) {
 	// Lower bounds only: the emulation never makes the link faster.
 	assert.GreaterOrEqual(t, first, 4*delay, "handshake and request: two round trips")
 	assert.GreaterOrEqual(t, took, 4*delay+time.Duration(float64(len(data)-rate/100)/rate*float64(time.Second)))
+}
+
+// startServe serves dir on ln until the test ends (then checks that serve
+// stopped cleanly) and returns a client of its own for it.
+func startServe(t *testing.T, ln net.Listener, dir string) *http.Client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- serve(ctx, ln, dir) }()
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		cancel()
+		assert.Equal(t, 0, <-done)
+	})
+	return client
 }

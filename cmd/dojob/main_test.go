@@ -813,14 +813,8 @@ func TestGetParallel(t *testing.T) {
 	s := dojobtest.NewServer(t, dojobtest.Always(dojobtest.Status(404)))
 	settingsOf := func(state, id string) (parallel, conns int) {
 		t.Helper()
-		m, err := dojob.NewManager(dojob.Config{StateDir: state, Paused: true})
-		require.NoError(t, err)
-		defer func() { require.NoError(t, m.Close()) }()
-		jid, err := dojob.ParseJobID(id)
-		require.NoError(t, err)
-		j, err := m.Job(jid)
-		require.NoError(t, err)
-		return j.MaxParallelFiles(), j.MaxConnections()
+		withJob(t, state, id, func(j *dojob.Job) { parallel, conns = j.MaxParallelFiles(), j.MaxConnections() })
+		return parallel, conns
 	}
 	parallelOf := func(state, id string) int {
 		t.Helper()
@@ -867,16 +861,10 @@ func TestGetParallel(t *testing.T) {
 // without them keeps the job's.
 func TestGetSpeedLimit(t *testing.T) {
 	s := dojobtest.NewServer(t, dojobtest.Always(dojobtest.Status(404)))
-	speedOf := func(state, id string) (int64, time.Duration) {
+	speedOf := func(state, id string) (bps int64, window time.Duration) {
 		t.Helper()
-		m, err := dojob.NewManager(dojob.Config{StateDir: state, Paused: true})
-		require.NoError(t, err)
-		defer func() { require.NoError(t, m.Close()) }()
-		jid, err := dojob.ParseJobID(id)
-		require.NoError(t, err)
-		j, err := m.Job(jid)
-		require.NoError(t, err)
-		return j.MinimumSpeed()
+		withJob(t, state, id, func(j *dojob.Job) { bps, window = j.MinimumSpeed() })
+		return bps, window
 	}
 	getKept := func(state string, args ...string) string {
 		t.Helper()
@@ -941,4 +929,17 @@ func TestSpeedSettingsOverControl(t *testing.T) {
 		assert.Equal(t, []any{bps, window, ok}, []any{gbps, gwindow, gok}, "%q", args)
 		assert.Equal(t, len(args) > 0, gok, "%q", args)
 	}
+}
+
+// withJob calls fn with the job id of the state directory, opened paused.
+func withJob(t *testing.T, state, id string, fn func(*dojob.Job)) {
+	t.Helper()
+	m, err := dojob.NewManager(dojob.Config{StateDir: state, Paused: true})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, m.Close()) }()
+	jid, err := dojob.ParseJobID(id)
+	require.NoError(t, err)
+	j, err := m.Job(jid)
+	require.NoError(t, err)
+	fn(j)
 }

@@ -359,11 +359,12 @@ func (j *Job) AddFileSet(files []FileSpec) error {
 	// outside the lock, for the files there now; a file another goroutine
 	// adds meanwhile is compared by the real path it resolved itself.
 	realOf := make(map[string]string, len(add)) // real path → local path, of the set
+	resolve := realPaths{}
 	for _, f := range add {
 		if f.Stream {
 			continue
 		}
-		f.real = realPath(f.Local)
+		f.real = resolve.of(f.Local)
 		if other, dup := realOf[f.real]; dup {
 			return errorf(ErrInvalidArg, "local path %s is the same file as %s", f.Local, other)
 		}
@@ -375,7 +376,7 @@ func (j *Job) AddFileSet(files []FileSpec) error {
 	reals := make(map[*file]string, len(others))
 	for _, g := range others {
 		if !g.Stream {
-			reals[g] = realPath(g.Local)
+			reals[g] = resolve.of(g.Local)
 		}
 	}
 	return j.update(func() (bool, error) {
@@ -558,6 +559,21 @@ func checkLocalPath(p string) error {
 		return errorf(ErrInvalidArg, "local path %s is a directory", p)
 	}
 	return nil
+}
+
+// realPaths resolves local paths as realPath does, resolving each directory
+// once: the thousand files of a set in one folder cost one resolution, not
+// a thousand walks of the folder's path.
+type realPaths map[string]string // directory → realPath(directory/x) without x
+
+func (rp realPaths) of(local string) string {
+	dir, name := filepath.Split(local)
+	r, ok := rp[dir]
+	if !ok {
+		r = filepath.Dir(realPath(filepath.Join(dir, "x")))
+		rp[dir] = r
+	}
+	return filepath.Join(r, name)
 }
 
 // realPath is local with the symbolic links of its directory resolved: of

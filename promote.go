@@ -5,57 +5,93 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // promote renames every transferred, not yet completed file of j over its
 // destination and syncs the directories, for Complete. No transfer goroutine
 // is running. A rename refused because another program has a file open is
-// retried for a while (see inUseWindow). Files renamed before a failure stay
-// renamed and are marked Completed; the failure is returned as a LOCAL_FILE
-// *JobError.
+// retried for a while (see inUseWindow). Up to promoteParallel files are
+// renamed at once: a job of a thousand small files spends most of Complete
+// in the checks and renames of promoteFile, which are independent from
+// file to file. Once a rename fails no other starts; the files renamed
+// (those before the failure, and any renamed meanwhile) stay renamed and are
+// marked Completed, and the failure of the first failing file in the job's
+// order is returned as a LOCAL_FILE *JobError.
 func (m *Manager) promote(j *Job, files []*file) error {
-	dirs := map[string]bool{}
-	defer func() {
-		for d := range dirs {
-			if err := syncDir(d); err != nil {
-				m.log.Warn("dojob: syncing directory", "dir", d, "err", err)
-			}
-		}
-	}()
+	var ready []*file
+	j.mu.Lock()
 	for _, f := range files {
-		j.mu.Lock()
-		ready := f.Transferred && !f.Completed
-		j.mu.Unlock()
-		if !ready {
-			continue
-		}
-		if f.Stream {
+		switch {
+		case !f.Transferred || f.Completed:
+		case f.Stream:
 			// Its bytes are already the caller's: nothing to install.
-			j.mu.Lock()
 			f.Completed = true
-			j.modified = time.Now()
-			j.changedLocked()
-			j.mu.Unlock()
-			continue
+		default:
+			ready = append(ready, f)
 		}
-		if err := retryInUse(m.fs.rename, isInUse, m.fs.inUseWindow, f.Temp, f.Local); err != nil {
-			e := localPathError(f.Local, err)
+	}
+	j.mu.Unlock()
+
+	errs := make([]error, len(ready))
+	var next atomic.Int64 // index of the next file to rename
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(promoteParallel, len(ready)) {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(ready) {
+					return
+				}
+				f := ready[i]
+				if err := retryInUse(m.fs.rename, isInUse, m.fs.inUseWindow, f.Temp, f.Local); err != nil {
+					errs[i] = err
+					failed.Store(true)
+					return
+				}
+				j.mu.Lock()
+				f.Completed = true
+				j.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+
+	// One change for all the files: the record (saved by Complete once it
+	// is done) need not be rewritten after each of them.
+	j.mu.Lock()
+	j.modified = time.Now()
+	j.changedLocked()
+	j.mu.Unlock()
+
+	dirs := map[string]bool{}
+	var first error
+	for i, f := range ready {
+		if errs[i] != nil && first == nil {
+			e := localPathError(f.Local, errs[i])
 			j.mu.Lock()
 			fi := f.infoLocked()
 			j.mu.Unlock()
 			e.File = &fi
-			return e
+			first = e
 		}
-		dirs[filepath.Dir(f.Local)] = true
-		j.mu.Lock()
-		f.Completed = true
-		j.modified = time.Now()
-		j.changedLocked()
-		j.mu.Unlock()
+		if f.Completed {
+			dirs[filepath.Dir(f.Local)] = true
+		}
 	}
-	return nil
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			m.log.Warn("dojob: syncing directory", "dir", d, "err", err)
+		}
+	}
+	return first
 }
+
+// promoteParallel is how many files Complete renames at once.
+const promoteParallel = 4
 
 // forgetLost handles the files a failed Complete could not promote because
 // their temporary files are gone (the folder was removed, say): such a file

@@ -34,6 +34,7 @@ func (t *lazyTemp) open() error {
 	}
 	have := t.f.done.Load()
 	var tf tempFile
+	created := false // a new, empty file: nothing to cut or seek
 	if t.f.Stream {
 		// A sink that cannot show the recorded bytes is lost below, as a
 		// temporary file that shrank is.
@@ -41,13 +42,19 @@ func (t *lazyTemp) open() error {
 	} else {
 		var err error
 		tf, err = t.fs.openTemp(t.f.Temp, have == 0)
+		created = have == 0
 		if have > 0 && errors.Is(err, fs.ErrNotExist) {
 			t.lost = true
 			tf, err = t.fs.openTemp(t.f.Temp, true)
+			created = true
 		}
 		if err != nil {
 			return localPathError(t.f.Local, err)
 		}
+	}
+	if created {
+		t.tempFile = tf
+		return nil
 	}
 	if have > 0 && !t.lost {
 		size, err := tf.Seek(0, io.SeekEnd)

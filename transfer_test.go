@@ -3,6 +3,7 @@ package dojob_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -425,6 +426,47 @@ func TestCompleteRenameFails(t *testing.T) {
 	assert.False(t, files[1].Completed)
 	require.NoError(t, os.RemoveAll(r.local("/b")))
 	r.complete(j, "/a", "/b")
+	assert.Equal(t, dojob.StateAcknowledged, j.State())
+}
+
+// TestCompleteRenameFailsAmongMany: Complete renames several files at once;
+// when two of forty cannot be renamed, the error names the first of them
+// in the job's order, every file before it is installed, every file marked
+// Completed is installed with its bytes and no other is, and a later
+// Complete installs the rest.
+func TestCompleteRenameFailsAmongMany(t *testing.T) {
+	r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(4<<10))
+	paths := make([]string, 40)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/f%02d", i)
+	}
+	j, _ := r.job(paths...)
+	require.Equal(t, dojob.StateTransferred, r.run(j))
+	for _, p := range []string{"/f10", "/f25"} { // non-empty directories in the way
+		require.NoError(t, os.MkdirAll(filepath.Join(r.local(p), "x"), 0o755))
+	}
+	err := j.Complete()
+	var jerr *dojob.JobError
+	require.ErrorAs(t, err, &jerr)
+	assert.Equal(t, dojob.ErrorContextLocalFile, jerr.Context)
+	assert.Equal(t, r.local("/f10"), jerr.File.LocalPath, "the first failing file in the job's order")
+	assert.Equal(t, dojob.StateTransferred, j.State())
+	for i, f := range j.Files() {
+		switch {
+		case i == 10 || i == 25:
+			assert.False(t, f.Completed, paths[i])
+		case f.Completed:
+			assert.Equal(t, r.s.SHA256(paths[i]), fileSHA256(t, r.local(paths[i])), paths[i])
+		default:
+			assert.Less(t, 10, i, "%s: files before the failure are installed", paths[i])
+			_, err := os.Lstat(r.local(paths[i]))
+			assert.ErrorIs(t, err, fs.ErrNotExist, "%s is not Completed, so not installed", paths[i])
+		}
+	}
+	for _, p := range []string{"/f10", "/f25"} {
+		require.NoError(t, os.RemoveAll(r.local(p)))
+	}
+	r.complete(j, paths...)
 	assert.Equal(t, dojob.StateAcknowledged, j.State())
 }
 

@@ -703,12 +703,13 @@ func (ss *session) handle(req ctlRequest) (resp ctlResponse) {
 				return fail(err)
 			} else if j != nil {
 				resp.Continued = true
-			} else if j, err = createJob(m, specs); err != nil {
+			} else if j, err = createJob(m, specs, func(j *dojob.Job) error { return req.Settings.flags().apply(j, true) }); err != nil {
 				return fail(err)
 			}
 		} else if j, err = m.Job(req.ID); err != nil {
 			return fail(fmt.Errorf("job %s: %w", req.ID, err))
 		}
+		// A job just created has its settings already (a no-op here).
 		if err := req.Settings.flags().apply(j, always); err != nil {
 			return fail(err)
 		}

@@ -273,15 +273,14 @@ func (c *cli) get(args []string) int {
 			return c.fail(err)
 		}
 		continued := j != nil
+		configure := func(j *dojob.Job) error { return jf.apply(j, true) }
 		if j != nil {
 			p := j.Progress()
 			c.printf("continuing job %s (%s): %s already transferred\n", j.ID(), j.DisplayName(), formatBytes(p.BytesTransferred))
-		} else {
-			if j, err = createJob(m, specs); err != nil {
+			if err := configure(j); err != nil {
 				return c.fail(err)
 			}
-		}
-		if err := jf.apply(j, true); err != nil {
+		} else if j, err = createJob(m, specs, configure); err != nil {
 			return c.fail(err)
 		}
 		if err := hf.apply(j, creds); err != nil {
@@ -347,24 +346,36 @@ func (c *cli) resume(args []string) int {
 // destination already (unless force: Complete then replaces it). The
 // errors name the path and the flag that changes the answer.
 func checkDestinations(specs []fileSpec, force, createDirs bool) error {
+	checked := map[string]bool{} // directories found or created
 	for _, s := range specs {
-		dir := filepath.Dir(s.path)
-		fi, err := os.Stat(dir)
-		switch {
-		case err == nil && !fi.IsDir():
-			return fmt.Errorf("get: destination directory %s is not a directory", dir)
-		case errors.Is(err, fs.ErrNotExist) && createDirs:
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("get: creating destination directory: %w", err)
+		if dir := filepath.Dir(s.path); !checked[dir] {
+			if err := checkDestinationDir(dir, createDirs); err != nil {
+				return err
 			}
-		case errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("get: destination directory %s does not exist (use --create-dirs to create it)", dir)
-		case err != nil:
-			return fmt.Errorf("get: destination directory: %w", err)
+			checked[dir] = true
 		}
 		if _, err := os.Lstat(s.path); err == nil && !force {
 			return fmt.Errorf("get: %s already exists (use --force to replace it)", s.path)
 		}
+	}
+	return nil
+}
+
+// checkDestinationDir checks that dir is a directory, creating it if it is
+// missing and createDirs is set.
+func checkDestinationDir(dir string, createDirs bool) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		return fmt.Errorf("get: destination directory %s is not a directory", dir)
+	case errors.Is(err, fs.ErrNotExist) && createDirs:
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("get: creating destination directory: %w", err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("get: destination directory %s does not exist (use --create-dirs to create it)", dir)
+	case err != nil:
+		return fmt.Errorf("get: destination directory: %w", err)
 	}
 	return nil
 }
@@ -385,6 +396,14 @@ func destinations(urls []string, out, dir string) ([]fileSpec, error) {
 	}
 	if out == "" && dir == "" {
 		dir = "."
+	}
+	if dir != "" {
+		// Once: filepath.Abs asks for the working directory each time.
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("get: %s: %w", dir, err)
+		}
+		dir = abs
 	}
 	specs := make([]fileSpec, 0, len(urls))
 	seen := map[string]string{}
@@ -470,7 +489,7 @@ func (c *cli) conflict(err error, id dojob.JobID) int {
 
 // createJob creates a job for specs, named after its first file. A job that
 // cannot be built completely is cancelled, so no half job stays behind.
-func createJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
+func createJob(m *dojob.Manager, specs []fileSpec, configure func(*dojob.Job) error) (*dojob.Job, error) {
 	name := filepath.Base(specs[0].path)
 	if len(specs) > 1 {
 		name = fmt.Sprintf("%s (+%d more)", name, len(specs)-1)
@@ -481,6 +500,15 @@ func createJob(m *dojob.Manager, specs []fileSpec) (*dojob.Job, error) {
 	j, err := m.CreateJob(name)
 	if err != nil {
 		return nil, err
+	}
+	// The settings go first, while the record is short: each setter that
+	// changes something rewrites the whole record, which after AddFileSet
+	// holds every file.
+	if configure != nil {
+		if err := configure(j); err != nil {
+			_ = j.Cancel()
+			return nil, err
+		}
 	}
 	// One AddFileSet: all files or none, in one durable write (a thousand
 	// AddFile calls would rewrite a growing record a thousand times).

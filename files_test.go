@@ -178,43 +178,62 @@ func TestConcurrentCompletesLastRenameWins(t *testing.T) {
 // TestLinkSwappedInAtCompleteRefused: a hard or symbolic link to another
 // file swapped in at the temporary path while Complete renames it is
 // refused with LOCAL_FILE E_ACCESSDENIED and the linked file is untouched.
-// Swapped in after the temporary file was checked and closed, it is caught
-// by the check by name before the rename: nothing appears at the
-// destination. Swapped in in the instant after that check, it is renamed to
-// the destination and caught there. Either way Cancel then ends the job.
+// Swapped in before Complete, or — for a temporary file still 0600, which
+// Complete chmod-s through a descriptor (one left by an earlier version) —
+// after the file was checked and closed, it is caught by the check by name
+// before the rename: nothing appears at the destination. Swapped in in the
+// instant after the last check, it is renamed to the destination and caught
+// there. Either way Cancel then ends the job.
 func TestLinkSwappedInAtCompleteRefused(t *testing.T) {
 	for _, link := range []string{"hard", "symbolic"} {
-		for _, step := range []string{"closed", "rename"} {
+		for _, step := range []string{"before", "closed", "rename"} {
 			t.Run(link+"/"+step, func(t *testing.T) {
 				r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(64<<10))
 				v := newVictim(t, 1000)
 				j, _ := r.job("/f")
 				require.Equal(t, dojob.StateTransferred, r.run(j))
 				tmp := tempPath(j, r.dir, 0)
+				if runtime.GOOS != "windows" {
+					fi, err := os.Lstat(tmp)
+					require.NoError(t, err)
+					assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm(), "the transfer gave the finished mode")
+				}
 				if link == "symbolic" {
 					probe := filepath.Join(r.dir, "probe")
 					symlinkOrSkip(t, v.path, probe)
 					require.NoError(t, os.Remove(probe))
 				}
-				dojob.PausePromote(r.m, func(at, from, _ string) {
-					if at != step || from != tmp {
-						return
-					}
+				swap := func() {
 					require.NoError(t, os.Remove(tmp))
 					if link == "hard" {
 						require.NoError(t, os.Link(v.path, tmp))
 					} else {
 						require.NoError(t, os.Symlink(v.path, tmp))
 					}
+				}
+				swapped := false
+				switch step {
+				case "before":
+					swap()
+					swapped = true
+				case "closed":
+					require.NoError(t, os.Chmod(tmp, 0o600))
+				}
+				dojob.PausePromote(r.m, func(at, from, _ string) {
+					if at == step && from == tmp {
+						swap()
+						swapped = true
+					}
 				})
 				err := j.Complete()
+				require.True(t, swapped, "Complete passed step %q", step)
 				var jerr *dojob.JobError
 				require.ErrorAs(t, err, &jerr)
 				assert.Equal(t, dojob.ErrAccessDenied, jerr.Code, "%v", jerr)
 				assert.Equal(t, dojob.ErrorContextLocalFile, jerr.Context)
 				assert.Equal(t, dojob.StateTransferred, j.State())
 				v.check(t)
-				if step == "closed" {
+				if step != "rename" {
 					_, err = os.Lstat(r.local("/f"))
 					assert.ErrorIs(t, err, fs.ErrNotExist, "nothing appears at the destination")
 				} else {

@@ -189,33 +189,41 @@ func openTempFile(path string, fresh bool) (*os.File, error) {
 	return f, nil
 }
 
-// promoteFile gives a finished temporary file the mode of an ordinary
-// download (0644; it was 0600 while partial) and renames it over its
-// destination, atomically. The mode is set through a descriptor of the
-// file it verified (regular, one link, ours), never by name.
+// promoteFile renames a finished temporary file over its destination,
+// atomically, giving it the mode of an ordinary download (0644; a file is
+// 0600 while partial).
+//
+// The transfer that finished the file set 0644 through the descriptor it
+// wrote with (finishedMode), so usually only the checks and the rename are
+// left. A file still 0600 (transferred by an earlier version of dojob, or
+// on Windows, where the mode bits do not show it) gets the mode here,
+// through a descriptor of the file it verified (regular, one link, ours),
+// never by name, and is checked by name once more after that: it must be
+// the very file verified and chmod-ed.
 //
 // What must be ours is the file renamed — the temporary file — not which
 // file is at the destination afterwards. Just before the rename the
-// temporary file is checked by name once more (inspect) and must be the very
-// file verified and chmod-ed: one swapped before that (a link planted after
-// the transfer) fails with an unsafeFileError, and nothing is moved. After
-// the rename the destination is checked by name (inspect) to be a file dojob
-// would accept — regular, one link, ours where the platform can tell —
-// whether or not it is still our file: if another job's Complete to the
-// same destination, or any program saving there, replaced it right after
-// our rename, that is legitimate and the last rename wins (BITS). Anything
-// else there — a symbolic link, a hard link, another user's file — fails
-// with an unsafeFileError, as it may be a link swapped in at the temporary
-// path in the instant between the last check and the rename. Identity alone
-// (os.SameFile) does not tell: the inode number of a temporary file swapped
-// out is free again and may be the planted link's. A file accepted there is
-// at worst one of this user's own files with a single name, which the user's
-// programs could as well have renamed there after Complete: nothing was
-// written through a link, and no link was installed.
+// temporary file is checked by name (inspect): a symbolic link, a hard link
+// or another user's file planted there fails with an unsafeFileError, and
+// nothing is moved. After the rename the destination is checked by name
+// (inspect) to be a file dojob would accept — regular, one link, ours where
+// the platform can tell — whether or not it is still our file: if another
+// job's Complete to the same destination, or any program saving there,
+// replaced it right after our rename, that is legitimate and the last
+// rename wins (BITS). Anything else there — a symbolic link, a hard link,
+// another user's file — fails with an unsafeFileError, as it may be a link
+// swapped in at the temporary path in the instant between the last check
+// and the rename. Identity alone (os.SameFile) does not tell: the inode
+// number of a temporary file swapped out is free again and may be the
+// planted link's. A file accepted there is at worst one of this user's own
+// files with a single name, which the user's programs could as well have
+// renamed there after Complete: nothing was written through a link, and no
+// link was installed.
 //
-// pause, if not nil, is called with "closed" once the file is chmod-ed and
-// closed, "rename" just before the rename and "renamed" just after it
-// (tests act there).
+// pause, if not nil, is called with "closed" once a file still 0600 was
+// checked, chmod-ed and closed (before it is checked by name once more),
+// "rename" just before the rename and "renamed" just after it (tests act
+// there).
 func promoteFile(from, to string, pause func(step string)) error {
 	if pause == nil {
 		pause = func(string) {}
@@ -224,13 +232,41 @@ func promoteFile(from, to string, pause func(step string)) error {
 	if err != nil {
 		return err
 	}
+	if before.Mode().Perm() != finishedMode {
+		if err := chmodChecked(from, to, before, pause); err != nil {
+			return err
+		}
+	}
+	pause("rename")
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	pause("renamed")
+	if _, err := inspect(to); err != nil {
+		var ue *unsafeFileError
+		if errors.As(err, &ue) {
+			return &unsafeFileError{from, "renamed to " + to + ", where a file dojob must not leave is found instead: " + ue.why}
+		}
+		return err
+	}
+	return nil
+}
+
+// finishedMode is the mode of a file dojob installs, that of an ordinary
+// download; a temporary file is 0600 until its transfer has finished.
+const finishedMode = 0o644
+
+// chmodChecked gives the temporary file from (to be renamed to to),
+// inspected as before, the finished mode through a descriptor of the very file inspected, and checks
+// by name that it is still that file.
+func chmodChecked(from, to string, before fs.FileInfo, pause func(step string)) error {
 	f, err := os.OpenFile(from, os.O_RDWR|openNoFollow, 0)
 	if err != nil {
 		return err
 	}
 	fi, err := verifyOpen(from, f, before)
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = f.Chmod(finishedMode)
 	}
 	// Closed before the rename: Windows renames no file that is open.
 	if cerr := f.Close(); err == nil {
@@ -246,18 +282,6 @@ func promoteFile(from, to string, pause func(step string)) error {
 	}
 	if !os.SameFile(fi, now) {
 		return &unsafeFileError{from, "replaced by another file before it was renamed to " + to}
-	}
-	pause("rename")
-	if err := os.Rename(from, to); err != nil {
-		return err
-	}
-	pause("renamed")
-	if _, err := inspect(to); err != nil {
-		var ue *unsafeFileError
-		if errors.As(err, &ue) {
-			return &unsafeFileError{from, "renamed to " + to + ", where a file dojob must not leave is found instead: " + ue.why}
-		}
-		return err
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"os"
 )
 
 // lazyTemp opens a file's temporary file on first use, positioned after the
@@ -97,12 +98,21 @@ func (t *lazyTemp) sink() *streamSink {
 	return s
 }
 
-// finish closes the file, reporting the error of the close.
+// finish closes the file of a finished transfer, reporting the error of the
+// close. A temporary file gets its finished mode first, through the
+// descriptor it was written with, so that Complete need not open it again
+// (promoteFile).
 func (t *lazyTemp) finish() error {
 	tf := t.tempFile
 	t.tempFile = nil
 	if tf == nil {
 		return nil
+	}
+	if f, ok := tf.(*os.File); ok {
+		if err := f.Chmod(finishedMode); err != nil {
+			f.Close()
+			return localError(err)
+		}
 	}
 	if err := tf.Close(); err != nil {
 		return localError(err)

@@ -18,10 +18,6 @@ import (
 // release that changes the format reads version 1 and migrates it.
 const recordVersion = 1
 
-// jsonRecord encodes a record for its file: indented, so a person can read
-// (and a support engineer diff) a state directory.
-func jsonRecord(r *record) ([]byte, error) { return json.Marshal(r) }
-
 // record is the on-disk form of a job (version 1). Durations are in
 // nanoseconds; times in RFC 3339.
 type record struct {

@@ -294,6 +294,7 @@ func TestIsTerminal(t *testing.T) {
 // Range) says so, and the summary counts none of its earlier bytes as
 // already on disk.
 func TestRestartIsShown(t *testing.T) {
+	t.Parallel() // seconds of bytes dripping, the CPU idle: it waits beside the others
 	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize), dojobtest.Script(
 		dojobtest.Drip(testSize),
 		dojobtest.IgnoreRange().And(dojobtest.Drip(testSize/2)), // ~26 KiB per sample: below what the first run had

@@ -256,6 +256,7 @@ func TestSharedCancel(t *testing.T) {
 // its own job in the holder, resume runs a suspended job there and
 // complete completes a transferred one; the holder's get goes on.
 func TestSharedSecondGetResumeComplete(t *testing.T) {
+	t.Parallel() // seconds of bytes dripping, the CPU idle: it waits beside the others
 	s := slowServer(t, 64<<10, "/first.bin")
 	state, dir := t.TempDir(), t.TempDir()
 	ids := newJobs(t, state, dir, s, []string{"suspended.bin"}, nil)
@@ -300,6 +301,7 @@ func TestSharedSecondGetResumeComplete(t *testing.T) {
 // TestHolderWaitsForClientJob: a get whose own job is done keeps serving
 // until the job it runs for another get is done.
 func TestHolderWaitsForClientJob(t *testing.T) {
+	t.Parallel() // seconds of bytes dripping, the CPU idle: it waits beside the others
 	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize),
 		dojobtest.ScriptFor("/short.bin", dojobtest.Drip(256<<10)),
 		dojobtest.ScriptFor("/long.bin", dojobtest.Drip(96<<10)))

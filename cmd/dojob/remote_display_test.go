@@ -56,6 +56,7 @@ func TestSnapshotKeepsWhatTheDisplayNeeds(t *testing.T) {
 // with its retry and give-up times, as a local run does; and job ID
 // prefixes are found through the holder, for info and for suspend.
 func TestRemoteProgressAndPrefix(t *testing.T) {
+	t.Parallel() // seconds of bytes dripping, the CPU idle: it waits beside the others
 	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize),
 		dojobtest.ScriptFor("/held.bin", dojobtest.Drip(32<<10), dojobtest.OK()),
 		dojobtest.ScriptFor("/stall.bin", dojobtest.StallAfter(64<<10), dojobtest.OK()))

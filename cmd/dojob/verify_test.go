@@ -267,6 +267,7 @@ func TestGetContinuesOnlyTheSameCheck(t *testing.T) {
 // mismatch is reported as a local run reports it, info through the holder
 // shows the check, and a get with another checksum is refused there too.
 func TestSharedGetChecksum(t *testing.T) {
+	t.Parallel() // seconds of bytes dripping, the CPU idle: it waits beside the others
 	s := slowServer(t, 32<<10, "/held.bin")
 	state, dir := t.TempDir(), t.TempDir()
 	holder, _ := holdGet(t, s, state, filepath.Join(dir, "held.bin"), "/held.bin")

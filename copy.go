@@ -67,7 +67,7 @@ func (x *worker) copy(tf tempFile, body io.Reader, f *file, length int64) (int64
 			nw, werr := tf.Write(rd[:nr])
 			n += int64(nw)
 			if hp != nil {
-				hp.send(rd[:nw]) // the bytes just written, so the digest keeps up with f.done
+				hp.send(nw) // the bytes just written, so the digest keeps up with f.done
 			}
 			if werr != nil {
 				f.done.Add(int64(nw))

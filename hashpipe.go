@@ -7,18 +7,28 @@ const hashPipeDepth = 4
 
 // hashPipe hashes the buffers the copy loop has written on a goroutine of
 // its own, so a download with a Checksum is not slowed by SHA-256 running
-// in line. Buffers are hashed in the order sent; a buffer is reused only
-// once it has been hashed. The copy loop owns the pipe and its goroutine:
-// stop waits for it.
+// in line. The copy loop reads into the free tail of the current buffer
+// (next) and reports what it wrote (send); a buffer goes to the hasher once
+// it is full — or when the digest must catch up (drain) — so the hasher is
+// woken once per buffer, not once per read of the network (a read on
+// loopback gives a few tens of KiB; a buffer holds 256 KiB). Buffers are
+// hashed in the order sent; a buffer is reused only once it has been
+// hashed. The copy loop owns the pipe and its goroutine: stop waits for it.
 type hashPipe struct {
 	x        *worker
 	bufs     []*[]byte     // bufs[0] is x.buf; the others come from the pool
 	work     chan []byte   // written bytes for the hasher, in order
-	hashed   chan struct{} // one token per buffer hashed
+	hashed   chan struct{} // one token per piece hashed
 	exited   chan struct{} // closed when the hasher returns
-	nexti    int           // the buffer to use next (index into bufs, mod depth)
-	inflight int           // buffers sent and not yet known to be hashed
+	cur      int           // the buffer being filled (index into bufs)
+	from     int           // its bytes not yet sent start here
+	fill     int           // and end here
+	inflight int           // pieces sent and not yet known to be hashed
 }
+
+// hashPipeMinRead is the least free room next offers for a read: a buffer
+// with less left is sent as it is and the next one is used.
+const hashPipeMinRead = 32 << 10
 
 func (x *worker) startHashPipe() *hashPipe {
 	p := &hashPipe{
@@ -44,25 +54,47 @@ func (x *worker) startHashPipe() *hashPipe {
 	return p
 }
 
-// next returns a buffer that is free to read into, waiting for the hasher
-// if every buffer is in flight.
+// next returns free room to read into: the rest of the current buffer, or
+// — when that is short — a fresh buffer, waiting for the hasher if every
+// buffer is in flight.
 func (p *hashPipe) next() []byte {
-	if p.inflight == hashPipeDepth {
+	buf := *p.bufs[p.cur]
+	if len(buf)-p.fill >= hashPipeMinRead {
+		return buf[p.fill:]
+	}
+	p.ship()
+	p.cur = (p.cur + 1) % hashPipeDepth
+	p.from, p.fill = 0, 0
+	// The buffer now current was sent before, hashPipeDepth pieces ago at
+	// most: wait until it is hashed.
+	for p.inflight >= hashPipeDepth {
 		<-p.hashed
 		p.inflight--
 	}
-	return *p.bufs[p.nexti]
+	return *p.bufs[p.cur]
 }
 
-// send queues the bytes just written from the buffer next returned.
-func (p *hashPipe) send(b []byte) {
-	p.work <- b
+// send reports that the first n bytes of the room next returned were
+// written.
+func (p *hashPipe) send(n int) {
+	p.fill += n
+}
+
+// ship sends the current buffer's bytes not yet sent to the hasher.
+func (p *hashPipe) ship() {
+	if p.fill == p.from {
+		return
+	}
+	// A piece of the current buffer may be in flight already (drain
+	// shipped it): the pieces of one buffer never overlap.
+	p.work <- (*p.bufs[p.cur])[p.from:p.fill]
 	p.inflight++
-	p.nexti = (p.nexti + 1) % hashPipeDepth
+	p.from = p.fill
 }
 
-// drain waits until every byte sent is hashed.
+// drain waits until every byte written is hashed.
 func (p *hashPipe) drain() {
+	p.ship()
 	for ; p.inflight > 0; p.inflight-- {
 		<-p.hashed
 	}

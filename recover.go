@@ -103,6 +103,11 @@ func (m *Manager) restore(r *record) *Job {
 	j.parallel = r.MaxParallelFiles
 	j.conns = r.MaxConnections
 	j.minSpeed, j.speedWindow = r.MinimumSpeed, r.MinimumSpeedWindow
+	j.maxBandwidth = r.MaximumBandwidth
+	setBucket(&j.bucket, r.MaximumBandwidth)
+	if r.CostPolicy != nil {
+		j.cost, j.costSet = *r.CostPolicy, true
+	}
 	if len(r.CustomHeaders) > 0 {
 		j.headers, _ = checkHeaders(r.CustomHeaders) // checked by readRecord
 	}

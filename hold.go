@@ -165,3 +165,8 @@ func isHold(err error) bool {
 	_, ok := err.(*holdError)
 	return ok
 }
+
+// holdCode reports whether code is one a job is held by policy with.
+func holdCode(code HRESULT) bool {
+	return code == ErrBlockedByPolicy || code == ErrBlockedByCost || code == ErrBlockedByCellular
+}

@@ -682,6 +682,7 @@ func (j *Job) SetPriority(p Priority) error {
 		j.prio = p
 		j.m.sched.reprioritize(j, p)
 		j.rearmWindowLocked()
+		j.applyPolicyLocked() // the limits and default cost policy follow the priority (hold.go)
 		j.m.kick()
 		return true, nil
 	})

@@ -183,6 +183,11 @@ func (m *Manager) restore(r *record) *Job {
 		state = StateQueued
 	case StateTransientError:
 		j.retryAt = now + r.RetryIn
+		if r.Error != nil && holdCode(r.Error.Code) {
+			// Held by policy in the previous Manager: this one's limits
+			// and cost decide again at once (hold.go).
+			j.retryAt = now
+		}
 		if !m.store.readOnly { // a read-only Manager's jobs stay as recorded
 			m.clock.set(&j.retryDL, j.retryAt)
 		}

@@ -389,3 +389,43 @@ func mustWait(t *testing.T, j *dojob.Job) dojob.State {
 	require.NoError(t, err)
 	return st
 }
+
+// TestWindowEndHoldsRunning: a background job transferring when its
+// window closes (midnight) is stopped and held until the window opens the
+// next day; made FOREGROUND it is let go at once and resumes with a Range.
+func TestWindowEndHoldsRunning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		limits := dojob.BandwidthLimits{
+			Background: dojob.BandwidthBlocked,
+			Windows:    []dojob.BandwidthWindow{{Start: 23, End: 24, Normal: mib}}, // 1 MiB/s from 23:00 to midnight
+			Location:   time.UTC,
+		}
+		r := newRig(t, dojob.Config{Bandwidth: limits}, dojobtest.WithSize(8*mib))
+		start := time.Now()
+		advance(23*time.Hour + 59*time.Minute + 57*time.Second)
+		j := r.job("late", "/f")
+		require.NoError(t, j.Resume())
+		advance(2 * time.Second)
+		require.Equal(t, dojob.StateTransferring, j.State())
+		advance(time.Second) // midnight
+		require.Equal(t, dojob.StateTransientError, j.State())
+		h, held := j.Held()
+		require.True(t, held)
+		assert.Equal(t, dojob.ErrBlockedByPolicy, h.Code)
+		assert.Equal(t, start.Add(47*time.Hour), h.Until.Round(time.Second), "until 23:00 the next day")
+		assert.Equal(t, h.Until, j.NextRetry())
+		kept := j.Progress().BytesTransferred
+		requireNear(t, 3*mib, kept, 0.05, "bytes kept")
+
+		require.NoError(t, j.SetPriority(dojob.PriorityForeground))
+		require.Equal(t, dojob.StateQueued, j.State(), "let go at once")
+		require.Equal(t, dojob.StateTransferred, mustWait(t, j))
+		assert.Equal(t, 24*time.Hour, time.Since(start), "transferred unpaced at midnight, not at 23:00 the next day")
+		reqs := r.tr.RequestsFor("/f")
+		require.Len(t, reqs, 2)
+		assert.Equal(t, fmt.Sprintf("bytes=%d-", kept), reqs[1].Range)
+		assert.Equal(t, 0, j.ErrorCount())
+		require.NoError(t, j.Complete())
+		r.requireFile("/f")
+	})
+}

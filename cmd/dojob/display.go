@@ -600,7 +600,7 @@ func formatClock(t, now time.Time) string {
 }
 
 // describeHold says why a job is held by policy and until when, at now:
-// "held by the bandwidth limits until 22:00 (in 3h0m)" or "held by the
+// "held by the bandwidth limits until 22:00:00 (in 2h0m)" or "held by the
 // cost policy until the network's cost allows it".
 func describeHold(h dojob.HoldInfo, now time.Time) string {
 	what := "the cost policy"

@@ -65,3 +65,16 @@ func TestGetLimitRate(t *testing.T) {
 	assert.Equal(t, exitUsage, r.code)
 	assert.True(t, strings.Contains(r.stderr, "limit-rate"), r.stderr)
 }
+
+// TestDescribeHold: the display names the policy that holds a job and,
+// for a bandwidth window, until when.
+func TestDescribeHold(t *testing.T) {
+	now := time.Date(2026, 12, 7, 20, 0, 0, 0, time.Local)
+	got := describeHold(dojob.HoldInfo{Code: dojob.ErrBlockedByPolicy, Until: now.Add(2 * time.Hour)}, now)
+	assert.Contains(t, got, "held by the bandwidth limits until 22:00:00")
+	assert.Contains(t, got, "(in 2h")
+	got = describeHold(dojob.HoldInfo{Code: dojob.ErrBlockedByCost}, now)
+	assert.Equal(t, "held by the cost policy until the network's cost allows it", got)
+	got = describeHold(dojob.HoldInfo{Code: dojob.ErrBlockedByCellular}, now)
+	assert.Contains(t, got, "no cellular")
+}

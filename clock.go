@@ -13,6 +13,7 @@ const (
 	dlWindow                        // the no-progress window reaches the timeout
 	dlTick                          // a running transfer's watchdog tick
 	dlRedeliver                     // a failed JobTransferred/JobError is due again
+	dlPace                          // the bandwidth limits change (the Manager's; job is nil)
 )
 
 // deadline is one pending timer of a job. A job embeds one per kind, so

@@ -62,6 +62,13 @@ func (x *worker) copy(tf tempFile, body io.Reader, f *file, length int64) (int64
 		if length >= 0 && length-n < int64(len(rd)) {
 			rd = rd[:length-n]
 		}
+		// A bandwidth limit (pace.go): read no more than a bucket holds,
+		// and pay for the bytes before the next read. Unlimited, this is
+		// two atomic loads a read.
+		paced := x.paced()
+		if paced {
+			rd = rd[:x.paceLen(len(rd))]
+		}
 		nr, rerr := body.Read(rd)
 		if nr > 0 {
 			nw, werr := tf.Write(rd[:nr])
@@ -86,6 +93,11 @@ func (x *worker) copy(tf tempFile, body io.Reader, f *file, length int64) (int64
 					if err := x.checkpoint(tf, f); err != nil {
 						return n, err
 					}
+				}
+			}
+			if paced {
+				if err := x.pay(x.attemptCtx(), nr); err != nil {
+					return n, err
 				}
 			}
 		}

@@ -13,10 +13,12 @@ import "time"
 // retry delay ends). It returns the zero time in every other state. The
 // time is an estimate in wall-clock terms: the retry runs on the Manager's
 // monotonic clock, which does not count time the process was not running.
+// A job held by policy (Job.Held) has no retry: NextRetry returns when the
+// hold ends if that is known, else the zero time.
 func (j *Job) NextRetry() time.Time {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.state != StateTransientError {
+	if j.state != StateTransientError || j.heldLocked() && j.holdUntil == 0 {
 		return time.Time{}
 	}
 	return j.wallLocked(j.retryAt)

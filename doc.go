@@ -141,6 +141,19 @@
 // pays one atomic add and one atomic load per write for all this
 // bookkeeping.
 //
+// # Bandwidth and cost
+//
+// Config.Bandwidth (Manager.SetBandwidthLimits at run time) limits the
+// bytes per second of each priority, shared fairly by its jobs, with
+// weekly windows as BITS's bandwidth policy; Job.SetMaximumBandwidth
+// limits one job. A background limit of BandwidthBlocked, and a network
+// cost (Config.NetworkCost) that a job's CostPolicy forbids, hold the job
+// in TRANSIENT_ERROR with ErrBlockedByPolicy, ErrBlockedByCost or
+// ErrBlockedByCellular: a hold is not an error (ErrorCount stays, no
+// retry timer, no no-progress timeout) and ends on its own when the
+// window ends or the cost allows it (Manager.NetworkCostChanged); Job.Held
+// reports it.
+//
 // # Callbacks
 //
 // A Callback registered with SetNotifyInterface receives JobTransferred,

@@ -69,6 +69,20 @@ const (
 	// ErrUnexpectedStatus2xx (DO_E_UNEXPECTED_HTTP_STATUS_2XX): a success
 	// status that carries no file (204, for example). Transient, as in DO.
 	ErrUnexpectedStatus2xx HRESULT = 0x80D0380D
+	// ErrBlockedByCost (DO_E_BLOCKED_BY_COST_TRANSFER_POLICY): the job's
+	// cost policy (Job.SetCostPolicy) forbids transferring on the network
+	// cost Config.NetworkCost reports. The job waits in TRANSIENT_ERROR
+	// until the cost allows it; this is a hold, not a failed attempt.
+	ErrBlockedByCost HRESULT = 0x80D03801
+	// ErrBlockedByCellular (DO_E_BLOCKED_BY_CELLULAR_POLICY): the job's
+	// cost policy is CostPolicyNoCellular and the network is cellular. A
+	// hold, as ErrBlockedByCost.
+	ErrBlockedByCellular HRESULT = 0x80D03803
+	// ErrBlockedByPolicy (BG_E_BLOCKED_BY_POLICY): the bandwidth limits
+	// (Config.Bandwidth) allow the job's priority no bandwidth at all
+	// (BandwidthBlocked) now. The job waits in TRANSIENT_ERROR until a
+	// limit lets it transfer again; a hold, not a failed attempt.
+	ErrBlockedByPolicy HRESULT = 0x8020003E
 	// ErrStringTooLong (BG_E_STRING_TOO_LONG): a display name over 256 or a
 	// description over 1,024 characters.
 	ErrStringTooLong HRESULT = 0x80200021
@@ -184,6 +198,9 @@ var hresultNames = map[HRESULT]string{
 	ErrInsufficientRangeSupport:    "DO_E_INSUFFICIENT_RANGE_SUPPORT",
 	ErrOverlappingRanges:           "DO_E_OVERLAPPING_RANGES",
 	ErrUnexpectedStatus2xx:         "DO_E_UNEXPECTED_HTTP_STATUS_2XX",
+	ErrBlockedByCost:               "DO_E_BLOCKED_BY_COST_TRANSFER_POLICY",
+	ErrBlockedByCellular:           "DO_E_BLOCKED_BY_CELLULAR_POLICY",
+	ErrBlockedByPolicy:             "BG_E_BLOCKED_BY_POLICY",
 	ErrStringTooLong:               "BG_E_STRING_TOO_LONG",
 	ErrValidationFailed:            "BG_E_VALIDATION_FAILED",
 	ErrNotImplemented:              "E_NOTIMPL",
@@ -279,6 +296,7 @@ type JobError struct {
 	Err     error        // the underlying cause; may be nil
 
 	transient  bool
+	hold       bool          // a hold by policy (hold.go): not a failed attempt
 	retryAfter time.Duration // a server's Retry-After; 0 when none
 	of         *file         // the stream file it concerns (a stream has no LocalPath to find it by)
 }

@@ -9,8 +9,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 )
 
 // JobID identifies a job: a random GUID. String gives the Windows GUID form
@@ -197,7 +200,14 @@ type Job struct {
 	conns       int           // MaxConnections; 0 means 1 (connections.go)
 	minSpeed    int64         // SetMinimumSpeed's bytes per second; 0: no limit (speed.go)
 	speedWindow time.Duration // and its window; 0 when there is no limit
-	version     uint64        // bumped on every change persistence must record
+	// Pacing and holds by policy (pace.go, cost.go, hold.go). bucket is
+	// read by the copy loops without the lock.
+	maxBandwidth int64                        // SetMaximumBandwidth; 0: no limit
+	bucket       atomic.Pointer[rate.Limiter] // its bucket; nil when no limit
+	cost         CostPolicy                   // SetCostPolicy, when costSet
+	costSet      bool
+	holdUntil    time.Duration // a held job: when the hold ends (Manager clock); 0 unknown
+	version      uint64        // bumped on every change persistence must record
 
 	// HTTP options (httpopts.go). headers and creds are replaced, never
 	// modified in place, so a request may keep a reference outside the lock.
@@ -672,6 +682,7 @@ func (j *Job) SetPriority(p Priority) error {
 		j.prio = p
 		j.m.sched.reprioritize(j, p)
 		j.rearmWindowLocked()
+		j.applyPolicyLocked() // the limits and default cost policy follow the priority (hold.go)
 		j.m.kick()
 		return true, nil
 	})

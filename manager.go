@@ -1,6 +1,7 @@
 package dojob
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -88,6 +89,20 @@ type Config struct {
 	// the Logger is enabled for) and handed to it in order by a goroutine
 	// of the Manager, so a slow handler delays no job; Close waits for it.
 	Logger *slog.Logger
+
+	// Bandwidth limits the bandwidth of the Manager's jobs per priority,
+	// with weekly windows (BandwidthLimits); the zero value limits
+	// nothing. Manager.SetBandwidthLimits changes them at run time.
+	Bandwidth BandwidthLimits
+
+	// NetworkCost reports the cost of the network now, for the jobs' cost
+	// policies (Job.SetCostPolicy). dojob asks it before each attempt of a
+	// file and when Manager.NetworkCostChanged is called; it must be safe
+	// for concurrent use and should answer quickly (ctx ends with the
+	// attempt). nil, or an error, means the cost is unknown, which every
+	// policy allows: dojob cannot know on its own, on every system,
+	// whether a network is metered.
+	NetworkCost func(ctx context.Context) (NetworkCost, error)
 }
 
 // Defaults for Config fields left zero.
@@ -127,6 +142,8 @@ type Manager struct {
 
 	sched scheduler
 	clock clock
+	pace  pacer         // bandwidth limits (pace.go)
+	cost  atomic.Uint32 // the NetworkCost last reported (cost.go)
 
 	mu   sync.Mutex     // guards jobs and seq
 	jobs map[JobID]*Job // jobs not in a final state
@@ -163,6 +180,10 @@ func NewManager(cfg Config) (*Manager, error) {
 		cfg.MaxConnectionsPerHost < 0 || cfg.MinSegmentSize < 0 {
 		return nil, errorf(ErrInvalidArg, "negative limit or timeout in Config")
 	}
+	if err := cfg.Bandwidth.check(); err != nil {
+		return nil, err
+	}
+	cfg.Bandwidth.Windows = slices.Clone(cfg.Bandwidth.Windows)
 	if cfg.MaxForegroundJobs == 0 {
 		cfg.MaxForegroundJobs = DefaultMaxForegroundJobs
 	}
@@ -201,6 +222,10 @@ func NewManager(cfg Config) (*Manager, error) {
 	m.hosts.max = cfg.MaxConnectionsPerHost
 	m.paused.Store(cfg.Paused)
 	m.clock.wake = m.poke
+	m.pace.limits, m.pace.dl = cfg.Bandwidth, deadline{kind: dlPace}
+	if next, ok := m.pace.evaluate(time.Now()); ok {
+		m.clock.set(&m.pace.dl, m.now()+time.Until(next))
+	}
 	if cfg.StateDir != "" {
 		s, err := openStore(cfg.StateDir, m.log, cfg.Paused)
 		if err != nil {
@@ -384,6 +409,8 @@ func (m *Manager) fire(d *deadline, now time.Duration) {
 		d.job.onTick(now)
 	case dlRedeliver:
 		d.job.onRedeliver(now)
+	case dlPace:
+		m.onPace()
 	}
 }
 

@@ -86,8 +86,9 @@ func (x *worker) watchLocked(now, stall time.Duration) (due time.Duration, cause
 		return 0, nil
 	}
 	n := f.done.Load()
-	if x.waiting {
-		// Waiting for room in the host's budget: not a stall.
+	if _, pacing := x.pc.waited(now); x.waiting || pacing {
+		// Waiting for room in the host's budget, or for bandwidth
+		// (pace.go): not a stall.
 		x.seen, x.seenAt = n, now
 		return 0, nil
 	}
@@ -103,7 +104,13 @@ func (x *worker) watchLocked(now, stall time.Duration) (due time.Duration, cause
 		}
 	}
 	if j := x.j; j.minSpeed > 0 {
-		due, cause = x.speed.observe(now, n, j.minSpeed, j.speedWindow)
+		// Judged on the time not spent waiting for bandwidth (pace.go):
+		// a limit below the minimum speed paces the job, it does not fail it.
+		sn := x.speedNow(now)
+		due, cause = x.speed.observe(sn, n, j.minSpeed, j.speedWindow)
+		if due > 0 {
+			due += now - sn
+		}
 	}
 	if cause == nil {
 		if n != x.seen {
@@ -207,6 +214,11 @@ func (x *transfer) runWorkers(n int) {
 			case !live:
 			case closing:
 				j.endRunLocked()
+			case failed != nil && isHold(failed):
+				// Held by policy (hold.go): not a failed attempt.
+				h := failed.(*holdError)
+				j.endRunLocked()
+				j.holdLocked(h.code, h.until)
 			case failed != nil:
 				if c := context.Cause(x.ctx); c == errStalled || errors.Is(c, errTooSlow) {
 					failed = c
@@ -260,7 +272,15 @@ func (w *worker) runFile(f *file) error {
 		w.fctx, w.fcancel = fctx, fcancel
 		j.mu.Unlock()
 
-		err := w.transferFile(f)
+		err := w.checkHold()
+		if err != nil {
+			j.mu.Lock()
+			w.fcancel = nil
+			fcancel(errStopped)
+			j.mu.Unlock()
+			return err
+		}
+		err = w.transferFile(f)
 
 		j.mu.Lock()
 		w.fcancel = nil

@@ -54,6 +54,11 @@ type record struct {
 	// Added within version 1 (SetMinimumSpeed): absent, no limit.
 	MinimumSpeed       int64         `json:"minimum_speed,omitempty"`           // bytes per second
 	MinimumSpeedWindow time.Duration `json:"minimum_speed_window_ns,omitempty"` // its window
+
+	// Added within version 1 (pace.go, cost.go): absent, no limit and the
+	// priority's cost policy.
+	MaximumBandwidth int64       `json:"maximum_bandwidth,omitempty"` // bytes per second
+	CostPolicy       *CostPolicy `json:"cost_policy,omitempty"`
 }
 
 // recordFile is the persisted state of a file: its record, and the state
@@ -149,6 +154,11 @@ func (j *Job) recordLocked(now time.Duration) *record {
 
 		MinimumSpeed:       j.minSpeed,
 		MinimumSpeedWindow: j.speedWindow,
+		MaximumBandwidth:   j.maxBandwidth,
+	}
+	if j.costSet {
+		p := j.cost
+		r.CostPolicy = &p
 	}
 	if j.timeoutSet {
 		d := j.timeout
@@ -243,7 +253,8 @@ func (rec *record) check() error {
 	}
 	if utf8.RuneCountInString(rec.DisplayName) > maxDisplayName || utf8.RuneCountInString(rec.Description) > maxDescription ||
 		rec.ErrorCount < 0 || rec.Streak < 0 || rec.MaxParallelFiles < 0 || rec.MaxParallelFiles > MaxParallelFilesLimit ||
-		rec.MaxConnections < 0 || rec.MaxConnections > MaxConnectionsLimit {
+		rec.MaxConnections < 0 || rec.MaxConnections > MaxConnectionsLimit ||
+		rec.MaximumBandwidth < 0 || (rec.CostPolicy != nil && !rec.CostPolicy.valid()) {
 		return errors.New("record holds invalid settings")
 	}
 	// A minimum speed as SetMinimumSpeed leaves it: none (0, 0), or a

@@ -103,6 +103,11 @@ func (m *Manager) restore(r *record) *Job {
 	j.parallel = r.MaxParallelFiles
 	j.conns = r.MaxConnections
 	j.minSpeed, j.speedWindow = r.MinimumSpeed, r.MinimumSpeedWindow
+	j.maxBandwidth = r.MaximumBandwidth
+	setBucket(&j.bucket, r.MaximumBandwidth)
+	if r.CostPolicy != nil {
+		j.cost, j.costSet = *r.CostPolicy, true
+	}
 	if len(r.CustomHeaders) > 0 {
 		j.headers, _ = checkHeaders(r.CustomHeaders) // checked by readRecord
 	}
@@ -178,6 +183,11 @@ func (m *Manager) restore(r *record) *Job {
 		state = StateQueued
 	case StateTransientError:
 		j.retryAt = now + r.RetryIn
+		if r.Error != nil && holdCode(r.Error.Code) {
+			// Held by policy in the previous Manager: this one's limits
+			// and cost decide again at once (hold.go).
+			j.retryAt = now
+		}
 		if !m.store.readOnly { // a read-only Manager's jobs stay as recorded
 			m.clock.set(&j.retryDL, j.retryAt)
 		}

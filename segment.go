@@ -344,7 +344,18 @@ func (r *segRun) copy(ctx context.Context, c *segConn, seg *segment, body io.Rea
 			tb.release(seg) // a file waits for room at the host
 			return nil
 		}
-		nr, rerr := body.Read(buf)
+		rb := buf
+		paced := x.paced() // a bandwidth limit (pace.go), as in worker.copy
+		if paced {
+			rb = buf[:x.paceLen(len(buf))]
+		}
+		nr, rerr := body.Read(rb)
+		if nr > 0 && paced {
+			if err := x.pay(ctx, nr); err != nil {
+				tb.release(seg)
+				return err
+			}
+		}
 		if nr > 0 {
 			off, k := tb.claim(seg, int64(nr))
 			if k > 0 {

@@ -92,7 +92,7 @@ func (j *Job) restartSpeedLocked() {
 	}
 	now := j.m.now()
 	for _, w := range x.workers {
-		w.speed.restart(now, w.cur)
+		w.speed.restart(w.speedNow(now), w.cur)
 	}
 	if j.minSpeed > 0 {
 		j.m.clock.setEarlier(&j.tickDL, now+j.speedWindow)

@@ -180,7 +180,9 @@ func (j *Job) setStateLocked(to State) error {
 	// TRANSFERRING clears it for good (BITS GetError).
 	switch to {
 	case StateError, StateTransientError:
-		j.errCount++
+		if j.jerr == nil || !j.jerr.hold { // a hold by policy is no error attempt (hold.go)
+			j.errCount++
+		}
 	case StateTransferring:
 		j.jerr = nil
 	}

@@ -57,8 +57,9 @@ type worker struct {
 	// of a fetch in segments (segment.go), guarded by the job's mu.
 	noSplit  bool
 	segConns []*segConn
-	waiting  bool   // waiting for room in the host's budget (guarded by the job's mu)
-	bg       bgSync // the checkpoint fsync in flight, off the copy goroutine
+	waiting  bool      // waiting for room in the host's budget (guarded by the job's mu)
+	bg       bgSync    // the checkpoint fsync in flight, off the copy goroutine
+	pc       paceClock // time its copy loops waited for bandwidth (pace.go)
 
 	// The context of the current attempt, a child of ctx: a stall cancels
 	// it alone, so the file can move on to its next source (mirrors.go)
@@ -537,7 +538,7 @@ func (x *worker) acceptedLocked(f *file, a ask, v verdict, src int) {
 	x.seenAt = now
 	x.mark = f.markLocked() // only bytes past it are progress
 	// The minimum speed is measured from here, over this response's body.
-	x.speed.begin(now, f.done.Load())
+	x.speed.begin(x.speedNow(now), f.done.Load())
 	if j.minSpeed > 0 {
 		j.m.clock.setEarlier(&j.tickDL, now+j.speedWindow) // judged at the window's end
 	}

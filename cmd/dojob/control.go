@@ -97,6 +97,9 @@ type jobView interface {
 	Error() (*dojob.JobError, error)
 	NextRetry() time.Time
 	NoProgressDeadline() time.Time
+	MaximumBandwidth() int64
+	CostPolicy() dojob.CostPolicy
+	Held() (dojob.HoldInfo, bool)
 }
 
 // jobSnapshot is a job as the holder sends it to a client.
@@ -119,6 +122,11 @@ type jobSnapshot struct {
 	// no-progress window (zero: none).
 	RetryAt  time.Time `json:"next_retry,omitzero"`
 	GiveUpAt time.Time `json:"no_progress_deadline,omitzero"`
+	// Added later (an older holder sends none): the job's own bandwidth
+	// limit, its cost policy and the hold by policy it waits in.
+	MaxBandwidth int64             `json:"maximum_bandwidth,omitempty"`
+	Cost         *dojob.CostPolicy `json:"cost_policy,omitempty"`
+	Hold         *dojob.HoldInfo   `json:"hold,omitempty"`
 }
 
 // errorSnapshot is a job's *dojob.JobError in a jobSnapshot. A cause that
@@ -167,6 +175,12 @@ func snapshotOf(j *dojob.Job) jobSnapshot {
 		Timeout: j.NoProgressTimeout(), RetryDelay: j.MinimumRetryDelay(), Errors: j.ErrorCount(),
 		Flags: j.NotifyFlags(), JobTimes: j.Times(), Prog: j.Progress(), FileList: j.Files(),
 		RetryAt: j.NextRetry(), GiveUpAt: j.NoProgressDeadline(),
+		MaxBandwidth: j.MaximumBandwidth(),
+	}
+	cp := j.CostPolicy()
+	s.Cost = &cp
+	if h, ok := j.Held(); ok {
+		s.Hold = &h
 	}
 	if e, err := j.Error(); err == nil {
 		s.Err = errorSnapshotOf(e)
@@ -227,6 +241,26 @@ func (s jobSnapshot) NextRetry() time.Time { return s.RetryAt }
 // NoProgressDeadline returns when the job's no-progress window expires;
 // zero when none is open.
 func (s jobSnapshot) NoProgressDeadline() time.Time { return s.GiveUpAt }
+
+// MaximumBandwidth returns the job's own bandwidth limit (0: none).
+func (s jobSnapshot) MaximumBandwidth() int64 { return s.MaxBandwidth }
+
+// CostPolicy returns the job's cost policy (Always from a holder too old
+// to send it).
+func (s jobSnapshot) CostPolicy() dojob.CostPolicy {
+	if s.Cost == nil {
+		return dojob.CostPolicyAlways
+	}
+	return *s.Cost
+}
+
+// Held returns the hold by policy the job waits in, if any.
+func (s jobSnapshot) Held() (dojob.HoldInfo, bool) {
+	if s.Hold == nil {
+		return dojob.HoldInfo{}, false
+	}
+	return *s.Hold, true
+}
 
 // remoteJob is the jobView of a job a client follows: the latest snapshot,
 // replaced at each poll. Its methods are safe for concurrent use (the
@@ -295,6 +329,15 @@ func (r *remoteJob) NextRetry() time.Time { return r.snap().NextRetry() }
 // NoProgressDeadline returns when the job's no-progress window expires.
 func (r *remoteJob) NoProgressDeadline() time.Time { return r.snap().NoProgressDeadline() }
 
+// MaximumBandwidth returns the job's own bandwidth limit.
+func (r *remoteJob) MaximumBandwidth() int64 { return r.snap().MaximumBandwidth() }
+
+// CostPolicy returns the job's cost policy.
+func (r *remoteJob) CostPolicy() dojob.CostPolicy { return r.snap().CostPolicy() }
+
+// Held returns the hold by policy the job waits in, if any.
+func (r *remoteJob) Held() (dojob.HoldInfo, bool) { return r.snap().Held() }
+
 // ctlRequest is one request of a client.
 type ctlRequest struct {
 	// Op is list, info, suspend, cancel, complete (ID), get (Files,
@@ -329,6 +372,8 @@ type ctlSettings struct {
 	// (added later: an older holder ignores them).
 	MinimumSpeed       *int64         `json:"minimum_speed,omitempty"`
 	MinimumSpeedWindow *time.Duration `json:"minimum_speed_window,omitempty"`
+	// --limit-rate (added later: an older holder ignores it).
+	MaximumBandwidth *int64 `json:"maximum_bandwidth,omitempty"`
 }
 
 // ctlResponse is the holder's answer to one request.
@@ -405,6 +450,10 @@ func settingsOf(jf *jobFlags, always bool) *ctlSettings {
 	if bps, window, ok := jf.minimumSpeed(); ok {
 		s.MinimumSpeed, s.MinimumSpeedWindow = &bps, &window
 	}
+	if jf.set["limit-rate"] {
+		n := jf.limitRate
+		s.MaximumBandwidth = &n
+	}
 	return s
 }
 
@@ -434,6 +483,9 @@ func (s *ctlSettings) flags() *jobFlags {
 		if s.MinimumSpeedWindow != nil && *s.MinimumSpeedWindow != 0 {
 			jf.speedTime, jf.set["speed-time"] = *s.MinimumSpeedWindow, true
 		}
+	}
+	if s.MaximumBandwidth != nil {
+		jf.limitRate, jf.set["limit-rate"] = *s.MaximumBandwidth, true
 	}
 	return jf
 }

@@ -219,6 +219,11 @@ func describeState(j jobView, s dojob.State, now time.Time) string {
 		b.WriteString(": ")
 		b.WriteString(describeError(e))
 	}
+	if h, ok := j.Held(); ok {
+		b.WriteString("; ")
+		b.WriteString(describeHold(h, now))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "; retry %d", j.ErrorCount())
 	if at := j.NextRetry(); !at.IsZero() {
 		fmt.Fprintf(&b, " in %s", formatDuration(at.Sub(now)))
@@ -440,7 +445,9 @@ func (d *display) liveState(now time.Time) string {
 			b.WriteString(" " + name)
 		}
 	}
-	if at := d.job.NextRetry(); !at.IsZero() {
+	if h, ok := d.job.Held(); ok {
+		b.WriteString(" · " + describeHold(h, now))
+	} else if at := d.job.NextRetry(); !at.IsZero() {
 		fmt.Fprintf(&b, " · retry %d in %s", d.job.ErrorCount(), formatDuration(at.Sub(now)))
 	}
 	if at := d.job.NoProgressDeadline(); !at.IsZero() {
@@ -590,4 +597,24 @@ func formatClock(t, now time.Time) string {
 		return t.Format("15:04:05")
 	}
 	return t.Format("2006-01-02 15:04")
+}
+
+// describeHold says why a job is held by policy and until when, at now:
+// "held by the bandwidth limits until 22:00:00 (in 2h0m)" or "held by the
+// cost policy until the network's cost allows it".
+func describeHold(h dojob.HoldInfo, now time.Time) string {
+	what := "the cost policy"
+	switch h.Code {
+	case dojob.ErrBlockedByPolicy:
+		what = "the bandwidth limits"
+	case dojob.ErrBlockedByCellular:
+		what = "the cost policy (no cellular)"
+	}
+	if h.Until.IsZero() {
+		if h.Code == dojob.ErrBlockedByPolicy {
+			return "held by " + what + " until they change"
+		}
+		return "held by " + what + " until the network's cost allows it"
+	}
+	return fmt.Sprintf("held by %s until %s (in %s)", what, formatClock(h.Until, now), formatDuration(h.Until.Sub(now)))
 }

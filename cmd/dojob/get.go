@@ -52,6 +52,7 @@ type jobFlags struct {
 	connections       int             // connections per file
 	speedLimit        int64           // --speed-limit: bytes per second; 0: off
 	speedTime         time.Duration   // --speed-time
+	limitRate         int64           // --limit-rate: bytes per second; 0: no limit
 	set               map[string]bool // the flags given on the command line
 }
 
@@ -68,6 +69,43 @@ func (jf *jobFlags) register(fs *flag.FlagSet) {
 		jf.speedTime = d
 		return err
 	})
+	fs.Func("limit-rate", "", func(s string) error {
+		n, err := parseRate(s)
+		jf.limitRate = n
+		return err
+	})
+}
+
+// parseRate parses --limit-rate as curl does: bytes per second, with an
+// optional suffix K, M, G or T (either case) for 1024, 1024², 1024³ or
+// 1024⁴, and a decimal fraction allowed ("2.5M"). 0 means no limit.
+func parseRate(s string) (int64, error) {
+	mult := 1.0
+	num := s
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		case 't', 'T':
+			mult = 1 << 40
+		}
+		if mult != 1 {
+			num = s[:n-1]
+		}
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || strings.ContainsAny(num, "eExXpP_") {
+		return 0, fmt.Errorf("%q is not a rate: bytes per second, optionally with a K, M, G or T suffix", s)
+	}
+	v := f * mult
+	if v < 0 || v >= math.MaxInt64 {
+		return 0, fmt.Errorf("rate %q is negative or too large", s)
+	}
+	return int64(v), nil
 }
 
 // parseSeconds parses --speed-time: seconds, as curl takes them ("30",
@@ -160,6 +198,11 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 	}
 	if bps, window, ok := jf.minimumSpeed(); ok {
 		if err := j.SetMinimumSpeed(bps, window); err != nil {
+			return err
+		}
+	}
+	if jf.set["limit-rate"] {
+		if err := j.SetMaximumBandwidth(jf.limitRate); err != nil {
 			return err
 		}
 	}

@@ -282,6 +282,15 @@ func (c *cli) printInfo(j jobView) {
 	row("Modified", "%s", formatTime(t.Modification))
 	row("Transferred", "%s", formatTime(t.TransferCompletion))
 	row("Progress", "%s, %d/%d files", formatProgress(p.BytesTransferred, p.BytesTotal), p.FilesTransferred, p.FilesTotal)
+	if bw := j.MaximumBandwidth(); bw > 0 {
+		row("Maximum bandwidth", "%s/s", formatBytes(bw))
+	} else {
+		row("Maximum bandwidth", "no limit")
+	}
+	row("Cost policy", "%s", j.CostPolicy())
+	if h, ok := j.Held(); ok {
+		row("Held", "%s", describeHold(h, time.Now()))
+	}
 	if e, err := j.Error(); err == nil {
 		row("Error", "%s", strings.TrimPrefix(e.Code.Error(), "dojob: "))
 		row("Error context", "%s", e.Context)
@@ -362,6 +371,10 @@ type jobJSON struct {
 	Transferred              *time.Time `json:"transferred,omitempty"`
 	Error                    *errorJSON `json:"error,omitempty"`
 	Files                    []fileJSON `json:"files"`
+	MaximumBandwidth         int64      `json:"maximum_bandwidth,omitempty"` // bytes per second; absent: no limit
+	CostPolicy               string     `json:"cost_policy"`
+	HeldBy                   string     `json:"held_by,omitempty"`    // the code's name, while held by policy
+	HeldUntil                *time.Time `json:"held_until,omitempty"` // when that hold ends, if known
 }
 
 // errorJSON is a job's error in --json output.
@@ -417,6 +430,14 @@ func jobOf(j jobView) jobJSON {
 	}
 	if e, err := j.Error(); err == nil {
 		out.Error = errorOf(e)
+	}
+	out.MaximumBandwidth, out.CostPolicy = j.MaximumBandwidth(), j.CostPolicy().String()
+	if h, ok := j.Held(); ok {
+		out.HeldBy = h.Code.Name()
+		if !h.Until.IsZero() {
+			u := h.Until
+			out.HeldUntil = &u
+		}
 	}
 	for _, f := range j.Files() {
 		out.Files = append(out.Files, fileJSON{

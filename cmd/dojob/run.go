@@ -186,6 +186,9 @@ const transferFlagsHelp = `  --priority P         foreground, high, normal or lo
                        (default: no limit; 0 turns a job's limit off)
   --speed-time SECONDS the window of --speed-limit, at least 1 (default 30;
                        alone it means --speed-limit 1)
+  --limit-rate RATE    transfer the job at most at RATE bytes per second
+                       over all its files and connections, as curl: K, M, G
+                       or T suffixes are 1024-based (20M); 0 removes it
   --stall-timeout D    a connection without headers or body bytes for D is
                        a transient error (default 60s)
   --checkpoint-interval D  how often the bytes received are made durable, so

@@ -45,7 +45,9 @@ func TestUpdater(t *testing.T) {
 
 func TestRunMainTemporaryDirs(t *testing.T) {
 	// Without -state-dir, runMain works in temporary directories and
-	// removes them.
+	// removes them. A temporary directory of the test's own, so that
+	// another run of these tests beside this one is not counted.
+	t.Setenv("TMPDIR", t.TempDir())
 	glob := func() []string {
 		a, err := filepath.Glob(filepath.Join(os.TempDir(), "myapp-*"))
 		require.NoError(t, err)

@@ -72,7 +72,7 @@ func newCacheHosts(hosts []string, fallback time.Duration) (*cacheHosts, error) 
 	}
 	c := &cacheHosts{fallback: fallback}
 	for _, h := range hosts {
-		hp, err := checkCacheHost(h)
+		hp, err := ParseCacheHost(h)
 		if err != nil {
 			return nil, err
 		}
@@ -83,10 +83,13 @@ func newCacheHosts(hosts []string, fallback time.Duration) (*cacheHosts, error) 
 	return c, nil
 }
 
-// checkCacheHost validates a cache host, "host" or "host:port" (an IPv6
-// address in brackets with a port), and returns it as host:port, the host
-// in lower case, port 80 when none is given.
-func checkCacheHost(s string) (string, error) {
+// ParseCacheHost checks a cache host as NewManager checks
+// Config.CacheHosts — "host" or "host:port", a host being a DNS name or an
+// IP address (an IPv6 address in brackets when a port follows), the port
+// from 1 to 65535 — and returns it as host:port, the host in lower case and
+// port 80 when none is given (the form FileInfo.CacheHost shows). Anything
+// else returns an error matching ErrInvalidArg.
+func ParseCacheHost(s string) (string, error) {
 	bad := func(why string) (string, error) {
 		return "", errorf(ErrInvalidArg, "cache host %q: %s", s, why)
 	}
@@ -356,6 +359,9 @@ func (j *Job) servedLocked(f *file, src int) {
 	f.addSourceLocked(src)
 }
 
+// cacheDialer dials cache hosts.
+var cacheDialer = &net.Dialer{Timeout: cacheConnectTimeout, KeepAlive: 30 * time.Second}
+
 // cacheDialKey marks the context of a request to a cache host, for
 // cacheDial.
 type cacheDialKey struct{}
@@ -372,10 +378,9 @@ func cacheDial(base func(ctx context.Context, network, addr string) (net.Conn, e
 	if base == nil {
 		base = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
-	short := &net.Dialer{Timeout: cacheConnectTimeout, KeepAlive: 30 * time.Second}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if ctx.Value(cacheDialKey{}) != nil {
-			return short.DialContext(ctx, network, addr)
+			return cacheDialer.DialContext(ctx, network, addr)
 		}
 		return base(ctx, network, addr)
 	}

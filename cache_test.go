@@ -408,3 +408,27 @@ func TestCacheHostsConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheHostPersisted: FileInfo.CacheHost is kept with the job: a
+// Manager that reloads it (without cache hosts of its own) shows it.
+func TestCacheHostPersisted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newCacheNet(t, "proxy")
+		state := t.TempDir()
+		m, err := dojob.NewManager(dojob.Config{StateDir: state, HTTPClient: &http.Client{Transport: n}, CacheHosts: []string{cacheHost}})
+		require.NoError(t, err)
+		j, err := m.CreateJob("cache")
+		require.NoError(t, err)
+		require.NoError(t, j.AddFile(n.origin.FileURL("/a"), filepath.Join(t.TempDir(), "a")))
+		require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+		id := j.ID()
+		require.NoError(t, m.Close())
+
+		m2, err := dojob.NewManager(dojob.Config{StateDir: state, Paused: true})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, m2.Close()) }()
+		j2, err := m2.Job(id)
+		require.NoError(t, err)
+		assert.Equal(t, cacheHost, j2.Files()[0].CacheHost)
+	})
+}

@@ -47,14 +47,6 @@ func sourceURL(primary string, mirrors []string, src int) string {
 	return mirrors[src-1]
 }
 
-// nextSource is the source after cur among n, wrapping to the primary.
-func nextSource(cur, n int) int {
-	if n <= 1 {
-		return 0
-	}
-	return (cur + 1) % n
-}
-
 // sourceRound counts the failures of one round over a file's sources.
 type sourceRound struct {
 	tried     []int     // the sources that failed in this round
@@ -133,23 +125,6 @@ func (f *file) blameMirrorsLocked(reason string) (foreign bool) {
 	f.RestartReason = reason
 	return true
 }
-
-// usableLocked is the number of f's sources not skipped.
-func (f *file) usableLocked() int { return f.sourcesLocked() - len(f.skip) }
-
-// nextUsableLocked is the source after cur that is not skipped, wrapping to
-// the primary (never skipped).
-func (f *file) nextUsableLocked(cur int) int {
-	n := f.sourcesLocked()
-	s := nextSource(cur, n)
-	for s != 0 && slices.Contains(f.skip, s) {
-		s = nextSource(s, n)
-	}
-	return s
-}
-
-// sourcesLocked is the number of f's sources.
-func (f *file) sourcesLocked() int { return 1 + len(f.Mirrors) }
 
 // sourceURLLocked is the URL f's requests go to now.
 func (f *file) sourceURLLocked() string { return sourceURL(f.Remote, f.Mirrors, f.Source) }

@@ -95,6 +95,8 @@ type FileInfo struct {
 	SourceURL string
 	// CacheHost is the cache host (Config.CacheHosts, as host:port) that
 	// served bytes the file holds; "" when none did. Persisted with the job.
+	// (Source and SourceURL name the file's own source, also while its
+	// requests go through a cache host.)
 	CacheHost string
 	// TemporaryName is the hidden file that holds the data until Complete
 	// renames it to LocalPath (IBackgroundCopyFile3::GetTemporaryName): a

@@ -432,3 +432,42 @@ func TestCacheHostPersisted(t *testing.T) {
 		assert.Equal(t, cacheHost, j2.Files()[0].CacheHost)
 	})
 }
+
+// TestCacheHostResumeFromOrigin: bytes from the origin are continued
+// through the cache on the next attempt — the cache host is asked first
+// again, with the origin's validator in If-Range, and its 206 carries the
+// same ETag, so the file goes on at its offset.
+func TestCacheHostResumeFromOrigin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newCacheNet(t, "503", dojobtest.Script(dojobtest.DropAfter(300<<10)))
+		m := cacheManager(t, n, dojob.Config{})
+		j, err := m.CreateJob("cache")
+		require.NoError(t, err)
+		local := filepath.Join(t.TempDir(), "a")
+		require.NoError(t, j.AddFile(n.origin.FileURL("/a"), local))
+		require.NoError(t, j.Resume())
+		synctest.Wait()
+		require.Equal(t, dojob.StateTransientError, j.State(), "the cache's 503, then the origin's drop")
+		n.setMode("proxy")
+		st, err := j.Wait(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, dojob.StateTransferred, st)
+		require.NoError(t, j.Complete())
+		assert.Equal(t, n.origin.SHA256("/a"), fileSHA256(t, local))
+		// The cache's 503, the origin's drop (progress: a new round), the
+		// cache's 503 again (the round is over), then the retry's request
+		// through the cache, which the origin answers.
+		reqs := n.cacheRequests()
+		require.Len(t, reqs, 3)
+		last := reqs[2]
+		assert.Equal(t, "bytes="+strconv.Itoa(300<<10)+"-", last.header.Get("Range"))
+		assert.NotEmpty(t, last.header.Get("If-Range"))
+		o := n.origin.Requests()
+		require.Len(t, o, 2)
+		assert.Equal(t, "cache", o[1].Header.Get("Via"))
+		assert.Equal(t, http.StatusPartialContent, o[1].Status)
+		fi := j.Files()[0]
+		assert.Equal(t, cacheHost, fi.CacheHost)
+		assert.Zero(t, fi.Restarts)
+	})
+}

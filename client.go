@@ -54,6 +54,7 @@ func newHTTPClient(c *http.Client) (*http.Client, *http.Transport) {
 		tr.MaxIdleConnsPerHost = MaxParallelFilesLimit
 		tr.GetProxyConnectHeader = proxyConnectHeader
 		tr.MaxResponseHeaderBytes = maxResponseHeaderBytes
+		tr.DialContext = cacheDial(tr.DialContext) // a short connect timeout to cache hosts (cache.go)
 		return &http.Client{Transport: newOptsTransport(tr), CheckRedirect: checkRedirect}, tr
 	}
 	cc := *c

@@ -93,6 +93,11 @@ type FileInfo struct {
 	// (FileSpec.Mirrors); the source is persisted with the job.
 	Source    int
 	SourceURL string
+	// CacheHost is the cache host (Config.CacheHosts, as host:port) that
+	// served bytes the file holds; "" when none did. Persisted with the job.
+	// (Source and SourceURL name the file's own source, also while its
+	// requests go through a cache host.)
+	CacheHost string
 	// TemporaryName is the hidden file that holds the data until Complete
 	// renames it to LocalPath (IBackgroundCopyFile3::GetTemporaryName): a
 	// FileTransferred callback may read it to check a signature before
@@ -232,7 +237,8 @@ type file struct {
 	// skip: the mirrors skipped for this file until the caller resumes the
 	// job, for bytes that failed its check (mirrors.go); not persisted.
 	skip []int
-	sum  []byte // the expected digest of Checksum; nil when none
+	cs   cacheState // its use of cache hosts (cache.go)
+	sum  []byte     // the expected digest of Checksum; nil when none
 
 	// The running digest of the bytes in Temp. digest is handed from one
 	// transfer run to the next (the run owns it while it transfers f) and
@@ -260,6 +266,7 @@ func (f *file) infoLocked() FileInfo {
 		Verified:         f.Verified,
 		Source:           f.Source,
 		SourceURL:        f.sourceURLLocked(),
+		CacheHost:        f.CacheHost,
 	}
 	if !f.Completed {
 		fi.TemporaryName = f.Temp // "" for a stream

@@ -103,6 +103,39 @@ type Config struct {
 	// policy allows: dojob cannot know on its own, on every system,
 	// whether a network is metered.
 	NetworkCost func(ctx context.Context) (NetworkCost, error)
+
+	// CacheHosts are HTTP caches to fetch files through, as Delivery
+	// Optimization's cache hosts (DOCacheHost, a Microsoft Connected Cache):
+	// each "host" or "host:port" (port 80 by default; an IPv6 address in
+	// brackets). Anything else is ErrInvalidArg at NewManager. A file of an
+	// http URL is asked of the first cache host not banned, as the file's
+	// URL with the cache's host and port and the query parameter
+	// cacheHostOrigin=<origin host[:port]> appended; a cache host is a
+	// source in front of RemoteURL and the mirrors (FileSpec.Mirrors), and
+	// FileInfo.CacheHost tells which one served the file. Files of https
+	// URLs never go through a cache host (it would see the bytes without
+	// the origin's TLS). A cache host gets the job's custom headers but
+	// never its credentials, Authorization, Proxy-Authorization or Cookie
+	// (they belong to the origin). Connecting to a cache host gives up
+	// after 3 s with dojob's own client (Config.HTTPClient nil). A cache host
+	// that answers a request for an origin with a 4xx is not asked for that
+	// origin for CacheHostBan (15 min), one dojob cannot connect to is not
+	// asked for any origin for as long; the bans are the Manager's, in
+	// memory. See CacheHostFallback.
+	CacheHosts []string
+
+	// CacheHostFallback is how long a file is tried on its cache hosts
+	// before its own sources are used (DO's DelayCacheServerFallback):
+	// 0 falls back at once — a failure of a cache host moves the file to its
+	// next source within the same attempt, as a mirror's does; a positive
+	// delay keeps the file on its cache hosts, retrying them after
+	// transient errors as usual, until that long after it first asked one —
+	// the first failure past it moves the file to its own sources for the
+	// rest of the Manager's life; NoCacheFallback (-1) never falls back
+	// (and bans nothing: a 4xx from the cache then fails the job). A banned
+	// cache host is skipped whatever the delay. Other negative values are
+	// ErrInvalidArg.
+	CacheHostFallback time.Duration
 }
 
 // Defaults for Config fields left zero.
@@ -132,6 +165,9 @@ type Manager struct {
 	logq   logQueue   // records logged under a lock, waiting for the Logger (log.go)
 	bufs   sync.Pool  // *[]byte copy buffers of bufSize
 	hosts  hostBudget // connections open per host (Config.MaxConnectionsPerHost)
+
+	caches *cacheHosts // Config.CacheHosts and their bans (cache.go)
+
 	// defects counts state changes the engine made that setStateLocked
 	// refused (moveLocked): dojob's own bugs, which the tests require to
 	// stay 0.
@@ -184,6 +220,11 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	cfg.Bandwidth.Windows = slices.Clone(cfg.Bandwidth.Windows)
+
+	caches, err := newCacheHosts(cfg.CacheHosts, cfg.CacheHostFallback)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.MaxForegroundJobs == 0 {
 		cfg.MaxForegroundJobs = DefaultMaxForegroundJobs
 	}
@@ -213,6 +254,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		done:  make(chan struct{}),
 	}
 	m.goCond.L = &m.goMu
+	m.caches = caches
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}

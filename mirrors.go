@@ -47,16 +47,9 @@ func sourceURL(primary string, mirrors []string, src int) string {
 	return mirrors[src-1]
 }
 
-// nextSource is the source after cur among n, wrapping to the primary.
-func nextSource(cur, n int) int {
-	if n <= 1 {
-		return 0
-	}
-	return (cur + 1) % n
-}
-
 // sourceRound counts the failures of one round over a file's sources.
 type sourceRound struct {
+	tried     []int     // the sources that failed in this round
 	fails     int       // sources that failed in this round
 	first     *JobError // the round's first error
 	transient *JobError // the round's last transient error; nil if every failure was fatal
@@ -104,15 +97,17 @@ func (f *file) addSourceLocked(src int) {
 	}
 }
 
-// foreignLocked reports whether a mirror gave some of f's bytes.
+// foreignLocked reports whether a mirror or a cache host gave some of f's
+// bytes.
 func (f *file) foreignLocked() bool {
-	return slices.ContainsFunc(f.Sources, func(s int) bool { return s != 0 })
+	return f.CacheHost != "" || slices.ContainsFunc(f.Sources, func(s int) bool { return s != 0 })
 }
 
-// blameMirrorsLocked handles f's failed check: if a mirror gave some of
-// its bytes, every such mirror is skipped for f, f goes back to its primary
-// and counts a restart for reason, and it reports true; a file of its
-// primary's bytes alone is left as it is (false). The caller empties f.
+// blameMirrorsLocked handles f's failed check: if a mirror or a cache host
+// gave some of its bytes, every such mirror (and every cache host) is
+// skipped for f, f goes back to its primary and counts a restart for
+// reason, and it reports true; a file of its primary's bytes alone is left
+// as it is (false). The caller empties f.
 func (f *file) blameMirrorsLocked(reason string) (foreign bool) {
 	if !f.foreignLocked() {
 		return false
@@ -122,28 +117,14 @@ func (f *file) blameMirrorsLocked(reason string) (foreign bool) {
 			f.skip = append(f.skip, s)
 		}
 	}
-	f.Source = 0
+	if f.CacheHost != "" && !slices.Contains(f.skip, skipCaches) {
+		f.skip = append(f.skip, skipCaches)
+	}
+	f.Source, f.cs.cur = 0, 0
 	f.Restarts++
 	f.RestartReason = reason
 	return true
 }
-
-// usableLocked is the number of f's sources not skipped.
-func (f *file) usableLocked() int { return f.sourcesLocked() - len(f.skip) }
-
-// nextUsableLocked is the source after cur that is not skipped, wrapping to
-// the primary (never skipped).
-func (f *file) nextUsableLocked(cur int) int {
-	n := f.sourcesLocked()
-	s := nextSource(cur, n)
-	for s != 0 && slices.Contains(f.skip, s) {
-		s = nextSource(s, n)
-	}
-	return s
-}
-
-// sourcesLocked is the number of f's sources.
-func (f *file) sourcesLocked() int { return 1 + len(f.Mirrors) }
 
 // sourceURLLocked is the URL f's requests go to now.
 func (f *file) sourceURLLocked() string { return sourceURL(f.Remote, f.Mirrors, f.Source) }
@@ -155,18 +136,23 @@ func (f *file) sourceURLLocked() string { return sourceURL(f.Remote, f.Mirrors, 
 // moves on: after a finished round it is back where the round started. It
 // takes the clock's and the log queue's locks.
 func (j *Job) failoverLocked(x *worker, f *file, e *JobError) (next bool, final *JobError) {
-	n := f.usableLocked()
+	now := j.m.now()
+	from := f.curSourceLocked()
+	if from < 0 {
+		j.cacheFailedLocked(f, from, e, now) // a ban (cache.go)
+	}
+	// The sources left after this failure: a cache host banned by it, or
+	// whose fallback delay is over, is no longer among them.
+	list := j.sourcesLocked(f, now)
 	if x.roundFile != f || x.progressed {
 		// A new file, or this attempt made progress: a new round
 		// starts with this failure.
 		x.round, x.roundFile = sourceRound{}, f
 	}
-	over := x.round.add(e, n)
-	from := f.Source
-	f.Source = f.nextUsableLocked(f.Source)
-	if f.Source != from {
-		j.changedLocked()
-	}
+	x.round.add(e, len(list))
+	x.round.tried = append(x.round.tried, from)
+	over := !slices.ContainsFunc(list, func(s int) bool { return !slices.Contains(x.round.tried, s) })
+	j.setSourceLocked(f, nextSourceIn(from, list, len(j.m.caches.hosts)))
 	if over {
 		final = x.round.result()
 		x.round = sourceRound{}
@@ -185,8 +171,8 @@ func (j *Job) failoverLocked(x *worker, f *file, e *JobError) (next bool, final 
 	x.progressed = false // the next source's first new byte closes the window again
 	if j.m.logEnabled(slog.LevelInfo) {
 		j.m.queueLog(slog.LevelInfo, "dojob: source failed; trying the next one", slog.Any("job", j.id),
-			slog.String("failed", redactURL(sourceURL(f.Remote, f.Mirrors, from))),
-			slog.String("next", redactURL(f.sourceURLLocked())), slog.Any("err", e))
+			slog.String("failed", redactURL(j.sourceURLOfLocked(f, from))),
+			slog.String("next", redactURL(j.requestURLLocked(f))), slog.Any("err", e))
 	}
 	return true, nil
 }

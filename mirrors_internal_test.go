@@ -23,12 +23,22 @@ func TestSourceURL(t *testing.T) {
 
 func TestNextSource(t *testing.T) {
 	for _, tc := range []struct{ cur, n, want int }{
-		{0, 1, 0}, {0, 0, 0}, // a single source stays
+		{0, 1, 0},            // a single source stays
 		{0, 2, 1}, {1, 2, 0}, // wraps to the primary
 		{0, 3, 1}, {1, 3, 2}, {2, 3, 0},
 	} {
-		assert.Equal(t, tc.want, nextSource(tc.cur, tc.n), "next of %d among %d", tc.cur, tc.n)
+		var list []int
+		for s := range tc.n {
+			list = append(list, s)
+		}
+		assert.Equal(t, tc.want, nextSourceIn(tc.cur, list, 0), "next of %d among %d", tc.cur, tc.n)
 	}
+	// Two cache hosts (-1, -2) come first, and the round wraps to them.
+	list := []int{-1, -2, 0, 1}
+	for cur, want := range map[int]int{-1: -2, -2: 0, 0: 1, 1: -1} {
+		assert.Equal(t, want, nextSourceIn(cur, list, 2), "next of %d", cur)
+	}
+	assert.Equal(t, 0, nextSourceIn(-1, []int{0, 1}, 2), "a banned cache host moves on to the primary")
 }
 
 func TestSourceRound(t *testing.T) {
@@ -76,10 +86,12 @@ func TestSkippedSources(t *testing.T) {
 	assert.Equal(t, 1, f.Restarts)
 	assert.Equal(t, "why", f.RestartReason)
 	assert.Equal(t, []int{2}, f.skip)
-	assert.Equal(t, 3, f.usableLocked())
-	assert.Equal(t, 1, f.nextUsableLocked(0))
-	assert.Equal(t, 3, f.nextUsableLocked(1), "mirror 2 is skipped")
-	assert.Equal(t, 0, f.nextUsableLocked(3))
+	j := &Job{m: &Manager{caches: &cacheHosts{}}}
+	list := j.sourcesLocked(f, 0)
+	assert.Equal(t, []int{0, 1, 3}, list, "mirror 2 is skipped")
+	assert.Equal(t, 1, nextSourceIn(0, list, 0))
+	assert.Equal(t, 3, nextSourceIn(1, list, 0), "mirror 2 is skipped")
+	assert.Equal(t, 0, nextSourceIn(3, list, 0))
 
 	g := &file{recordFile: recordFile{Mirrors: []string{"http://a/"}}}
 	g.addSourceLocked(0)
@@ -87,7 +99,8 @@ func TestSkippedSources(t *testing.T) {
 	assert.False(t, g.blameMirrorsLocked("why"))
 	assert.Zero(t, g.Restarts)
 	g.skip = []int{1}
-	assert.Equal(t, 0, g.nextUsableLocked(0), "a single usable source stays where it is")
+	list = j.sourcesLocked(g, 0)
+	assert.Equal(t, 0, nextSourceIn(0, list, 0), "a single usable source stays where it is")
 }
 
 func TestFromSource(t *testing.T) {

@@ -266,9 +266,16 @@ func (x *transfer) runWorkers(n int) {
 // as it is).
 func (w *worker) runFile(f *file) error {
 	j := w.j
+	j.mu.Lock()
+	j.startSourceLocked(f) // a cache host first (cache.go)
+	j.mu.Unlock()
 	for {
 		j.mu.Lock()
-		fctx, fcancel := context.WithCancelCause(w.ctx)
+		base := w.ctx
+		if f.cs.cur > 0 {
+			base = withCacheDial(base)
+		}
+		fctx, fcancel := context.WithCancelCause(base)
 		w.fctx, w.fcancel = fctx, fcancel
 		j.mu.Unlock()
 

@@ -103,6 +103,9 @@ type recordFile struct {
 	Source          int   `json:"source,omitempty"`
 	ValidatorSource int   `json:"validator_source,omitempty"`
 	Sources         []int `json:"sources,omitempty"`
+	// Added within version 1 (cache hosts): the cache host that gave
+	// bytes of Temp, "" for none.
+	CacheHost string `json:"cache_host,omitempty"`
 
 	// Added within version 1 (SetMaxConnections): the durable bytes of a
 	// file fetched in segments, [start, end) pairs; Durable is their sum.

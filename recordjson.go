@@ -131,6 +131,7 @@ func appendRecordFile(b []byte, f *recordFile) []byte {
 		}
 		b = append(b, ']')
 	}
+	b = appendJSONStringOmit(b, `,"cache_host":`, f.CacheHost)
 	if len(f.Spans) > 0 {
 		b = append(b, `,"spans":[`...)
 		for i, s := range f.Spans {

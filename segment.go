@@ -107,7 +107,7 @@ func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n
 		spans = [][2]int64{}
 	}
 	f.Spans = spans
-	r := &segRun{x: x, f: f, tf: tf.tempFile, size: f.Size, remote: f.sourceURLLocked(), etag: f.ETag, lastM: f.LastModified,
+	r := &segRun{x: x, f: f, tf: tf.tempFile, size: f.Size, remote: j.requestURLLocked(f), etag: f.ETag, lastM: f.LastModified,
 		opts: j.reqOptsLocked(f.Remote), kick: make(chan struct{}, 1)}
 	minSeg := m.cfg.MinSegmentSize
 	j.mu.Unlock()

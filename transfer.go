@@ -303,9 +303,9 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 	x.speed.end() // measured again once this request's response is accepted
 	sp, complete := f.nextSpanLocked()
 	etag, lastMod, remoteSize := f.ETag, f.LastModified, f.RemoteSize
-	src := f.Source
+	src := f.curSourceLocked()
 	have := f.done.Load()
-	remote := f.sourceURLLocked() // SetRemoteName may change it; a change stops this run
+	remote := j.requestURLLocked(f) // SetRemoteName may change it; a change stops this run
 	// The sensitive headers and credentials belong to the primary's origin,
 	// also when a mirror is asked (a mirror of that origin gets them).
 	opts := j.reqOptsLocked(f.Remote)
@@ -525,7 +525,7 @@ func (x *worker) acceptedLocked(f *file, a ask, v verdict, src int) {
 		// (An answer that continues the file proved it carries the same.)
 		f.ETag, f.LastModified = v.etag, v.lastMod
 	}
-	f.addSourceLocked(src)
+	j.servedLocked(f, src)
 	if v.remoteSize != SizeUnknown {
 		f.RemoteSize = v.remoteSize
 		if f.Ranges == nil {

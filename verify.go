@@ -37,6 +37,7 @@ func (f *file) emptyLocked() {
 	f.Durable = 0
 	f.ETag, f.LastModified = "", ""
 	f.Sources = nil
+	f.CacheHost = ""
 	f.Spans = nil
 	f.RemoteSize = SizeUnknown
 	f.Size = SizeUnknown

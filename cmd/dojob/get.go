@@ -299,7 +299,7 @@ func (c *cli) get(args []string) int {
 	if err := checkDestinations(specs, *force, *createDirs); err != nil {
 		return c.fail(err)
 	}
-	c.hintFlags = givenFlags(fs, "stall-timeout", "checkpoint-interval")
+	c.hintFlags = givenFlags(fs, "stall-timeout", "checkpoint-interval", "cache-host", "cache-fallback")
 	var creds *dojob.Credentials
 	if hf.user != "" {
 		cr, err := hf.credentials(c.stderr)
@@ -363,7 +363,7 @@ func (c *cli) resume(args []string) int {
 	if err != nil {
 		return c.usageError(err)
 	}
-	c.hintFlags = givenFlags(fs, "stall-timeout", "checkpoint-interval")
+	c.hintFlags = givenFlags(fs, "stall-timeout", "checkpoint-interval", "cache-host", "cache-fallback")
 	return c.withManager(mf, func(m *dojob.Manager) int {
 		j, code := c.findJobByID(m, ref)
 		if j == nil {

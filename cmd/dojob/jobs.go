@@ -313,6 +313,9 @@ func (c *cli) printInfo(j jobView) {
 				fmt.Fprintf(c.stdout, "     range: %d-%d\n", r.Offset, r.Offset+r.Length-1)
 			}
 		}
+		if src := fileSource(f); src != "" {
+			fmt.Fprintf(c.stdout, "     source: %s\n", src)
+		}
 		if f.ExpectedSize > 0 {
 			fmt.Fprintf(c.stdout, "     expected size: %d bytes (%s)\n", f.ExpectedSize, formatBytes(f.ExpectedSize))
 		}
@@ -402,6 +405,8 @@ type fileJSON struct {
 	Checksum      string `json:"checksum,omitempty"`
 	Verified      bool   `json:"verified"`
 	TemporaryName string `json:"temporary_name,omitempty"`
+	// CacheHost is the cache host that served the file (--cache-host).
+	CacheHost string `json:"cache_host,omitempty"`
 }
 
 // resultJSON is what get and resume print with --json.
@@ -445,7 +450,7 @@ func jobOf(j jobView) jobJSON {
 			BytesTotal: f.BytesTotal, BytesTransferred: f.BytesTransferred,
 			Transferred: f.Transferred, Completed: f.Completed,
 			ExpectedSize: f.ExpectedSize, Checksum: f.Checksum, Verified: f.Verified,
-			TemporaryName: tempName(f),
+			TemporaryName: tempName(f), CacheHost: f.CacheHost,
 		})
 	}
 	return out

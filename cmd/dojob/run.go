@@ -193,9 +193,19 @@ const transferFlagsHelp = `  --priority P         foreground, high, normal or lo
                        a transient error (default 60s)
   --checkpoint-interval D  how often the bytes received are made durable, so
                        that Ctrl-C or a crash loses little (default 250ms)
+  --cache-host HOST[:PORT]  an HTTP cache to fetch http URLs through, as a
+                       Delivery Optimization cache host (repeatable, or
+                       comma-separated): asked for URL?cacheHostOrigin=HOST
+                       first; a cache that fails is left for the URL itself
+                       (a cache that answers 4xx is not asked for that
+                       origin for 15 minutes, one that cannot be reached
+                       not at all for 15 minutes)
+  --cache-fallback D   try the cache hosts alone for D before falling back
+                       to the URL ("never": never fall back; default 0: at
+                       once)
                        (beside another get or resume on the same state
                        directory, the job runs there, with its settings of
-                       these two)
+                       these four)
 
 While the job runs, a terminal shows a progress bar per file (speed, ETA, or
 how long it has been stalled) and a state line (transient errors with the
@@ -451,6 +461,7 @@ func (c *cli) printf(format string, args ...any) {
 type managerFlags struct {
 	stallTimeout       time.Duration
 	checkpointInterval time.Duration
+	cache              cacheFlags // --cache-host, --cache-fallback (cacheflags.go)
 	// transfers lets the Manager start transfers (get, resume). The other
 	// commands open the state directory paused, so looking at jobs never
 	// starts the ones a killed command left queued.
@@ -461,16 +472,19 @@ type managerFlags struct {
 func (mf *managerFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&mf.stallTimeout, "stall-timeout", 0, "")
 	fs.DurationVar(&mf.checkpointInterval, "checkpoint-interval", defaultCheckpointInterval, "")
+	mf.cache.register(fs)
 }
 
 // config is the Manager configuration for the state directory dir.
 func (mf managerFlags) config(dir string) dojob.Config {
-	return dojob.Config{
+	cfg := dojob.Config{
 		StateDir:           dir,
 		StallTimeout:       mf.stallTimeout,
 		CheckpointInterval: mf.checkpointInterval,
 		Paused:             !mf.transfers,
 	}
+	mf.cache.apply(&cfg)
+	return cfg
 }
 
 // givenFlags returns the flags among names that were given on fs's command

@@ -13,6 +13,7 @@ const (
 	dlWindow                        // the no-progress window reaches the timeout
 	dlTick                          // a running transfer's watchdog tick
 	dlRedeliver                     // a failed JobTransferred/JobError is due again
+	dlMaxTime                       // the maximum download time is spent (dltime.go)
 )
 
 // deadline is one pending timer of a job. A job embeds one per kind, so

@@ -103,6 +103,7 @@ func (m *Manager) restore(r *record) *Job {
 	j.parallel = r.MaxParallelFiles
 	j.conns = r.MaxConnections
 	j.minSpeed, j.speedWindow = r.MinimumSpeed, r.MinimumSpeedWindow
+	j.maxTime, j.dlUsed, j.maxSize, j.notifyIv = r.MaxDownloadTime, r.DownloadTimeUsed, r.MaxDownloadSize, r.MinNotificationInterval
 	if len(r.CustomHeaders) > 0 {
 		j.headers, _ = checkHeaders(r.CustomHeaders) // checked by readRecord
 	}

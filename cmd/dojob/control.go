@@ -97,6 +97,10 @@ type jobView interface {
 	Error() (*dojob.JobError, error)
 	NextRetry() time.Time
 	NoProgressDeadline() time.Time
+	MaximumDownloadTime() time.Duration
+	DownloadTimeUsed() time.Duration
+	MaximumDownloadSize() int64
+	MinimumNotificationInterval() time.Duration
 }
 
 // jobSnapshot is a job as the holder sends it to a client.
@@ -119,6 +123,12 @@ type jobSnapshot struct {
 	// no-progress window (zero: none).
 	RetryAt  time.Time `json:"next_retry,omitzero"`
 	GiveUpAt time.Time `json:"no_progress_deadline,omitzero"`
+	// The limits and the notification interval (added later: an older
+	// holder sends none, which reads as no limit and no interval).
+	MaxTime   time.Duration `json:"max_download_time,omitempty"`
+	TimeUsed  time.Duration `json:"download_time_used,omitempty"`
+	MaxSize   int64         `json:"max_download_size,omitempty"`
+	NotifyIvl time.Duration `json:"min_notification_interval,omitempty"`
 }
 
 // errorSnapshot is a job's *dojob.JobError in a jobSnapshot. A cause that
@@ -167,6 +177,8 @@ func snapshotOf(j *dojob.Job) jobSnapshot {
 		Timeout: j.NoProgressTimeout(), RetryDelay: j.MinimumRetryDelay(), Errors: j.ErrorCount(),
 		Flags: j.NotifyFlags(), JobTimes: j.Times(), Prog: j.Progress(), FileList: j.Files(),
 		RetryAt: j.NextRetry(), GiveUpAt: j.NoProgressDeadline(),
+		MaxTime: j.MaximumDownloadTime(), TimeUsed: j.DownloadTimeUsed(), MaxSize: j.MaximumDownloadSize(),
+		NotifyIvl: j.MinimumNotificationInterval(),
 	}
 	if e, err := j.Error(); err == nil {
 		s.Err = errorSnapshotOf(e)
@@ -197,6 +209,20 @@ func (s jobSnapshot) MinimumRetryDelay() time.Duration { return s.RetryDelay }
 
 // ErrorCount returns the job's error count.
 func (s jobSnapshot) ErrorCount() int { return s.Errors }
+
+// MaximumDownloadTime returns the job's maximum download time; 0: none.
+func (s jobSnapshot) MaximumDownloadTime() time.Duration { return s.MaxTime }
+
+// DownloadTimeUsed returns the time the job spent connecting and
+// transferring, as its maximum download time counts it.
+func (s jobSnapshot) DownloadTimeUsed() time.Duration { return s.TimeUsed }
+
+// MaximumDownloadSize returns the job's maximum download size; 0: none.
+func (s jobSnapshot) MaximumDownloadSize() int64 { return s.MaxSize }
+
+// MinimumNotificationInterval returns the job's minimum notification
+// interval; 0 from an older holder that did not send it.
+func (s jobSnapshot) MinimumNotificationInterval() time.Duration { return s.NotifyIvl }
 
 // NotifyFlags returns the job's notify flags.
 func (s jobSnapshot) NotifyFlags() dojob.NotifyFlags { return s.Flags }
@@ -295,6 +321,22 @@ func (r *remoteJob) NextRetry() time.Time { return r.snap().NextRetry() }
 // NoProgressDeadline returns when the job's no-progress window expires.
 func (r *remoteJob) NoProgressDeadline() time.Time { return r.snap().NoProgressDeadline() }
 
+// MaximumDownloadTime returns the job's maximum download time.
+func (r *remoteJob) MaximumDownloadTime() time.Duration { return r.snap().MaximumDownloadTime() }
+
+// DownloadTimeUsed returns the time the job spent connecting and
+// transferring.
+func (r *remoteJob) DownloadTimeUsed() time.Duration { return r.snap().DownloadTimeUsed() }
+
+// MaximumDownloadSize returns the job's maximum download size.
+func (r *remoteJob) MaximumDownloadSize() int64 { return r.snap().MaximumDownloadSize() }
+
+// MinimumNotificationInterval returns the job's minimum notification
+// interval.
+func (r *remoteJob) MinimumNotificationInterval() time.Duration {
+	return r.snap().MinimumNotificationInterval()
+}
+
 // ctlRequest is one request of a client.
 type ctlRequest struct {
 	// Op is list, info, suspend, cancel, complete (ID), get (Files,
@@ -329,6 +371,8 @@ type ctlSettings struct {
 	// (added later: an older holder ignores them).
 	MinimumSpeed       *int64         `json:"minimum_speed,omitempty"`
 	MinimumSpeedWindow *time.Duration `json:"minimum_speed_window,omitempty"`
+	// --max-time (added later: an older holder ignores it).
+	MaxDownloadTime *time.Duration `json:"max_download_time,omitempty"`
 }
 
 // ctlResponse is the holder's answer to one request.
@@ -405,6 +449,10 @@ func settingsOf(jf *jobFlags, always bool) *ctlSettings {
 	if bps, window, ok := jf.minimumSpeed(); ok {
 		s.MinimumSpeed, s.MinimumSpeedWindow = &bps, &window
 	}
+	if jf.set["max-time"] {
+		d := jf.maxTime
+		s.MaxDownloadTime = &d
+	}
 	return s
 }
 
@@ -434,6 +482,9 @@ func (s *ctlSettings) flags() *jobFlags {
 		if s.MinimumSpeedWindow != nil && *s.MinimumSpeedWindow != 0 {
 			jf.speedTime, jf.set["speed-time"] = *s.MinimumSpeedWindow, true
 		}
+	}
+	if s.MaxDownloadTime != nil {
+		jf.maxTime, jf.set["max-time"] = *s.MaxDownloadTime, true
 	}
 	return jf
 }

@@ -52,6 +52,7 @@ type jobFlags struct {
 	connections       int             // connections per file
 	speedLimit        int64           // --speed-limit: bytes per second; 0: off
 	speedTime         time.Duration   // --speed-time
+	maxTime           time.Duration   // --max-time: the job's maximum download time; 0: none
 	set               map[string]bool // the flags given on the command line
 }
 
@@ -68,10 +69,15 @@ func (jf *jobFlags) register(fs *flag.FlagSet) {
 		jf.speedTime = d
 		return err
 	})
+	fs.Func("max-time", "", func(s string) error {
+		d, err := parseSeconds(s)
+		jf.maxTime = d
+		return err
+	})
 }
 
-// parseSeconds parses --speed-time: seconds, as curl takes them ("30",
-// "2.5"), or a duration with its unit ("30s", "1m").
+// parseSeconds parses --speed-time and --max-time: seconds, as curl takes
+// them ("30", "2.5"), or a duration with its unit ("30s", "1m").
 func parseSeconds(s string) (time.Duration, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
 		if math.IsNaN(f) || f < 0 || f > dojob.MaxTimeout.Seconds() {
@@ -126,6 +132,9 @@ func (jf *jobFlags) parsed(fs *flag.FlagSet) error {
 	if jf.set["speed-time"] && (jf.speedTime < time.Second || jf.speedTime > dojob.MaxTimeout) {
 		return errors.New("--speed-time must be at least 1 second")
 	}
+	if jf.maxTime < 0 || jf.maxTime > dojob.MaxTimeout {
+		return fmt.Errorf("--max-time must be from 0 to %d seconds", int64(dojob.MaxTimeout.Seconds()))
+	}
 	return nil
 }
 
@@ -160,6 +169,11 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 	}
 	if bps, window, ok := jf.minimumSpeed(); ok {
 		if err := j.SetMinimumSpeed(bps, window); err != nil {
+			return err
+		}
+	}
+	if jf.set["max-time"] {
+		if err := j.SetMaximumDownloadTime(jf.maxTime); err != nil {
 			return err
 		}
 	}

@@ -186,6 +186,12 @@ const transferFlagsHelp = `  --priority P         foreground, high, normal or lo
                        (default: no limit; 0 turns a job's limit off)
   --speed-time SECONDS the window of --speed-limit, at least 1 (default 30;
                        alone it means --speed-limit 1)
+  --max-time SECONDS   give up (ERROR, BG_E_MAXDOWNLOAD_TIMEOUT) after
+                       SECONDS spent connecting and transferring, as curl's
+                       --max-time ("90", "2.5") or a duration ("5m"); time
+                       waiting to retry or suspended does not count, and a
+                       resumed job that had failed starts again from 0
+                       (default: no limit; 0 turns a job's limit off)
   --stall-timeout D    a connection without headers or body bytes for D is
                        a transient error (default 60s)
   --checkpoint-interval D  how often the bytes received are made durable, so

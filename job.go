@@ -307,7 +307,9 @@ func (j *Job) update(fn func() (changed bool, err error)) error {
 // move to QUEUED (closing any no-progress window and starting the retry
 // back-off afresh); QUEUED, CONNECTING and TRANSFERRING are left as they are;
 // a TRANSFERRED job moves to QUEUED only if files were added since. A job
-// with no file returns ErrJobEmpty and stays SUSPENDED.
+// with no file returns ErrJobEmpty and stays SUSPENDED. A job it queues
+// starts its maximum download time over, unless it was SUSPENDED
+// (SetMaximumDownloadTime).
 func (j *Job) Resume() error {
 	j.opMu.Lock()
 	defer j.opMu.Unlock()

@@ -154,7 +154,8 @@ func (j *Job) expireLocked() {
 // tickIntervalLocked is how often a running transfer's watchdog ticks: often
 // enough to catch a stall within 1/8 of the stall timeout, to sample the
 // speed about every 1/8 of the minimum speed's window, to deliver
-// progress notifications ~10 times a second when they are wanted, and to
+// progress notifications once per minimum notification interval (100 ms by
+// default) when they are wanted, and to
 // checkpoint progress when the Manager persists jobs.
 func (j *Job) tickIntervalLocked() time.Duration {
 	cfg := &j.m.cfg

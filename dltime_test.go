@@ -65,6 +65,32 @@ func TestMaxDownloadTimeCountsOnlyConnectingAndTransferring(t *testing.T) {
 	})
 }
 
+// TestMaxDownloadTimeQueuedDoesNotCount: with one background slot, job b
+// (a limit of 1 minute) waits QUEUED for 10 minutes behind job a; its clock
+// starts only when it connects, and it ends exactly 1 minute after a is
+// cancelled.
+func TestMaxDownloadTimeQueuedDoesNotCount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, dojob.Config{StallTimeout: time.Hour, MaxBackgroundJobs: 1}, dojobtest.Always(dojobtest.StallHeaders()))
+		a := r.job("a", "/a")
+		b := r.job("b", "/b")
+		require.NoError(t, b.SetMaximumDownloadTime(time.Minute))
+		require.NoError(t, a.Resume())
+		synctest.Wait()
+		require.NoError(t, b.Resume())
+		advance(10 * time.Minute)
+		require.Equal(t, dojob.StateQueued, b.State())
+		assert.Zero(t, b.DownloadTimeUsed(), "QUEUED does not count")
+		freed := time.Now()
+		require.NoError(t, a.Cancel())
+		st, err := b.Wait(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, dojob.StateError, st)
+		assert.Equal(t, time.Minute, time.Since(freed))
+		assert.Equal(t, dojob.ErrMaxDownloadTimeout, mustJobError(t, b).Code)
+	})
+}
+
 // TestMaxDownloadTimeKeepsBytesAndResumeStartsOver: a 50,000-byte file sent
 // at 1,000 bytes/s takes 50 s; the limit is 30 s. The job fails at exactly
 // 30 s with what it received so far kept; Resume starts the clock over

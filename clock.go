@@ -14,6 +14,7 @@ const (
 	dlTick                          // a running transfer's watchdog tick
 	dlRedeliver                     // a failed JobTransferred/JobError is due again
 	dlPace                          // the bandwidth limits change (the Manager's; job is nil)
+	dlMaxTime                       // the maximum download time is spent (dltime.go)
 )
 
 // deadline is one pending timer of a job. A job embeds one per kind, so

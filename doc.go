@@ -136,7 +136,11 @@
 // ErrTimeout; its bytes are still progress, so a server that keeps
 // trickling new bytes keeps the job retrying. Fatal errors (other 4xx, 501, 505, TLS certificate errors, a
 // refused https→http redirect, range errors, local file errors) go to ERROR
-// at once. All timing runs on the monotonic clock. One goroutine per
+// at once. Job.SetMaximumDownloadTime bounds the time a job spends
+// connecting and transferring (ErrMaxDownloadTimeout), and
+// Job.SetMaximumDownloadSize the bytes its files hold (ErrMaxDownloadSize);
+// both are off by default. Config.RetryJitter spreads the retries of jobs
+// that failed together. All timing runs on the monotonic clock. One goroutine per
 // Manager keeps every timer, so idle jobs cost no goroutine; the copy loop
 // pays one atomic add and one atomic load per write for all this
 // bookkeeping.
@@ -157,7 +161,8 @@
 // # Callbacks
 //
 // A Callback registered with SetNotifyInterface receives JobTransferred,
-// JobError and (if NotifyJobModification is set) JobModification; a
+// JobError and (if NotifyJobModification is set) JobModification — for
+// progress at most once per Job.SetMinimumNotificationInterval; a
 // Callback that also implements StateCallback is told of every transition
 // with the states it was between, and a FileCallback of every finished
 // file. For each

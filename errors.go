@@ -92,6 +92,14 @@ const (
 	// with SetValidationState(i, false). Fatal, in context REMOTE_FILE: the
 	// server delivered something other than the file asked for.
 	ErrValidationFailed HRESULT = 0x80200053
+	// ErrMaxDownloadTimeout (BG_E_MAXDOWNLOAD_TIMEOUT): the job spent its
+	// maximum download time (Job.SetMaximumDownloadTime) connecting and
+	// transferring. Fatal, in context GENERAL_QUEUE_MANAGER.
+	ErrMaxDownloadTimeout HRESULT = 0x80200054
+	// ErrMaxDownloadSize (BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED): the job's
+	// files would hold more bytes than its maximum download size
+	// (Job.SetMaximumDownloadSize). Fatal, in context REMOTE_FILE.
+	ErrMaxDownloadSize HRESULT = 0x80200064
 	// ErrNotImplemented (E_NOTIMPL): dojob does not implement the request —
 	// a state directory on js, wasip1 or plan9, which have no file lock
 	// that the kernel releases with the process, or a valid BITS option such
@@ -203,6 +211,8 @@ var hresultNames = map[HRESULT]string{
 	ErrBlockedByPolicy:             "BG_E_BLOCKED_BY_POLICY",
 	ErrStringTooLong:               "BG_E_STRING_TOO_LONG",
 	ErrValidationFailed:            "BG_E_VALIDATION_FAILED",
+	ErrMaxDownloadTimeout:          "BG_E_MAXDOWNLOAD_TIMEOUT",
+	ErrMaxDownloadSize:             "BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED",
 	ErrNotImplemented:              "E_NOTIMPL",
 	ErrFail:                        "E_FAIL",
 	ErrAccessDenied:                "E_ACCESSDENIED",

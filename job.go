@@ -224,7 +224,16 @@ type Job struct {
 
 	// Deadlines in the Manager's clock; their heap positions are guarded by
 	// the clock's own lock.
-	retryDL, windowDL, tickDL, redeliverDL deadline
+	retryDL, windowDL, tickDL, redeliverDL, maxTimeDL deadline
+
+	// Limits and notification pacing (dltime.go).
+	maxTime  time.Duration // SetMaximumDownloadTime; 0: no limit
+	dlUsed   time.Duration // time spent CONNECTING/TRANSFERRING before dlSince
+	dlSince  time.Duration // when the current CONNECTING/TRANSFERRING stretch began (Manager clock)
+	dlSaved  time.Duration // when a running transfer last asked to persist dlUsed
+	maxSize  int64         // SetMaximumDownloadSize; 0: no limit
+	notifyIv time.Duration // SetMinimumNotificationInterval; 0: the default
+	notedAt  time.Duration // when the last progress JobModification was queued (Manager clock)
 
 	// The running transfer (transfer.go), nil when none; last is the most
 	// recent one, whose goroutine may still be exiting.
@@ -308,7 +317,9 @@ func (j *Job) update(fn func() (changed bool, err error)) error {
 // move to QUEUED (closing any no-progress window and starting the retry
 // back-off afresh); QUEUED, CONNECTING and TRANSFERRING are left as they are;
 // a TRANSFERRED job moves to QUEUED only if files were added since. A job
-// with no file returns ErrJobEmpty and stays SUSPENDED.
+// with no file returns ErrJobEmpty and stays SUSPENDED. A job it queues
+// starts its maximum download time over, unless it was SUSPENDED
+// (SetMaximumDownloadTime).
 func (j *Job) Resume() error {
 	j.opMu.Lock()
 	defer j.opMu.Unlock()
@@ -329,9 +340,11 @@ func (j *Job) Resume() error {
 	case StateSuspended, StateError, StateTransientError:
 		j.closeWindowLocked()
 		j.streak = 0
+		j.resumeDownloadTimeLocked()
 		err = j.moveLocked(StateQueued)
 	case StateTransferred:
 		if j.nextFileLocked() != nil {
+			j.resumeDownloadTimeLocked()
 			err = j.moveLocked(StateQueued)
 		}
 	}

@@ -136,6 +136,18 @@ type Config struct {
 	// cache host is skipped whatever the delay. Other negative values are
 	// ErrInvalidArg.
 	CacheHostFallback time.Duration
+
+	// RetryJitter spreads the retries of jobs that failed together: after a
+	// transient error, each job waits its retry delay plus up to this
+	// fraction of it more (0.1: up to 10 % more), so a fleet of machines
+	// whose downloads broke at the same moment does not come back at the
+	// same moment. The extra wait is derived from the job's ID and its
+	// error count, not drawn at random: the same job waits the same after
+	// the same failure, in every run. The jitter only adds — the wait is
+	// never shorter than MinimumRetryDelay, its doubling or a server's
+	// Retry-After. 0, the default, keeps BITS's exact timing; a value
+	// outside 0 to 1 (or NaN) makes NewManager return ErrInvalidArg.
+	RetryJitter float64
 }
 
 // Defaults for Config fields left zero.
@@ -215,6 +227,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.MaxForegroundJobs < 0 || cfg.MaxBackgroundJobs < 0 || cfg.StallTimeout < 0 || cfg.CheckpointInterval < 0 ||
 		cfg.MaxConnectionsPerHost < 0 || cfg.MinSegmentSize < 0 {
 		return nil, errorf(ErrInvalidArg, "negative limit or timeout in Config")
+	}
+	if !(cfg.RetryJitter >= 0 && cfg.RetryJitter <= 1) { // NaN fails both
+		return nil, errorf(ErrInvalidArg, "Config.RetryJitter %v is outside 0 to 1", cfg.RetryJitter)
 	}
 	if err := cfg.Bandwidth.check(); err != nil {
 		return nil, err
@@ -453,6 +468,8 @@ func (m *Manager) fire(d *deadline, now time.Duration) {
 		d.job.onRedeliver(now)
 	case dlPace:
 		m.onPace()
+	case dlMaxTime:
+		d.job.onMaxTime(now)
 	}
 }
 
@@ -508,6 +525,7 @@ func (m *Manager) newJob(id JobID, created time.Time) *Job {
 	j.windowDL = deadline{job: j, kind: dlWindow}
 	j.tickDL = deadline{job: j, kind: dlTick}
 	j.redeliverDL = deadline{job: j, kind: dlRedeliver}
+	j.maxTimeDL = deadline{job: j, kind: dlMaxTime}
 	return j
 }
 

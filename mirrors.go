@@ -32,10 +32,13 @@ func (e *sourceError) Unwrap() error { return e.err }
 
 // fromSource reports whether err came from a file's source and is
 // attributable to it: marked by the request path, and not about the local
-// file (a full disk is not cured by another server).
+// file (a full disk is not cured by another server) nor the job's maximum
+// download size.
 func fromSource(err error, e *JobError) bool {
 	var se *sourceError
-	return errors.As(err, &se) && e.Context != ErrorContextLocalFile
+	// The job's maximum download size is the job's own limit: another
+	// source of the same file would break it too.
+	return errors.As(err, &se) && e.Context != ErrorContextLocalFile && e.Code != ErrMaxDownloadSize
 }
 
 // sourceURL returns the URL of source src of a file with the given primary

@@ -59,6 +59,13 @@ type record struct {
 	// priority's cost policy.
 	MaximumBandwidth int64       `json:"maximum_bandwidth,omitempty"` // bytes per second
 	CostPolicy       *CostPolicy `json:"cost_policy,omitempty"`
+
+	// Added within version 1 (dltime.go, maxsize.go, notifyinterval.go):
+	// absent, no limit, no time used and the default interval.
+	MaxDownloadTime         time.Duration `json:"max_download_time_ns,omitempty"`
+	DownloadTimeUsed        time.Duration `json:"download_time_used_ns,omitempty"` // CONNECTING/TRANSFERRING time counted so far
+	MaxDownloadSize         int64         `json:"max_download_size,omitempty"`
+	MinNotificationInterval time.Duration `json:"min_notification_interval_ns,omitempty"`
 }
 
 // recordFile is the persisted state of a file: its record, and the state
@@ -158,6 +165,11 @@ func (j *Job) recordLocked(now time.Duration) *record {
 		MinimumSpeed:       j.minSpeed,
 		MinimumSpeedWindow: j.speedWindow,
 		MaximumBandwidth:   j.maxBandwidth,
+
+		MaxDownloadTime:         j.maxTime,
+		DownloadTimeUsed:        j.usedLocked(now),
+		MaxDownloadSize:         j.maxSize,
+		MinNotificationInterval: j.notifyIv,
 	}
 	if j.costSet {
 		p := j.cost
@@ -266,6 +278,11 @@ func (rec *record) check() error {
 		(rec.MinimumSpeed == 0) != (rec.MinimumSpeedWindow == 0) ||
 		(rec.MinimumSpeed > 0 && (rec.MinimumSpeedWindow < minSpeedWindow || rec.MinimumSpeedWindow > MaxTimeout)) {
 		return errors.New("record holds an invalid minimum speed")
+	}
+	if rec.MaxDownloadTime < 0 || rec.MaxDownloadTime > MaxTimeout || rec.DownloadTimeUsed < 0 || rec.MaxDownloadSize < 0 ||
+		rec.MinNotificationInterval < 0 || rec.MinNotificationInterval > MaxNotificationInterval ||
+		(rec.MinNotificationInterval != 0 && rec.MinNotificationInterval < time.Millisecond) {
+		return errors.New("record holds an invalid download limit or notification interval")
 	}
 	if h, err := checkHeaders(rec.CustomHeaders); err != nil || len(h) != len(rec.CustomHeaders) {
 		return errors.New("record holds invalid custom headers")

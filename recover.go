@@ -108,6 +108,7 @@ func (m *Manager) restore(r *record) *Job {
 	if r.CostPolicy != nil {
 		j.cost, j.costSet = *r.CostPolicy, true
 	}
+	j.maxTime, j.dlUsed, j.maxSize, j.notifyIv = r.MaxDownloadTime, r.DownloadTimeUsed, r.MaxDownloadSize, r.MinNotificationInterval
 	if len(r.CustomHeaders) > 0 {
 		j.headers, _ = checkHeaders(r.CustomHeaders) // checked by readRecord
 	}

@@ -167,6 +167,8 @@ func (j *Job) setStateLocked(to State) error {
 	j.wakeLocked()
 
 	m := j.m
+	// The maximum download time counts CONNECTING and TRANSFERRING only.
+	j.downloadClockLocked(from, to)
 	// Leaving a state.
 	switch from {
 	case StateQueued:

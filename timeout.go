@@ -14,10 +14,6 @@ import (
 // MinimumRetryDelay is its own cap.
 const maxRetryCap = 60 * time.Second
 
-// progressInterval is the shortest time between two progress
-// JobModification notifications of one job (at most ~10 per second).
-const progressInterval = 100 * time.Millisecond
-
 // retryDelay returns the wait after a failed attempt: base doubled once for
 // each earlier consecutive attempt that moved no new byte (streak), capped at
 // max(60 s, base), and never shorter than the server's Retry-After.
@@ -60,6 +56,7 @@ func (j *Job) failLocked(e *JobError) {
 		return
 	}
 	delay := retryDelay(j.retryDelay, j.streak, time.Duration(e.retryAfter))
+	delay += jitter(delay, j.m.cfg.RetryJitter, j.id, j.errCount)
 	if j.streak < 64 {
 		j.streak++
 	}
@@ -157,13 +154,14 @@ func (j *Job) expireLocked() {
 // tickIntervalLocked is how often a running transfer's watchdog ticks: often
 // enough to catch a stall within 1/8 of the stall timeout, to sample the
 // speed about every 1/8 of the minimum speed's window, to deliver
-// progress notifications ~10 times a second when they are wanted, and to
+// progress notifications once per minimum notification interval (100 ms by
+// default) when they are wanted, and to
 // checkpoint progress when the Manager persists jobs.
 func (j *Job) tickIntervalLocked() time.Duration {
 	cfg := &j.m.cfg
 	iv := cfg.StallTimeout / 8
 	if j.wantsLocked(noteModification) {
-		iv = min(iv, progressInterval)
+		iv = min(iv, j.notifyIntervalLocked())
 	}
 	if j.m.store != nil {
 		iv = min(iv, cfg.CheckpointInterval)
@@ -204,16 +202,21 @@ func (j *Job) onTick(now time.Duration) {
 		x.cancel(cause)
 		return
 	}
+	next := now + j.tickIntervalLocked()
 	if b := j.bytesLocked(); b != j.notedBytes {
 		j.modified = time.Now()
-		j.queueProgressLocked()
-		j.notedBytes = b
+		if iv := j.notifyIntervalLocked(); now-j.notedAt >= iv || !j.wantsLocked(noteModification) {
+			j.queueProgressLocked()
+			j.notedBytes, j.notedAt = b, now
+		} else {
+			next = min(next, j.notedAt+iv) // the progress is told when the interval ends
+		}
 	}
 	if j.m.store != nil && now-x.ckptAt >= j.m.cfg.CheckpointInterval {
 		x.ckptAt = now
 		x.askCheckpointLocked()
 	}
-	next := now + j.tickIntervalLocked()
+	j.saveDownloadTimeLocked(now)
 	if due > now {
 		next = min(next, due) // an attempt's window ends: judged at that instant
 	}

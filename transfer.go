@@ -310,6 +310,7 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 	// also when a mirror is asked (a mirror of that origin gets them).
 	opts := j.reqOptsLocked(f.Remote)
 	conns := j.maxConnsLocked()
+	room, capped := j.sizeBudgetLocked(f) // SetMaximumDownloadSize
 	j.mu.Unlock()
 	if complete {
 		return true, "", nil
@@ -396,6 +397,23 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 		// wrong size is written, nor is the file emptied for it.
 		return false, "", validationError("the server announced %d bytes, not the expected %d", v.remoteSize, f.ExpectedSize)
 	}
+	if capped && v.err == nil && !v.restart && !v.complete {
+		// The maximum download size, checked as early: a file announced
+		// too large fails before a byte of its body is read.
+		total := v.remoteSize
+		if total != SizeUnknown && f.Ranges != nil {
+			total = rangesSize(f.Ranges, total)
+		}
+		if total == SizeUnknown && v.length >= 0 && f.Ranges == nil {
+			total = v.length
+			if !v.truncate {
+				total += sp.off
+			}
+		}
+		if total != SizeUnknown && total > room {
+			return false, "", sizeLimitError("the file's %d bytes exceed the %d the job's maximum download size leaves", total, room)
+		}
+	}
 	switch {
 	case v.err != nil:
 		return false, "", v.err
@@ -467,6 +485,18 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 		}
 		limit, bounded = max(f.ExpectedSize-start, 0), true
 	}
+	// So does the job's maximum download size: what it leaves for this
+	// file, and one byte more fails the job (the bytes before are kept).
+	capBound := false
+	if capped && v.length < 0 && f.Ranges == nil {
+		start := sp.off
+		if v.truncate {
+			start = 0
+		}
+		if left := max(room-start, 0); limit < 0 || left < limit {
+			limit, bounded, capBound = left, true, true
+		}
+	}
 	n, err := x.copy(tf.tempFile, resp.Body, f, limit)
 	// The body ended: the fsync and the checks that follow are not judged
 	// by the minimum speed.
@@ -480,6 +510,8 @@ func (x *worker) step(tf *lazyTemp, f *file, restarted, chained bool) (complete 
 		var one [1]byte
 		k, err := io.ReadFull(resp.Body, one[:])
 		switch {
+		case k > 0 && capBound:
+			return false, "", sizeLimitError("the file is longer than the %d bytes the job's maximum download size leaves", room)
 		case k > 0:
 			return false, "", x.reject(tf, f, fmt.Sprintf("the body is longer than the expected %d bytes", f.ExpectedSize))
 		case err != io.EOF:

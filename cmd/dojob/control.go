@@ -100,6 +100,10 @@ type jobView interface {
 	MaximumBandwidth() int64
 	CostPolicy() dojob.CostPolicy
 	Held() (dojob.HoldInfo, bool)
+	MaximumDownloadTime() time.Duration
+	DownloadTimeUsed() time.Duration
+	MaximumDownloadSize() int64
+	MinimumNotificationInterval() time.Duration
 }
 
 // jobSnapshot is a job as the holder sends it to a client.
@@ -127,6 +131,12 @@ type jobSnapshot struct {
 	MaxBandwidth int64             `json:"maximum_bandwidth,omitempty"`
 	Cost         *dojob.CostPolicy `json:"cost_policy,omitempty"`
 	Hold         *dojob.HoldInfo   `json:"hold,omitempty"`
+	// The limits and the notification interval (added later: an older
+	// holder sends none, which reads as no limit and no interval).
+	MaxTime   time.Duration `json:"max_download_time,omitempty"`
+	TimeUsed  time.Duration `json:"download_time_used,omitempty"`
+	MaxSize   int64         `json:"max_download_size,omitempty"`
+	NotifyIvl time.Duration `json:"min_notification_interval,omitempty"`
 }
 
 // errorSnapshot is a job's *dojob.JobError in a jobSnapshot. A cause that
@@ -176,6 +186,8 @@ func snapshotOf(j *dojob.Job) jobSnapshot {
 		Flags: j.NotifyFlags(), JobTimes: j.Times(), Prog: j.Progress(), FileList: j.Files(),
 		RetryAt: j.NextRetry(), GiveUpAt: j.NoProgressDeadline(),
 		MaxBandwidth: j.MaximumBandwidth(),
+		MaxTime:      j.MaximumDownloadTime(), TimeUsed: j.DownloadTimeUsed(), MaxSize: j.MaximumDownloadSize(),
+		NotifyIvl: j.MinimumNotificationInterval(),
 	}
 	cp := j.CostPolicy()
 	s.Cost = &cp
@@ -211,6 +223,20 @@ func (s jobSnapshot) MinimumRetryDelay() time.Duration { return s.RetryDelay }
 
 // ErrorCount returns the job's error count.
 func (s jobSnapshot) ErrorCount() int { return s.Errors }
+
+// MaximumDownloadTime returns the job's maximum download time; 0: none.
+func (s jobSnapshot) MaximumDownloadTime() time.Duration { return s.MaxTime }
+
+// DownloadTimeUsed returns the time the job spent connecting and
+// transferring, as its maximum download time counts it.
+func (s jobSnapshot) DownloadTimeUsed() time.Duration { return s.TimeUsed }
+
+// MaximumDownloadSize returns the job's maximum download size; 0: none.
+func (s jobSnapshot) MaximumDownloadSize() int64 { return s.MaxSize }
+
+// MinimumNotificationInterval returns the job's minimum notification
+// interval; 0 from an older holder that did not send it.
+func (s jobSnapshot) MinimumNotificationInterval() time.Duration { return s.NotifyIvl }
 
 // NotifyFlags returns the job's notify flags.
 func (s jobSnapshot) NotifyFlags() dojob.NotifyFlags { return s.Flags }
@@ -338,6 +364,22 @@ func (r *remoteJob) CostPolicy() dojob.CostPolicy { return r.snap().CostPolicy()
 // Held returns the hold by policy the job waits in, if any.
 func (r *remoteJob) Held() (dojob.HoldInfo, bool) { return r.snap().Held() }
 
+// MaximumDownloadTime returns the job's maximum download time.
+func (r *remoteJob) MaximumDownloadTime() time.Duration { return r.snap().MaximumDownloadTime() }
+
+// DownloadTimeUsed returns the time the job spent connecting and
+// transferring.
+func (r *remoteJob) DownloadTimeUsed() time.Duration { return r.snap().DownloadTimeUsed() }
+
+// MaximumDownloadSize returns the job's maximum download size.
+func (r *remoteJob) MaximumDownloadSize() int64 { return r.snap().MaximumDownloadSize() }
+
+// MinimumNotificationInterval returns the job's minimum notification
+// interval.
+func (r *remoteJob) MinimumNotificationInterval() time.Duration {
+	return r.snap().MinimumNotificationInterval()
+}
+
 // ctlRequest is one request of a client.
 type ctlRequest struct {
 	// Op is list, info, suspend, cancel, complete (ID), get (Files,
@@ -374,6 +416,8 @@ type ctlSettings struct {
 	MinimumSpeedWindow *time.Duration `json:"minimum_speed_window,omitempty"`
 	// --limit-rate (added later: an older holder ignores it).
 	MaximumBandwidth *int64 `json:"maximum_bandwidth,omitempty"`
+	// --max-time (added later: an older holder ignores it).
+	MaxDownloadTime *time.Duration `json:"max_download_time,omitempty"`
 }
 
 // ctlResponse is the holder's answer to one request.
@@ -454,6 +498,10 @@ func settingsOf(jf *jobFlags, always bool) *ctlSettings {
 		n := jf.limitRate
 		s.MaximumBandwidth = &n
 	}
+	if jf.set["max-time"] {
+		d := jf.maxTime
+		s.MaxDownloadTime = &d
+	}
 	return s
 }
 
@@ -486,6 +534,9 @@ func (s *ctlSettings) flags() *jobFlags {
 	}
 	if s.MaximumBandwidth != nil {
 		jf.limitRate, jf.set["limit-rate"] = *s.MaximumBandwidth, true
+	}
+	if s.MaxDownloadTime != nil {
+		jf.maxTime, jf.set["max-time"] = *s.MaxDownloadTime, true
 	}
 	return jf
 }

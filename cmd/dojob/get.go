@@ -53,6 +53,7 @@ type jobFlags struct {
 	speedLimit        int64           // --speed-limit: bytes per second; 0: off
 	speedTime         time.Duration   // --speed-time
 	limitRate         int64           // --limit-rate: bytes per second; 0: no limit
+	maxTime           time.Duration   // --max-time: the job's maximum download time; 0: none
 	set               map[string]bool // the flags given on the command line
 }
 
@@ -67,6 +68,11 @@ func (jf *jobFlags) register(fs *flag.FlagSet) {
 	fs.Func("speed-time", "", func(s string) error {
 		d, err := parseSeconds(s)
 		jf.speedTime = d
+		return err
+	})
+	fs.Func("max-time", "", func(s string) error {
+		d, err := parseSeconds(s)
+		jf.maxTime = d
 		return err
 	})
 	fs.Func("limit-rate", "", func(s string) error {
@@ -108,8 +114,8 @@ func parseRate(s string) (int64, error) {
 	return int64(v), nil
 }
 
-// parseSeconds parses --speed-time: seconds, as curl takes them ("30",
-// "2.5"), or a duration with its unit ("30s", "1m").
+// parseSeconds parses --speed-time and --max-time: seconds, as curl takes
+// them ("30", "2.5"), or a duration with its unit ("30s", "1m").
 func parseSeconds(s string) (time.Duration, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
 		if math.IsNaN(f) || f < 0 || f > dojob.MaxTimeout.Seconds() {
@@ -164,6 +170,9 @@ func (jf *jobFlags) parsed(fs *flag.FlagSet) error {
 	if jf.set["speed-time"] && (jf.speedTime < time.Second || jf.speedTime > dojob.MaxTimeout) {
 		return errors.New("--speed-time must be at least 1 second")
 	}
+	if jf.maxTime < 0 || jf.maxTime > dojob.MaxTimeout {
+		return fmt.Errorf("--max-time must be from 0 to %d seconds", int64(dojob.MaxTimeout.Seconds()))
+	}
 	return nil
 }
 
@@ -203,6 +212,11 @@ func (jf *jobFlags) apply(j *dojob.Job, always bool) error {
 	}
 	if jf.set["limit-rate"] {
 		if err := j.SetMaximumBandwidth(jf.limitRate); err != nil {
+			return err
+		}
+	}
+	if jf.set["max-time"] {
+		if err := j.SetMaximumDownloadTime(jf.maxTime); err != nil {
 			return err
 		}
 	}

@@ -276,6 +276,19 @@ func (c *cli) printInfo(j jobView) {
 	row("Priority", "%s", j.Priority())
 	row("No-progress timeout", "%s", j.NoProgressTimeout())
 	row("Minimum retry delay", "%s", j.MinimumRetryDelay())
+	maxTime := "none"
+	if d := j.MaximumDownloadTime(); d > 0 {
+		maxTime = d.String()
+	}
+	row("Max download time", "%s (used: %s)", maxTime, j.DownloadTimeUsed().Round(time.Millisecond))
+	if n := j.MaximumDownloadSize(); n > 0 {
+		row("Max download size", "%d bytes (%s)", n, formatBytes(n))
+	} else {
+		row("Max download size", "none")
+	}
+	if d := j.MinimumNotificationInterval(); d > 0 {
+		row("Notify interval", "%s", d)
+	}
 	row("Error count", "%d", j.ErrorCount())
 	row("Notify flags", "%s", j.NotifyFlags())
 	row("Created", "%s", formatTime(t.Creation))
@@ -357,27 +370,33 @@ func (c *cli) simple(cmd string, args []string) int {
 // jobJSON is a job in --json output. Sizes are bytes (-1: unknown yet),
 // durations seconds.
 type jobJSON struct {
-	ID                       string     `json:"id"`
-	Name                     string     `json:"name"`
-	Description              string     `json:"description,omitempty"`
-	State                    string     `json:"state"`
-	Priority                 string     `json:"priority"`
-	BytesTotal               int64      `json:"bytes_total"`
-	BytesTransferred         int64      `json:"bytes_transferred"`
-	FilesTotal               int        `json:"files_total"`
-	FilesTransferred         int        `json:"files_transferred"`
-	ErrorCount               int        `json:"error_count"`
-	NoProgressTimeoutSeconds float64    `json:"no_progress_timeout_seconds"`
-	MinimumRetryDelaySeconds float64    `json:"minimum_retry_delay_seconds"`
-	Created                  time.Time  `json:"created"`
-	Modified                 time.Time  `json:"modified"`
-	Transferred              *time.Time `json:"transferred,omitempty"`
-	Error                    *errorJSON `json:"error,omitempty"`
-	Files                    []fileJSON `json:"files"`
-	MaximumBandwidth         int64      `json:"maximum_bandwidth,omitempty"` // bytes per second; absent: no limit
-	CostPolicy               string     `json:"cost_policy"`
-	HeldBy                   string     `json:"held_by,omitempty"`    // the code's name, while held by policy
-	HeldUntil                *time.Time `json:"held_until,omitempty"` // when that hold ends, if known
+	ID                       string  `json:"id"`
+	Name                     string  `json:"name"`
+	Description              string  `json:"description,omitempty"`
+	State                    string  `json:"state"`
+	Priority                 string  `json:"priority"`
+	BytesTotal               int64   `json:"bytes_total"`
+	BytesTransferred         int64   `json:"bytes_transferred"`
+	FilesTotal               int     `json:"files_total"`
+	FilesTransferred         int     `json:"files_transferred"`
+	ErrorCount               int     `json:"error_count"`
+	NoProgressTimeoutSeconds float64 `json:"no_progress_timeout_seconds"`
+	MinimumRetryDelaySeconds float64 `json:"minimum_retry_delay_seconds"`
+	// The job's limits (0: none), the time its maximum download time has
+	// counted, and its minimum notification interval.
+	MaxDownloadTimeSeconds         float64    `json:"max_download_time_seconds"`
+	DownloadTimeUsedSeconds        float64    `json:"download_time_used_seconds"`
+	MaxDownloadSize                int64      `json:"max_download_size"`
+	MinNotificationIntervalSeconds float64    `json:"min_notification_interval_seconds"`
+	Created                        time.Time  `json:"created"`
+	Modified                       time.Time  `json:"modified"`
+	Transferred                    *time.Time `json:"transferred,omitempty"`
+	Error                          *errorJSON `json:"error,omitempty"`
+	Files                          []fileJSON `json:"files"`
+	MaximumBandwidth               int64      `json:"maximum_bandwidth,omitempty"` // bytes per second; absent: no limit
+	CostPolicy                     string     `json:"cost_policy"`
+	HeldBy                         string     `json:"held_by,omitempty"`    // the code's name, while held by policy
+	HeldUntil                      *time.Time `json:"held_until,omitempty"` // when that hold ends, if known
 }
 
 // errorJSON is a job's error in --json output.
@@ -423,10 +442,14 @@ func jobOf(j jobView) jobJSON {
 		State: j.State().String(), Priority: j.Priority().String(),
 		BytesTotal: p.BytesTotal, BytesTransferred: p.BytesTransferred,
 		FilesTotal: p.FilesTotal, FilesTransferred: p.FilesTransferred,
-		ErrorCount:               j.ErrorCount(),
-		NoProgressTimeoutSeconds: j.NoProgressTimeout().Seconds(),
-		MinimumRetryDelaySeconds: j.MinimumRetryDelay().Seconds(),
-		Created:                  t.Creation, Modified: t.Modification,
+		ErrorCount:                     j.ErrorCount(),
+		NoProgressTimeoutSeconds:       j.NoProgressTimeout().Seconds(),
+		MinimumRetryDelaySeconds:       j.MinimumRetryDelay().Seconds(),
+		MaxDownloadTimeSeconds:         j.MaximumDownloadTime().Seconds(),
+		DownloadTimeUsedSeconds:        j.DownloadTimeUsed().Seconds(),
+		MaxDownloadSize:                j.MaximumDownloadSize(),
+		MinNotificationIntervalSeconds: j.MinimumNotificationInterval().Seconds(),
+		Created:                        t.Creation, Modified: t.Modification,
 		Files: []fileJSON{},
 	}
 	if !t.TransferCompletion.IsZero() {

@@ -189,6 +189,12 @@ const transferFlagsHelp = `  --priority P         foreground, high, normal or lo
   --limit-rate RATE    transfer the job at most at RATE bytes per second
                        over all its files and connections, as curl: K, M, G
                        or T suffixes are 1024-based (20M); 0 removes it
+  --max-time SECONDS   give up (ERROR, BG_E_MAXDOWNLOAD_TIMEOUT) after
+                       SECONDS spent connecting and transferring, as curl's
+                       --max-time ("90", "2.5") or a duration ("5m"); time
+                       waiting to retry or suspended does not count, and a
+                       resumed job that had failed starts again from 0
+                       (default: no limit; 0 turns a job's limit off)
   --stall-timeout D    a connection without headers or body bytes for D is
                        a transient error (default 60s)
   --checkpoint-interval D  how often the bytes received are made durable, so

@@ -84,12 +84,20 @@ func (jf *jobFlags) register(fs *flag.FlagSet) {
 
 // parseRate parses --limit-rate as curl does: bytes per second, with an
 // optional suffix K, M, G or T (either case) for 1024, 1024², 1024³ or
-// 1024⁴, and a decimal fraction allowed ("2.5M"). 0 means no limit.
+// 1024⁴, and a decimal fraction allowed ("2.5M"). 0 means no limit. Beyond
+// curl, a suffix may be followed by B or iB, as dojob prints rates: 20MB
+// and 20MiB are 20M (1024-based, as curl's M).
 func parseRate(s string) (int64, error) {
 	mult := 1.0
 	num := s
-	if n := len(s); n > 0 {
-		switch s[n-1] {
+	for _, unit := range []string{"iB", "ib", "B", "b"} {
+		if t, ok := strings.CutSuffix(s, unit); ok && len(t) > 1 && strings.ContainsRune("kKmMgGtT", rune(t[len(t)-1])) {
+			num = t
+			break
+		}
+	}
+	if n := len(num); n > 0 {
+		switch num[n-1] {
 		case 'k', 'K':
 			mult = 1 << 10
 		case 'm', 'M':
@@ -100,7 +108,7 @@ func parseRate(s string) (int64, error) {
 			mult = 1 << 40
 		}
 		if mult != 1 {
-			num = s[:n-1]
+			num = num[:n-1]
 		}
 	}
 	f, err := strconv.ParseFloat(num, 64)

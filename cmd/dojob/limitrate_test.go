@@ -13,17 +13,18 @@ import (
 )
 
 // TestParseRate: --limit-rate reads rates as curl does, 1024-based
-// suffixes in either case.
+// suffixes in either case, and also with B or iB after the suffix.
 func TestParseRate(t *testing.T) {
 	for in, want := range map[string]int64{
 		"0": 0, "1000": 1000, "100k": 100 << 10, "100K": 100 << 10, "20M": 20 << 20, "20m": 20 << 20,
 		"1G": 1 << 30, "1g": 1 << 30, "2.5M": 5 << 19, "1T": 1 << 40,
+		"20MB": 20 << 20, "20MiB": 20 << 20, "512kB": 512 << 10, "1GiB": 1 << 30,
 	} {
 		got, err := parseRate(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	for _, in := range []string{"", "M", "-1", "-5k", "fast", "20MB", "1e6", "0x10", "NaN", "Inf", "1_000", "99999999999T"} {
+	for _, in := range []string{"", "M", "-1", "-5k", "fast", "20B", "MB", "20BB", "20MiBs", "1e6", "0x10", "NaN", "Inf", "1_000", "99999999999T"} {
 		_, err := parseRate(in)
 		assert.Error(t, err, "%q", in)
 	}

@@ -188,7 +188,8 @@ const transferFlagsHelp = `  --priority P         foreground, high, normal or lo
                        alone it means --speed-limit 1)
   --limit-rate RATE    transfer the job at most at RATE bytes per second
                        over all its files and connections, as curl: K, M, G
-                       or T suffixes are 1024-based (20M); 0 removes it
+                       or T suffixes are 1024-based (20M; 20MB and 20MiB
+                       read the same); 0 removes it
   --max-time SECONDS   give up (ERROR, BG_E_MAXDOWNLOAD_TIMEOUT) after
                        SECONDS spent connecting and transferring, as curl's
                        --max-time ("90", "2.5") or a duration ("5m"); time

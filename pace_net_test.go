@@ -2,6 +2,7 @@ package dojob_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func TestMaximumBandwidthLoopback(t *testing.T) {
 	require.NoError(t, err)
 	paths := []string{"/a", "/b", "/c"}
 	for _, p := range paths {
-		require.NoError(t, j.AddFile(s.FileURL(p), dir+p))
+		require.NoError(t, j.AddFile(s.FileURL(p), filepath.Join(dir, p)))
 	}
 	require.NoError(t, j.SetMaxParallelFiles(3))
 	require.NoError(t, j.SetMaxConnections(2))
@@ -51,6 +52,6 @@ func TestMaximumBandwidthLoopback(t *testing.T) {
 	assert.Less(t, elapsed, 30*time.Second)
 	require.NoError(t, j.Complete())
 	for _, p := range paths {
-		require.Equal(t, s.SHA256(p), fileSHA256(t, dir+p), p)
+		require.Equal(t, s.SHA256(p), fileSHA256(t, filepath.Join(dir, p)), p)
 	}
 }

@@ -58,6 +58,8 @@ type record struct {
 	// Added within version 1 (SetMinimumSpeed): absent, no limit.
 	MinimumSpeed       int64         `json:"minimum_speed,omitempty"`           // bytes per second
 	MinimumSpeedWindow time.Duration `json:"minimum_speed_window_ns,omitempty"` // its window
+
+	recordNet // added within version 1: proxy and TLS settings (netopts.go)
 }
 
 // recordFile is the persisted state of a file: its record, and the state
@@ -153,6 +155,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 
 		MinimumSpeed:       j.minSpeed,
 		MinimumSpeedWindow: j.speedWindow,
+		recordNet:          j.recordNetLocked(),
 	}
 	if j.timeoutSet {
 		d := j.timeout
@@ -256,6 +259,9 @@ func (rec *record) check() error {
 		(rec.MinimumSpeed == 0) != (rec.MinimumSpeedWindow == 0) ||
 		(rec.MinimumSpeed > 0 && (rec.MinimumSpeedWindow < minSpeedWindow || rec.MinimumSpeedWindow > MaxTimeout)) {
 		return errors.New("record holds an invalid minimum speed")
+	}
+	if err := rec.recordNet.check(); err != nil {
+		return err
 	}
 	if h, err := checkHeaders(rec.CustomHeaders); err != nil || len(h) != len(rec.CustomHeaders) {
 		return errors.New("record holds invalid custom headers")

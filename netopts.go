@@ -901,6 +901,15 @@ func tlsCheck(err error) (code HRESULT, what string, ok bool) {
 	return 0, "", false
 }
 
+// FailedCheck names the check a failed TLS certificate verification (Code
+// ErrCertValidation) failed, with its Windows code: ErrCertUntrustedRoot,
+// ErrCertCNNoMatch, ErrCertExpired or ErrCertWrongUsage, and a text such as
+// "the server's certificate is for another host name (CERT_E_CN_NO_MATCH
+// 0x800B010F)". Error includes the text, and errors.Is(e, code) holds. It
+// returns 0 and "" for other errors, and for a JobError whose cause was
+// not kept (one rebuilt from a record).
+func (e *JobError) FailedCheck() (code HRESULT, text string) { return certDetail(e) }
+
 // certDetail names the check a JobError of code ErrCertValidation failed,
 // with its Windows code, e.g. "the server's certificate is for another host
 // name (CERT_E_CN_NO_MATCH 0x800B010F)"; code is that code, 0 when unknown.

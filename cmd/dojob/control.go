@@ -119,6 +119,8 @@ type jobSnapshot struct {
 	// no-progress window (zero: none).
 	RetryAt  time.Time `json:"next_retry,omitzero"`
 	GiveUpAt time.Time `json:"no_progress_deadline,omitzero"`
+
+	Net *netSnapshot `json:"net,omitempty"` // proxy and TLS settings other than the defaults (netflags.go)
 }
 
 // errorSnapshot is a job's *dojob.JobError in a jobSnapshot. A cause that
@@ -166,7 +168,7 @@ func snapshotOf(j *dojob.Job) jobSnapshot {
 		JobID: j.ID(), Name: j.DisplayName(), Desc: j.Description(), St: j.State(), Prio: j.Priority(),
 		Timeout: j.NoProgressTimeout(), RetryDelay: j.MinimumRetryDelay(), Errors: j.ErrorCount(),
 		Flags: j.NotifyFlags(), JobTimes: j.Times(), Prog: j.Progress(), FileList: j.Files(),
-		RetryAt: j.NextRetry(), GiveUpAt: j.NoProgressDeadline(),
+		RetryAt: j.NextRetry(), GiveUpAt: j.NoProgressDeadline(), Net: netSnapshotOf(j),
 	}
 	if e, err := j.Error(); err == nil {
 		s.Err = errorSnapshotOf(e)

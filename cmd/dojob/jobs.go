@@ -282,6 +282,7 @@ func (c *cli) printInfo(j jobView) {
 	row("Modified", "%s", formatTime(t.Modification))
 	row("Transferred", "%s", formatTime(t.TransferCompletion))
 	row("Progress", "%s, %d/%d files", formatProgress(p.BytesTransferred, p.BytesTotal), p.FilesTransferred, p.FilesTotal)
+	netRows(j, row)
 	if e, err := j.Error(); err == nil {
 		row("Error", "%s", strings.TrimPrefix(e.Code.Error(), "dojob: "))
 		row("Error context", "%s", e.Context)

@@ -30,7 +30,11 @@ type Config struct {
 	// that no CheckRedirect can allow a redirect to a scheme other than
 	// http and https (dojob uses a copy of the client for that). Leave
 	// its Timeout zero: it would cut off long downloads; StallTimeout and
-	// the no-progress timeout bound them instead.
+	// the no-progress timeout bound them instead. A job given its own proxy
+	// or TLS settings (Job.SetProxySettings, SetSecurityFlags,
+	// SetCertificateAuthorities, SetClientCertificate) uses a clone of the
+	// client's Transport with those settings, which must then be an
+	// *http.Transport.
 	HTTPClient *http.Client
 
 	// RootCAs are the certificate authorities dojob's own client trusts;

@@ -482,3 +482,71 @@ func srvRoots(t *testing.T) *x509.CertPool {
 	srv := dojobtest.NewTLSServer(t)
 	return srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 }
+
+// TestNetSettingsConcurrent: proxy settings and security flags change
+// while the jobs' files are being fetched, from several goroutines (run
+// with -race); every file arrives whole, through the proxy or not.
+func TestNetSettingsConcurrent(t *testing.T) {
+	srv := dojobtest.NewServer(t, dojobtest.WithSize(64<<10))
+	proxy := newFwdProxy(t)
+	m, err := dojob.NewManager(dojob.Config{MaxBackgroundJobs: 3})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, m.Close()) }()
+	dir := t.TempDir()
+	var jobs []*dojob.Job
+	for i := range 3 {
+		j, err := m.CreateJob("c")
+		require.NoError(t, err)
+		for k := range 6 {
+			p := "/j" + string(rune('0'+i)) + "f" + string(rune('0'+k))
+			require.NoError(t, j.AddFile(srv.FileURL(p), filepath.Join(dir, strings.ReplaceAll(p, "/", "_"))))
+		}
+		require.NoError(t, j.SetMaxParallelFiles(3))
+		jobs = append(jobs, j)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				j := jobs[(w+n)%len(jobs)]
+				switch n % 4 {
+				case 0:
+					assert.NoError(t, j.SetProxySettings(dojob.ProxyOverride, proxy.URL, ""))
+				case 1:
+					assert.NoError(t, j.SetProxySettings(dojob.ProxyNoProxy, "", ""))
+				case 2:
+					assert.NoError(t, j.SetSecurityFlags(dojob.SecurityFlagIgnoreCertCNInvalid))
+				case 3:
+					_, _, _ = j.ProxySettings()
+					_ = j.SecurityFlags()
+					assert.NoError(t, j.SetSecurityFlags(0))
+				}
+			}
+		}()
+	}
+	for _, j := range jobs {
+		require.NoError(t, j.Resume())
+	}
+	for _, j := range jobs {
+		st, err := j.Wait(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, dojob.StateTransferred, st)
+	}
+	close(stop)
+	wg.Wait()
+	for _, j := range jobs {
+		require.NoError(t, j.Complete())
+		for _, f := range j.Files() {
+			u, _ := url.Parse(f.RemoteURL)
+			assert.Equal(t, srv.SHA256(u.Path), fileSHA256(t, f.LocalPath))
+		}
+	}
+}

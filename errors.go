@@ -58,18 +58,20 @@ const (
 	// certificate did not verify.
 	ErrCertValidation HRESULT = 0x80D05002
 	// ErrCertExpired (CERT_E_EXPIRED): the server's certificate is expired
-	// or not yet valid. A JobError with ErrCertValidation wraps it.
+	// or not yet valid. A JobError with Code ErrCertValidation also
+	// matches it (errors.Is; JobError.FailedCheck).
 	ErrCertExpired HRESULT = 0x800B0101
 	// ErrCertUntrustedRoot (CERT_E_UNTRUSTEDROOT): the server's certificate
-	// does not chain to a trusted root. A JobError with ErrCertValidation
-	// wraps it.
+	// does not chain to a trusted root. A JobError with Code ErrCertValidation
+	// also matches it (errors.Is; JobError.FailedCheck).
 	ErrCertUntrustedRoot HRESULT = 0x800B0109
 	// ErrCertCNNoMatch (CERT_E_CN_NO_MATCH): the server's certificate is for
-	// another host name. A JobError with ErrCertValidation wraps it.
+	// another host name. A JobError with Code ErrCertValidation also
+	// matches it (errors.Is; JobError.FailedCheck).
 	ErrCertCNNoMatch HRESULT = 0x800B010F
 	// ErrCertWrongUsage (CERT_E_WRONG_USAGE): the server's certificate is
-	// not for server authentication. A JobError with ErrCertValidation
-	// wraps it.
+	// not for server authentication. A JobError with Code ErrCertValidation
+	// also matches it (errors.Is; JobError.FailedCheck).
 	ErrCertWrongUsage HRESULT = 0x800B0110
 	// ErrClientCertNeeded (ERROR_WINHTTP_CLIENT_AUTH_CERT_NEEDED): the
 	// server requires a client certificate the job did not present (or a

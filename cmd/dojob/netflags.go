@@ -138,6 +138,8 @@ func (nf *netFlags) apply(j *dojob.Job) error {
 type netView interface {
 	ProxySettings() (dojob.ProxyUsage, string, string)
 	SecurityFlags() dojob.SecurityFlags
+	CertificateAuthorities() []byte
+	HasClientCertificate() (set, lost bool)
 }
 
 // netSnapshot is a job's network settings in a jobSnapshot, the proxy
@@ -147,11 +149,16 @@ type netSnapshot struct {
 	List   string              `json:"proxy_list,omitempty"`
 	Bypass string              `json:"proxy_bypass,omitempty"`
 	Flags  dojob.SecurityFlags `json:"security_flags,omitempty"`
+	CAs    bool                `json:"ca_certificates,omitempty"`         // the job has its own roots
+	Cert   bool                `json:"client_certificate,omitempty"`      // a client certificate is set
+	Lost   bool                `json:"client_certificate_lost,omitempty"` // one must be set again
 }
 
 func netSnapshotOf(j netView) *netSnapshot {
 	u, l, b := j.ProxySettings()
-	s := &netSnapshot{Usage: u, List: redactProxyList(l), Bypass: b, Flags: j.SecurityFlags()}
+	set, lost := j.HasClientCertificate()
+	s := &netSnapshot{Usage: u, List: redactProxyList(l), Bypass: b, Flags: j.SecurityFlags(),
+		CAs: j.CertificateAuthorities() != nil, Cert: set, Lost: lost}
 	if *s == (netSnapshot{}) {
 		return nil
 	}
@@ -172,6 +179,23 @@ func (s jobSnapshot) SecurityFlags() dojob.SecurityFlags {
 		return 0
 	}
 	return s.Net.Flags
+}
+
+// CertificateAuthorities reports the job's own roots: the holder does not
+// send their PEM, a non-nil empty slice stands for them.
+func (s jobSnapshot) CertificateAuthorities() []byte {
+	if s.Net == nil || !s.Net.CAs {
+		return nil
+	}
+	return []byte{}
+}
+
+// HasClientCertificate reports the job's client certificate.
+func (s jobSnapshot) HasClientCertificate() (set, lost bool) {
+	if s.Net == nil {
+		return false, false
+	}
+	return s.Net.Cert, s.Net.Lost
 }
 
 // redactProxyList hides the passwords of a proxy list's entries.
@@ -214,5 +238,14 @@ func netRows(j jobView, row func(k, format string, args ...any)) {
 	}
 	if f := nv.SecurityFlags(); f != 0 {
 		row("Security flags", "%s (certificate checks relaxed)", f)
+	}
+	if nv.CertificateAuthorities() != nil {
+		row("Trusted roots", "the job's own (--cacert)")
+	}
+	switch set, lost := nv.HasClientCertificate(); {
+	case set:
+		row("Client certificate", "set")
+	case lost:
+		row("Client certificate", "not kept: give --cert (and --key) again")
 	}
 }

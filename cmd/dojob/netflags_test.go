@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dojob/dojob"
 	"github.com/dojob/dojob/dojobtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -114,6 +115,7 @@ func TestGetProxy(t *testing.T) {
 	assert.Regexp(t, `(?m)^Proxy bypass: +corp\.example \*\.corp\.example$`, r.stdout)
 	assert.Regexp(t, `(?m)^Security flags: +IGNORE_UNKNOWN_CA\|IGNORE_CERT_WRONG_USAGE\|IGNORE_CERT_CN_INVALID\|IGNORE_CERT_DATE_INVALID`, r.stdout)
 	assert.NotContains(t, r.stdout+r.stderr, "pr0xy-pw")
+	assert.NotContains(t, r.stdout, "Client certificate")
 }
 
 // TestGetNetFlagsUsage: --noproxy without --proxy (other than "*"), --key
@@ -210,4 +212,33 @@ func TestGetCacertCertInsecure(t *testing.T) {
 	assert.Contains(t, r.stderr, "CERT_E_UNTRUSTEDROOT")
 	r = get("-k", "--cert", filepath.Join(dir, "both.pem"))
 	require.Equal(t, exitOK, r.code, r.stderr)
+
+	// A job's client certificate is not kept: info says to give it again,
+	// resume fails saying so, and a get with --cert continues the job.
+	m, err := dojob.NewManager(dojob.Config{StateDir: state})
+	require.NoError(t, err)
+	j, err := m.CreateJob("kept")
+	require.NoError(t, err)
+	kept := filepath.Join(dir, "kept")
+	require.NoError(t, j.AddFile(remote, kept))
+	require.NoError(t, j.SetCertificateAuthorities(caPEM))
+	cc, err := tls.X509KeyPair(clientPEM, clientKey)
+	require.NoError(t, err)
+	require.NoError(t, j.SetClientCertificate(cc))
+	id := j.ID().String()
+	require.NoError(t, m.Close())
+	r = runCmd(t, testCtx(t, 10*time.Second), "--state-dir", state, "info", id)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Regexp(t, `(?m)^Trusted roots: +the job's own`, r.stdout)
+	assert.Regexp(t, `(?m)^Client certificate: +not kept: give --cert`, r.stdout)
+	r = runCmd(t, testCtx(t, 10*time.Second), "--state-dir", state, "resume", id)
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "ERROR_WINHTTP_CLIENT_AUTH_CERT_NEEDED")
+	assert.Contains(t, r.stderr, "not persisted")
+	r = runCmd(t, testCtx(t, 10*time.Second), "--state-dir", state, "get", "-o", kept, "--cert", filepath.Join(dir, "both.pem"), remote)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "continuing job "+id)
+	got, err = os.ReadFile(kept)
+	require.NoError(t, err)
+	assert.Equal(t, body, got)
 }

@@ -297,7 +297,8 @@ func (j *Job) MakeCustomHeadersWriteOnly() error {
 // go as Proxy-Authorization to the proxy the client's transport (an
 // *http.Transport) chooses for a request: on plain-HTTP requests through
 // it, and on the CONNECT of an HTTPS request when dojob owns the transport
-// (Config.HTTPClient nil). Over plain HTTP, Basic credentials are readable
+// (Config.HTTPClient nil, or a transport derived for the job's own proxy or
+// TLS settings from a caller's that sets no GetProxyConnectHeader). Over plain HTTP, Basic credentials are readable
 // on the network. They are persisted with the job (the record is 0600)
 // and never printed.
 func (j *Job) SetCredentials(c Credentials) error {

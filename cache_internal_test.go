@@ -48,7 +48,7 @@ func TestCacheDial(t *testing.T) {
 	defer s.Close()
 	assert.Equal(t, cacheConnectTimeout, cacheDialer.Timeout)
 	var marked []bool
-	c, tr := newHTTPClient(nil)
+	c, tr := newHTTPClient(nil, &netCache{})
 	defer tr.CloseIdleConnections()
 	dial := tr.DialContext
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {

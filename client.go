@@ -37,7 +37,7 @@ const maxResponseHeaderBytes = 256 << 10
 // scheme rule, which no policy can lift — dojob fetches only http and https
 // URLs, and a redirect must not lead to a local file (file://) or to a
 // protocol the caller's Transport may have registered for other uses.
-func newHTTPClient(c *http.Client) (*http.Client, *http.Transport) {
+func newHTTPClient(c *http.Client, nets *netCache) (*http.Client, *http.Transport) {
 	if c == nil {
 		var tr *http.Transport
 		if dt, ok := http.DefaultTransport.(*http.Transport); ok {
@@ -55,10 +55,10 @@ func newHTTPClient(c *http.Client) (*http.Client, *http.Transport) {
 		tr.GetProxyConnectHeader = proxyConnectHeader
 		tr.MaxResponseHeaderBytes = maxResponseHeaderBytes
 		tr.DialContext = cacheDial(tr.DialContext) // a short connect timeout to cache hosts (cache.go)
-		return &http.Client{Transport: newOptsTransport(tr), CheckRedirect: checkRedirect}, tr
+		return &http.Client{Transport: newOptsTransport(tr, nets), CheckRedirect: checkRedirect}, tr
 	}
 	cc := *c
-	cc.Transport = newOptsTransport(c.Transport)
+	cc.Transport = newOptsTransport(c.Transport, nets)
 	if c.CheckRedirect == nil {
 		cc.CheckRedirect = checkRedirect
 	} else {

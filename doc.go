@@ -188,6 +188,19 @@
 // and TLS errors) and the file. Messages never show passwords embedded in
 // URLs.
 //
+// # Proxies and TLS
+//
+// A job uses the Manager's client as it is until it is given settings of
+// its own: Job.SetProxySettings (PRECONFIG, NO_PROXY, or OVERRIDE with
+// BITS's proxy and bypass lists), Job.SetSecurityFlags (DO's WinHTTP
+// SECURITY_FLAG_IGNORE_* values, each relaxing one certificate check),
+// Job.SetCertificateAuthorities and Job.SetClientCertificate; it then
+// uses a clone of the Manager's *http.Transport with those settings,
+// shared with the jobs that have the same. A failed certificate check is
+// ErrCertValidation and also matches the check's own code
+// (ErrCertUntrustedRoot, ErrCertCNNoMatch, ErrCertExpired,
+// ErrCertWrongUsage). The client certificate is never persisted.
+//
 // # Persistence
 //
 // With Config.StateDir every job is written to disk as it changes: once

@@ -57,6 +57,41 @@ const (
 	// ErrCertValidation (DO_E_HTTP_CERT_VALIDATION): the server's TLS
 	// certificate did not verify.
 	ErrCertValidation HRESULT = 0x80D05002
+	// ErrCertExpired (CERT_E_EXPIRED): the server's certificate is expired
+	// or not yet valid. A JobError with Code ErrCertValidation also
+	// matches it (errors.Is; JobError.FailedCheck).
+	ErrCertExpired HRESULT = 0x800B0101
+	// ErrCertUntrustedRoot (CERT_E_UNTRUSTEDROOT): the server's certificate
+	// does not chain to a trusted root. A JobError with Code ErrCertValidation
+	// also matches it (errors.Is; JobError.FailedCheck).
+	ErrCertUntrustedRoot HRESULT = 0x800B0109
+	// ErrCertCNNoMatch (CERT_E_CN_NO_MATCH): the server's certificate is for
+	// another host name. A JobError with Code ErrCertValidation also
+	// matches it (errors.Is; JobError.FailedCheck).
+	ErrCertCNNoMatch HRESULT = 0x800B010F
+	// ErrCertWrongUsage (CERT_E_WRONG_USAGE): the server's certificate is
+	// not for server authentication. A JobError with Code ErrCertValidation
+	// also matches it (errors.Is; JobError.FailedCheck).
+	ErrCertWrongUsage HRESULT = 0x800B0110
+	// ErrClientCertNeeded (ERROR_WINHTTP_CLIENT_AUTH_CERT_NEEDED): the
+	// server requires a client certificate the job did not present (or a
+	// reloaded job's certificate, which is not persisted, was not set
+	// again). Fatal, in GENERAL_TRANSPORT.
+	ErrClientCertNeeded HRESULT = 0x80072F0C
+	// ErrSecureFailure (ERROR_WINHTTP_SECURE_FAILURE): the server refused
+	// the TLS handshake, often the client certificate. Fatal, in
+	// GENERAL_TRANSPORT.
+	ErrSecureFailure HRESULT = 0x80072F8F
+	// ErrProxyListTooLarge (BG_E_PROXY_LIST_TOO_LARGE): a proxy list over
+	// 4,000 characters.
+	ErrProxyListTooLarge HRESULT = 0x80200018
+	// ErrProxyBypassListTooLarge (BG_E_PROXY_BYPASS_LIST_TOO_LARGE): a
+	// proxy bypass list over 4,000 characters.
+	ErrProxyBypassListTooLarge HRESULT = 0x80200019
+	// ErrInvalidProxyInfo (BG_E_INVALID_PROXY_INFO): a job's proxy list or
+	// bypass list does not parse, found when the job uses it. Fatal, in
+	// GENERAL_TRANSPORT.
+	ErrInvalidProxyInfo HRESULT = 0x8020003F
 	// ErrInvalidRange (DO_E_INVALID_RANGE): a byte range is malformed or
 	// lies outside the remote file.
 	ErrInvalidRange HRESULT = 0x80D05010
@@ -202,6 +237,15 @@ var hresultNames = map[HRESULT]string{
 	ErrErrorInformationUnavailable: "DO_E_ERROR_INFORMATION_UNAVAILABLE",
 	ErrBlockSizeMismatch:           "DO_E_HTTP_BLOCKSIZE_MISMATCH",
 	ErrCertValidation:              "DO_E_HTTP_CERT_VALIDATION",
+	ErrCertExpired:                 "CERT_E_EXPIRED",
+	ErrCertUntrustedRoot:           "CERT_E_UNTRUSTEDROOT",
+	ErrCertCNNoMatch:               "CERT_E_CN_NO_MATCH",
+	ErrCertWrongUsage:              "CERT_E_WRONG_USAGE",
+	ErrClientCertNeeded:            "ERROR_WINHTTP_CLIENT_AUTH_CERT_NEEDED",
+	ErrSecureFailure:               "ERROR_WINHTTP_SECURE_FAILURE",
+	ErrProxyListTooLarge:           "BG_E_PROXY_LIST_TOO_LARGE",
+	ErrProxyBypassListTooLarge:     "BG_E_PROXY_BYPASS_LIST_TOO_LARGE",
+	ErrInvalidProxyInfo:            "BG_E_INVALID_PROXY_INFO",
 	ErrInvalidRange:                "DO_E_INVALID_RANGE",
 	ErrInsufficientRangeSupport:    "DO_E_INSUFFICIENT_RANGE_SUPPORT",
 	ErrOverlappingRanges:           "DO_E_OVERLAPPING_RANGES",
@@ -327,6 +371,10 @@ func (e *JobError) Error() string {
 	var b strings.Builder
 	b.WriteString("dojob: ")
 	b.WriteString(e.Code.Error())
+	if _, d := certDetail(e); d != "" {
+		b.WriteString(": ")
+		b.WriteString(d)
+	}
 	if e.Context != ErrorContextNone {
 		b.WriteString(" [")
 		b.WriteString(e.Context.String())
@@ -352,10 +400,20 @@ func (e *JobError) Error() string {
 // Unwrap returns the underlying cause.
 func (e *JobError) Unwrap() error { return e.Err }
 
-// Is reports whether target is the HRESULT e.Code.
+// Is reports whether target is the HRESULT e.Code, or, for a failed
+// certificate check (ErrCertValidation), the code of the check that failed
+// (ErrCertUntrustedRoot, ErrCertCNNoMatch, ErrCertExpired,
+// ErrCertWrongUsage).
 func (e *JobError) Is(target error) bool {
 	hr, ok := target.(HRESULT)
-	return ok && hr == e.Code
+	if !ok {
+		return false
+	}
+	if hr == e.Code {
+		return true
+	}
+	c, _ := certDetail(e)
+	return c != 0 && c == hr
 }
 
 // As sets *target to e.Code when target is a *HRESULT, so errors.As gives
@@ -615,6 +673,9 @@ func classify(err error) *JobError {
 	var je *JobError
 	if errors.As(err, &je) {
 		return je
+	}
+	if te := classifyTLS(err); te != nil {
+		return te // names the failed check (netopts.go)
 	}
 	e := &JobError{Err: err, Context: ErrorContextGeneralTransport, transient: true}
 	var certErr *tls.CertificateVerificationError

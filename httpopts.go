@@ -297,7 +297,8 @@ func (j *Job) MakeCustomHeadersWriteOnly() error {
 // go as Proxy-Authorization to the proxy the client's transport (an
 // *http.Transport) chooses for a request: on plain-HTTP requests through
 // it, and on the CONNECT of an HTTPS request when dojob owns the transport
-// (Config.HTTPClient nil). Over plain HTTP, Basic credentials are readable
+// (Config.HTTPClient nil, or a transport derived for the job's own proxy or
+// TLS settings from a caller's that sets no GetProxyConnectHeader). Over plain HTTP, Basic credentials are readable
 // on the network. They are persisted with the job (the record is 0600)
 // and never printed.
 func (j *Job) SetCredentials(c Credentials) error {
@@ -442,6 +443,7 @@ type reqOpts struct {
 	header http.Header // custom headers; shared, never modified
 	server *Credentials
 	proxy  *Credentials
+	net    *jobNet // the job's proxy and TLS settings (netopts.go); nil: the defaults
 }
 
 type reqOptsKey struct{}
@@ -449,10 +451,10 @@ type reqOptsKey struct{}
 // reqOptsLocked returns the options for a request to remote, or nil when
 // the job has none.
 func (j *Job) reqOptsLocked(remote string) *reqOpts {
-	if j.headers == nil && j.creds == nil {
+	if j.headers == nil && j.creds == nil && j.net == nil {
 		return nil
 	}
-	o := &reqOpts{header: j.headers}
+	o := &reqOpts{header: j.headers, net: j.net}
 	if u, err := url.Parse(remote); err == nil {
 		o.origin = origin(u)
 	}
@@ -491,13 +493,14 @@ func origin(u *url.URL) string {
 type optsTransport struct {
 	base  http.RoundTripper
 	proxy func(*http.Request) (*url.URL, error) // the base's proxy choice; nil if unknown
+	nets  *netCache                             // the transports of jobs with their own proxy or TLS settings
 }
 
-func newOptsTransport(base http.RoundTripper) *optsTransport {
+func newOptsTransport(base http.RoundTripper, nets *netCache) *optsTransport {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	t := &optsTransport{base: base}
+	t := &optsTransport{base: base, nets: nets}
 	if ht, ok := base.(*http.Transport); ok {
 		t.proxy = ht.Proxy
 	}
@@ -510,6 +513,17 @@ func (t *optsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if o == nil {
 		return t.base.RoundTrip(req)
 	}
+	base, proxy := t.base, t.proxy
+	if o.net != nil {
+		// The job's own proxy or TLS settings: a transport derived from
+		// the base (netopts.go).
+		tr, err := t.nets.transport(o.net)
+		if err != nil {
+			return nil, err
+		}
+		t.nets.warn(o.net, req.URL.Hostname())
+		base, proxy = tr, tr.Proxy
+	}
 	r := req.Clone(req.Context())
 	same := origin(r.URL) == o.origin
 	for name, values := range o.header {
@@ -521,14 +535,14 @@ func (t *optsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if same && o.server != nil {
 		r.Header.Set("Authorization", o.server.basicAuth())
 	}
-	if o.proxy != nil && t.proxy != nil && strings.EqualFold(r.URL.Scheme, "http") {
+	if o.proxy != nil && proxy != nil && strings.EqualFold(r.URL.Scheme, "http") {
 		// Plain HTTP through a proxy: the proxy reads this request's
 		// headers. Without a proxy it would reach the server: not sent.
-		if pu, err := t.proxy(r); err == nil && pu != nil {
+		if pu, err := proxy(r); err == nil && pu != nil {
 			r.Header.Set("Proxy-Authorization", o.proxy.basicAuth())
 		}
 	}
-	return t.base.RoundTrip(r)
+	return base.RoundTrip(r)
 }
 
 // proxyConnectHeader gives the CONNECT of an HTTPS request through a proxy

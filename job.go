@@ -214,6 +214,7 @@ type Job struct {
 	headers          http.Header   // custom request headers, canonical; nil when none
 	headersWriteOnly bool          // CustomHeaders refuses to return them
 	creds            []Credentials // at most one per target and scheme
+	net              *jobNet       // proxy and TLS settings (netopts.go); nil: the defaults
 
 	// Retries and the no-progress window (timeout.go).
 	streak        int           // consecutive failed attempts that moved no byte

@@ -2,6 +2,7 @@ package dojob
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -30,8 +31,18 @@ type Config struct {
 	// that no CheckRedirect can allow a redirect to a scheme other than
 	// http and https (dojob uses a copy of the client for that). Leave
 	// its Timeout zero: it would cut off long downloads; StallTimeout and
-	// the no-progress timeout bound them instead.
+	// the no-progress timeout bound them instead. A job given its own proxy
+	// or TLS settings (Job.SetProxySettings, SetSecurityFlags,
+	// SetCertificateAuthorities, SetClientCertificate) uses a clone of the
+	// client's Transport with those settings, which must then be an
+	// *http.Transport.
 	HTTPClient *http.Client
+
+	// RootCAs are the certificate authorities dojob's own client trusts;
+	// nil means the system's. A job's SetCertificateAuthorities replaces
+	// them for that job. With HTTPClient set, configure its Transport
+	// instead: RootCAs then returns ErrInvalidArg.
+	RootCAs *x509.CertPool
 
 	// MaxForegroundJobs caps the FOREGROUND jobs that transfer at once;
 	// 0 means 8.
@@ -171,6 +182,7 @@ type Manager struct {
 	log    *slog.Logger
 	client *http.Client
 	ownTr  *http.Transport // the transport of dojob's own client, closed by Close
+	nets   netCache        // transports derived for jobs' proxy and TLS settings (netopts.go)
 	epoch  time.Time       // origin of the monotonic clock (now)
 	fs     fileSystem
 	store  *store     // nil for an in-memory Manager
@@ -240,6 +252,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.RootCAs != nil && cfg.HTTPClient != nil {
+		return nil, errorf(ErrInvalidArg, "Config.RootCAs applies to dojob's own client: set the roots in Config.HTTPClient's Transport")
+	}
 	if cfg.MaxForegroundJobs == 0 {
 		cfg.MaxForegroundJobs = DefaultMaxForegroundJobs
 	}
@@ -274,7 +289,8 @@ func NewManager(cfg Config) (*Manager, error) {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	m.bufs.New = func() any { b := make([]byte, bufSize); return &b }
-	m.client, m.ownTr = newHTTPClient(cfg.HTTPClient)
+	m.client, m.ownTr = newHTTPClient(cfg.HTTPClient, &m.nets)
+	m.nets.m, m.nets.base = m, baseTransport(m.ownTr, cfg)
 	m.sched.maxFg, m.sched.maxBg = cfg.MaxForegroundJobs, cfg.MaxBackgroundJobs
 	m.hosts.max = cfg.MaxConnectionsPerHost
 	m.paused.Store(cfg.Paused)
@@ -645,6 +661,7 @@ func (m *Manager) finishClose() error {
 	if m.ownTr != nil {
 		m.ownTr.CloseIdleConnections()
 	}
+	m.nets.closeIdle()
 	var errs []error
 	if m.store != nil {
 		for _, j := range jobs {

@@ -66,6 +66,7 @@ type record struct {
 	DownloadTimeUsed        time.Duration `json:"download_time_used_ns,omitempty"` // CONNECTING/TRANSFERRING time counted so far
 	MaxDownloadSize         int64         `json:"max_download_size,omitempty"`
 	MinNotificationInterval time.Duration `json:"min_notification_interval_ns,omitempty"`
+	recordNet                             // added within version 1: proxy and TLS settings (netopts.go)
 }
 
 // recordFile is the persisted state of a file: its record, and the state
@@ -170,6 +171,7 @@ func (j *Job) recordLocked(now time.Duration) *record {
 		DownloadTimeUsed:        j.usedLocked(now),
 		MaxDownloadSize:         j.maxSize,
 		MinNotificationInterval: j.notifyIv,
+		recordNet:               j.recordNetLocked(),
 	}
 	if j.costSet {
 		p := j.cost
@@ -283,6 +285,9 @@ func (rec *record) check() error {
 		rec.MinNotificationInterval < 0 || rec.MinNotificationInterval > MaxNotificationInterval ||
 		(rec.MinNotificationInterval != 0 && rec.MinNotificationInterval < time.Millisecond) {
 		return errors.New("record holds an invalid download limit or notification interval")
+	}
+	if err := rec.recordNet.check(); err != nil {
+		return err
 	}
 	if h, err := checkHeaders(rec.CustomHeaders); err != nil || len(h) != len(rec.CustomHeaders) {
 		return errors.New("record holds invalid custom headers")

@@ -113,6 +113,7 @@ func (m *Manager) restore(r *record) *Job {
 		j.headers, _ = checkHeaders(r.CustomHeaders) // checked by readRecord
 	}
 	j.headersWriteOnly = r.CustomHeadersWriteOnly
+	j.restoreNet(r.recordNet)
 	if len(r.Credentials) > 0 {
 		j.creds = r.Credentials
 	}

@@ -137,6 +137,8 @@ type jobSnapshot struct {
 	TimeUsed  time.Duration `json:"download_time_used,omitempty"`
 	MaxSize   int64         `json:"max_download_size,omitempty"`
 	NotifyIvl time.Duration `json:"min_notification_interval,omitempty"`
+
+	Net *netSnapshot `json:"net,omitempty"` // proxy and TLS settings other than the defaults (netflags.go)
 }
 
 // errorSnapshot is a job's *dojob.JobError in a jobSnapshot. A cause that
@@ -188,6 +190,7 @@ func snapshotOf(j *dojob.Job) jobSnapshot {
 		MaxBandwidth: j.MaximumBandwidth(),
 		MaxTime:      j.MaximumDownloadTime(), TimeUsed: j.DownloadTimeUsed(), MaxSize: j.MaximumDownloadSize(),
 		NotifyIvl: j.MinimumNotificationInterval(),
+		Net:       netSnapshotOf(j),
 	}
 	cp := j.CostPolicy()
 	s.Cost = &cp

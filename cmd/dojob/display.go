@@ -242,6 +242,9 @@ func describeState(j jobView, s dojob.State, now time.Time) string {
 func describeError(e *dojob.JobError) string {
 	var b strings.Builder
 	b.WriteString(e.Code.Error())
+	if _, check := e.FailedCheck(); check != "" {
+		b.WriteString(": " + check)
+	}
 	if e.Context != dojob.ErrorContextNone {
 		b.WriteString(" [" + e.Context.String() + "]")
 	}

@@ -287,6 +287,8 @@ func (c *cli) get(args []string) int {
 	mf.register(fs)
 	var hf httpFlags
 	hf.register(fs)
+	var nf netFlags
+	nf.register(fs)
 	var mirrors mirrorFlag
 	fs.Var(&mirrors, "mirror", "")
 	var vf verifyFlags
@@ -297,6 +299,9 @@ func (c *cli) get(args []string) int {
 	}
 	if err == nil {
 		err = mf.check()
+	}
+	if err == nil {
+		err = nf.load(fs)
 	}
 	if err != nil {
 		return c.usageError(err)
@@ -348,7 +353,11 @@ func (c *cli) get(args []string) int {
 		} else if j, err = createJob(m, specs, configure); err != nil {
 			return c.fail(err)
 		}
-		if err := hf.apply(j, creds); err != nil {
+		err = hf.apply(j, creds)
+		if err == nil {
+			err = nf.apply(j)
+		}
+		if err != nil {
 			if !continued {
 				_ = j.Cancel() // no half-configured job stays behind
 			}
@@ -356,9 +365,9 @@ func (c *cli) get(args []string) int {
 		}
 		return c.transfer(mf, j, !*keep)
 	}, func(cl *ctlClient) (int, error) {
-		if hf.given() {
+		if hf.given() || nf.given() {
 			// The control protocol carries no secrets.
-			return c.usageError(errors.New("-H and --user need the state directory: another dojob command holds it; run this get when it is done, or with another --state-dir")), nil
+			return c.usageError(errors.New("-H, --user and the proxy and TLS flags need the state directory: another dojob command holds it; run this get when it is done, or with another --state-dir")), nil
 		}
 		return c.getRemote(cl, specs, &jf, !*keep)
 	})

@@ -304,6 +304,7 @@ func (c *cli) printInfo(j jobView) {
 	if h, ok := j.Held(); ok {
 		row("Held", "%s", describeHold(h, time.Now()))
 	}
+	netRows(j, row)
 	if e, err := j.Error(); err == nil {
 		row("Error", "%s", strings.TrimPrefix(e.Code.Error(), "dojob: "))
 		row("Error context", "%s", e.Context)

@@ -109,6 +109,20 @@ Flags:
                        URL's own origin, never to another after a redirect
   --user NAME          Basic credentials for the server; the password comes
                        from $DOJOB_PASSWORD or is asked for on the terminal
+  --proxy URL          use this proxy ([scheme://][user:password@]host[:port],
+                       scheme http, https or socks5) instead of the
+                       environment's (HTTP_PROXY, HTTPS_PROXY)
+  --noproxy LIST       hosts reached without the --proxy (comma-separated;
+                       each matches its subdomains too; "*" alone: no proxy
+                       at all, whatever the environment says)
+  --cacert FILE        trust the CA certificates of this PEM file instead of
+                       the system's (kept with the job)
+  --cert FILE          present this PEM client certificate to servers that
+                       ask for one; its key comes from --key FILE, or from
+                       the same file. Not kept: a job continued later needs
+                       --cert again
+  -k, --insecure       do not fail on an untrusted, expired, wrongly named or
+                       wrongly used server certificate (logged; avoid)
   --mirror URL         another URL of the same file (repeatable; only with a
                        single URL): a failing source moves the download to
                        the next one at once

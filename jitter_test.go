@@ -2,7 +2,6 @@ package dojob_test
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 	"testing/synctest"
@@ -34,22 +33,6 @@ func retryGaps(t *testing.T, tr *dojobtest.Transport, j *dojob.Job, path string,
 		gaps = append(gaps, at[i].Sub(at[i-1]))
 	}
 	return gaps
-}
-
-// copyRecords copies the job records of one state directory to a new one.
-func copyRecords(t *testing.T, from string) string {
-	t.Helper()
-	dst := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dst, "jobs"), 0o700))
-	records, err := filepath.Glob(filepath.Join(from, "jobs", "*.json"))
-	require.NoError(t, err)
-	require.NotEmpty(t, records)
-	for _, p := range records {
-		data, err := os.ReadFile(p)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dst, "jobs", filepath.Base(p)), data, 0o600))
-	}
-	return dst
 }
 
 // TestRetryJitter: with Config.RetryJitter 0.5 and a minimum retry delay of

@@ -3,10 +3,8 @@ package dojob_test
 import (
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 
@@ -36,19 +34,7 @@ func requireMaxSizeError(t *testing.T, j *dojob.Job, local string) {
 // limit is written. JobError is called once.
 func TestMaxDownloadSizeBoundsAnEndlessBody(t *testing.T) {
 	const limit, stream = 64 << 10, 48 << 20
-	var written atomic.Int64
-	chunk := make([]byte, 32<<10)
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("ETag", `"endless"`)
-		w.WriteHeader(http.StatusOK)
-		for written.Load() < stream {
-			n, err := w.Write(chunk)
-			written.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
-	}))
+	s, written := endlessServer(stream)
 	defer s.Close()
 	ct := &countingTransport{rt: http.DefaultTransport.(*http.Transport).Clone()}
 	m := newMirrorManager(t, dojob.Config{HTTPClient: &http.Client{Transport: ct}})

@@ -2,7 +2,6 @@ package dojob_test
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -34,10 +33,7 @@ func BenchmarkNetSettings(b *testing.B) {
 		{"override", func(j *dojob.Job, p string) error { return j.SetProxySettings(dojob.ProxyOverride, p, "") }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			proxy := &fwdProxy{tr: &http.Transport{DialContext: toLoopback}, conns: map[net.Conn]struct{}{}}
-			proxy.srv = httptest.NewServer(proxy)
-			proxy.URL = proxy.srv.URL
-			defer proxy.close()
+			proxy := dojobtest.NewProxy(b)
 			m, err := dojob.NewManager(dojob.Config{})
 			if err != nil {
 				b.Fatal(err)
@@ -53,7 +49,7 @@ func BenchmarkNetSettings(b *testing.B) {
 				if err := j.AddFile(srv.URL+"/f", filepath.Join(dir, "f")); err != nil {
 					b.Fatal(err)
 				}
-				if err := c.set(j, proxy.URL); err != nil {
+				if err := c.set(j, proxy.URL()); err != nil {
 					b.Fatal(err)
 				}
 				if err := j.Resume(); err != nil {

@@ -22,9 +22,20 @@ import (
 // the bubble its batches take no time, so it never rests between them).
 func crashCopy(t *testing.T, stateDir string, id dojob.JobID) *dojob.Job {
 	t.Helper()
+	m, err := dojob.NewManager(dojob.Config{StateDir: copyRecords(t, stateDir), Paused: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, m.Close()) })
+	j, err := m.Job(id)
+	require.NoError(t, err)
+	return j
+}
+
+// copyRecords copies the job records of one state directory to a new one.
+func copyRecords(t *testing.T, from string) string {
+	t.Helper()
 	dst := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dst, "jobs"), 0o700))
-	records, err := filepath.Glob(filepath.Join(stateDir, "jobs", "*.json"))
+	records, err := filepath.Glob(filepath.Join(from, "jobs", "*.json"))
 	require.NoError(t, err)
 	require.NotEmpty(t, records)
 	for _, p := range records {
@@ -32,12 +43,7 @@ func crashCopy(t *testing.T, stateDir string, id dojob.JobID) *dojob.Job {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(dst, "jobs", filepath.Base(p)), data, 0o600))
 	}
-	m, err := dojob.NewManager(dojob.Config{StateDir: dst, Paused: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, m.Close()) })
-	j, err := m.Job(id)
-	require.NoError(t, err)
-	return j
+	return dst
 }
 
 // TestEngineChangesPersisted: every kind of change the engine makes on its

@@ -1,13 +1,10 @@
 package dojob_test
 
 import (
-	"context"
 	"crypto/x509"
 	"errors"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,129 +18,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// fwdProxy is a forward HTTP proxy on 127.0.0.1 for tests: it serves
-// absolute-URI requests (plain HTTP) and CONNECT tunnels (HTTPS), sends
-// every connection to 127.0.0.1 at the port asked whatever the host name,
-// and records what it was asked.
-type fwdProxy struct {
-	URL string // http://127.0.0.1:port
-
-	srv *httptest.Server
-	tr  *http.Transport
-
-	mu      sync.Mutex
-	reqs    []proxied
-	tunnels sync.WaitGroup
-	conns   map[net.Conn]struct{}
-}
-
-// proxied is one request a fwdProxy served.
-type proxied struct {
-	Method, Host, Range, ProxyAuth string
-}
-
-// toLoopback dials 127.0.0.1 at addr's port, whatever its host.
-func toLoopback(ctx context.Context, network, addr string) (net.Conn, error) {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, "tcp4", "127.0.0.1:"+port)
-}
-
-func newFwdProxy(t *testing.T) *fwdProxy {
-	t.Helper()
-	p := &fwdProxy{tr: &http.Transport{DialContext: toLoopback, Proxy: nil}, conns: map[net.Conn]struct{}{}}
-	p.srv = httptest.NewServer(p)
-	p.URL = p.srv.URL
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *fwdProxy) close() {
-	p.srv.Close()
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.tunnels.Wait()
-	p.tr.CloseIdleConnections()
-}
-
-// requests returns what the proxy was asked so far.
-func (p *fwdProxy) requests() []proxied {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]proxied(nil), p.reqs...)
-}
-
-func (p *fwdProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p.mu.Lock()
-	p.reqs = append(p.reqs, proxied{Method: r.Method, Host: r.Host, Range: r.Header.Get("Range"), ProxyAuth: r.Header.Get("Proxy-Authorization")})
-	p.mu.Unlock()
-	if r.Method == http.MethodConnect {
-		p.connect(w, r)
-		return
-	}
-	if !r.URL.IsAbs() {
-		http.Error(w, "not a proxy request", http.StatusBadRequest)
-		return
-	}
-	out := r.Clone(r.Context())
-	out.RequestURI = ""
-	out.Header.Del("Proxy-Authorization")
-	out.Header.Del("Proxy-Connection")
-	resp, err := p.tr.RoundTrip(out)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
-}
-
-func (p *fwdProxy) connect(w http.ResponseWriter, r *http.Request) {
-	up, err := toLoopback(r.Context(), "tcp", r.Host)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		up.Close()
-		http.Error(w, "no hijacking", http.StatusInternalServerError)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-	down, buf, err := hj.Hijack()
-	if err != nil {
-		up.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns[up], p.conns[down] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	p.tunnels.Add(2)
-	go func() {
-		defer p.tunnels.Done()
-		io.Copy(up, buf)
-		up.Close()
-		down.Close()
-	}()
-	go func() {
-		defer p.tunnels.Done()
-		io.Copy(down, up)
-		up.Close()
-		down.Close()
-	}()
-}
 
 // hostURL is u with its host name replaced (the port kept).
 func hostURL(t *testing.T, u, host string) string {
@@ -176,12 +50,12 @@ func getVia(t *testing.T, m *dojob.Manager, remote, local string, set func(*dojo
 // arrives whole. dojob's own client.
 func TestProxyOverride(t *testing.T) {
 	srv := dojobtest.NewServer(t, dojobtest.WithSize(300<<10))
-	proxy := newFwdProxy(t)
+	proxy := dojobtest.NewProxy(t)
 	m, err := dojob.NewManager(dojob.Config{})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, m.Close()) }()
 	dir := t.TempDir()
-	pu, _ := url.Parse(proxy.URL)
+	pu, _ := url.Parse(proxy.URL())
 	list := "http://alice:s3cret@" + pu.Host
 	j, st := getVia(t, m, hostURL(t, srv.FileURL("/f"), "files.invalid"), filepath.Join(dir, "f"), func(j *dojob.Job) {
 		require.NoError(t, j.SetProxySettings(dojob.ProxyOverride, list, ""))
@@ -189,11 +63,11 @@ func TestProxyOverride(t *testing.T) {
 	require.Equal(t, dojob.StateTransferred, st)
 	require.NoError(t, j.Complete())
 	require.Equal(t, srv.SHA256("/f"), fileSHA256(t, filepath.Join(dir, "f")))
-	reqs := proxy.requests()
+	reqs := proxy.Requests()
 	require.Len(t, reqs, 1)
 	assert.Equal(t, http.MethodGet, reqs[0].Method)
 	assert.True(t, strings.HasPrefix(reqs[0].Host, "files.invalid:"), reqs[0].Host)
-	assert.Equal(t, basic("alice", "s3cret"), reqs[0].ProxyAuth)
+	assert.Equal(t, basic("alice", "s3cret"), reqs[0].ProxyAuthorization)
 	usage, pl, bl := j.ProxySettings()
 	assert.Equal(t, dojob.ProxyOverride, usage)
 	assert.Equal(t, list, pl)
@@ -207,8 +81,8 @@ func TestProxyOverride(t *testing.T) {
 // transport is derived from it.
 func TestProxyBypass(t *testing.T) {
 	srv := dojobtest.NewServer(t, dojobtest.WithSize(20<<10))
-	proxy := newFwdProxy(t)
-	tr := &http.Transport{DialContext: toLoopback}
+	proxy := dojobtest.NewProxy(t)
+	tr := &http.Transport{DialContext: dojobtest.DialLoopback}
 	defer tr.CloseIdleConnections()
 	m, err := dojob.NewManager(dojob.Config{HTTPClient: &http.Client{Transport: tr}})
 	require.NoError(t, err)
@@ -228,10 +102,10 @@ func TestProxyBypass(t *testing.T) {
 		{"127.0.0.1", "127.0.0.1", false},
 		{"127.0.0.1", "*", false},
 	} {
-		before := len(proxy.requests())
+		before := len(proxy.Requests())
 		local := filepath.Join(dir, "f"+string(rune('a'+i)))
 		j, st := getVia(t, m, hostURL(t, srv.FileURL("/f"), c.host), local, func(j *dojob.Job) {
-			require.NoError(t, j.SetProxySettings(dojob.ProxyOverride, proxy.URL, c.bypass))
+			require.NoError(t, j.SetProxySettings(dojob.ProxyOverride, proxy.URL(), c.bypass))
 		})
 		require.Equal(t, dojob.StateTransferred, st, "%s bypass %q", c.host, c.bypass)
 		require.NoError(t, j.Complete())
@@ -240,7 +114,7 @@ func TestProxyBypass(t *testing.T) {
 		if c.proxied {
 			n = 1
 		}
-		assert.Len(t, proxy.requests()[before:], n, "%s bypass %q", c.host, c.bypass)
+		assert.Len(t, proxy.Requests()[before:], n, "%s bypass %q", c.host, c.bypass)
 	}
 	assert.Len(t, srv.RequestsFor("/f"), 9)
 }
@@ -251,8 +125,8 @@ func TestProxyBypass(t *testing.T) {
 // same Manager goes direct.
 func TestProxyNoProxyIgnoresEnvironment(t *testing.T) {
 	srv := dojobtest.NewServer(t, dojobtest.WithSize(20<<10))
-	proxy := newFwdProxy(t)
-	t.Setenv("HTTP_PROXY", proxy.URL)
+	proxy := dojobtest.NewProxy(t)
+	t.Setenv("HTTP_PROXY", proxy.URL())
 	tr := &http.Transport{Proxy: func(*http.Request) (*url.URL, error) {
 		if v := os.Getenv("HTTP_PROXY"); v != "" {
 			return url.Parse(v)
@@ -267,7 +141,7 @@ func TestProxyNoProxyIgnoresEnvironment(t *testing.T) {
 
 	_, st := getVia(t, m, srv.FileURL("/f"), filepath.Join(dir, "pre"), func(j *dojob.Job) {})
 	require.Equal(t, dojob.StateTransferred, st)
-	require.Len(t, proxy.requests(), 1, "PRECONFIG follows the client (the environment)")
+	require.Len(t, proxy.Requests(), 1, "PRECONFIG follows the client (the environment)")
 
 	j, st := getVia(t, m, srv.FileURL("/f"), filepath.Join(dir, "none"), func(j *dojob.Job) {
 		require.NoError(t, j.SetProxySettings(dojob.ProxyNoProxy, "", ""))
@@ -275,7 +149,7 @@ func TestProxyNoProxyIgnoresEnvironment(t *testing.T) {
 	require.Equal(t, dojob.StateTransferred, st)
 	require.NoError(t, j.Complete())
 	assert.Equal(t, srv.SHA256("/f"), fileSHA256(t, filepath.Join(dir, "none")))
-	assert.Len(t, proxy.requests(), 1, "NO_PROXY went through the proxy")
+	assert.Len(t, proxy.Requests(), 1, "NO_PROXY went through the proxy")
 	assert.Len(t, srv.RequestsFor("/f"), 2)
 }
 
@@ -283,18 +157,18 @@ func TestProxyNoProxyIgnoresEnvironment(t *testing.T) {
 // with a Range request; the file is whole.
 func TestProxyResume(t *testing.T) {
 	srv := dojobtest.NewServer(t, dojobtest.WithSize(256<<10), dojobtest.Script(dojobtest.DropAfter(100<<10), dojobtest.OK()))
-	proxy := newFwdProxy(t)
+	proxy := dojobtest.NewProxy(t)
 	m, err := dojob.NewManager(dojob.Config{})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, m.Close()) }()
 	dir := t.TempDir()
 	j, st := getVia(t, m, hostURL(t, srv.FileURL("/f"), "files.invalid"), filepath.Join(dir, "f"), func(j *dojob.Job) {
-		require.NoError(t, j.SetProxySettings(dojob.ProxyOverride, "http="+strings.TrimPrefix(proxy.URL, "http://"), ""))
+		require.NoError(t, j.SetProxySettings(dojob.ProxyOverride, "http="+strings.TrimPrefix(proxy.URL(), "http://"), ""))
 	})
 	require.Equal(t, dojob.StateTransferred, st)
 	require.NoError(t, j.Complete())
 	require.Equal(t, srv.SHA256("/f"), fileSHA256(t, filepath.Join(dir, "f")))
-	reqs := proxy.requests()
+	reqs := proxy.Requests()
 	require.Len(t, reqs, 2)
 	assert.Equal(t, "", reqs[0].Range)
 	assert.Equal(t, "bytes=102400-", reqs[1].Range)
@@ -305,7 +179,7 @@ func TestProxyResume(t *testing.T) {
 // tunnel; dojob's own client trusts the server through Config.RootCAs.
 func TestProxyHTTPSConnect(t *testing.T) {
 	srv := dojobtest.NewTLSServer(t, dojobtest.WithSize(64<<10))
-	proxy := newFwdProxy(t)
+	proxy := dojobtest.NewProxy(t)
 	roots := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 	m, err := dojob.NewManager(dojob.Config{RootCAs: roots})
 	require.NoError(t, err)
@@ -314,12 +188,12 @@ func TestProxyHTTPSConnect(t *testing.T) {
 	j, st := getVia(t, m, srv.FileURL("/f"), filepath.Join(dir, "f"), func(j *dojob.Job) {
 		// An entry for http only, then one for every scheme: https takes
 		// the second.
-		require.NoError(t, j.SetProxySettings(dojob.ProxyOverride, "http=127.0.0.1:1;"+proxy.URL, ""))
+		require.NoError(t, j.SetProxySettings(dojob.ProxyOverride, "http=127.0.0.1:1;"+proxy.URL(), ""))
 	})
 	require.Equal(t, dojob.StateTransferred, st)
 	require.NoError(t, j.Complete())
 	require.Equal(t, srv.SHA256("/f"), fileSHA256(t, filepath.Join(dir, "f")))
-	reqs := proxy.requests()
+	reqs := proxy.Requests()
 	require.Len(t, reqs, 1)
 	assert.Equal(t, http.MethodConnect, reqs[0].Method)
 	assert.Equal(t, strings.TrimPrefix(srv.URL, "https://"), reqs[0].Host)
@@ -377,7 +251,7 @@ func TestProxyPasswordNotInErrors(t *testing.T) {
 // reloaded job downloads through its proxy.
 func TestProxySettingsPersisted(t *testing.T) {
 	srv := dojobtest.NewServer(t, dojobtest.WithSize(20<<10))
-	proxy := newFwdProxy(t)
+	proxy := dojobtest.NewProxy(t)
 	state, dir := t.TempDir(), t.TempDir()
 	m, err := dojob.NewManager(dojob.Config{StateDir: state})
 	require.NoError(t, err)
@@ -385,7 +259,7 @@ func TestProxySettingsPersisted(t *testing.T) {
 	require.NoError(t, err)
 	id := j.ID()
 	require.NoError(t, j.AddFile(hostURL(t, srv.FileURL("/f"), "files.invalid"), filepath.Join(dir, "f")))
-	require.NoError(t, j.SetProxySettings(dojob.ProxyOverride, proxy.URL+" https=127.0.0.1:1", "<local> *.corp"))
+	require.NoError(t, j.SetProxySettings(dojob.ProxyOverride, proxy.URL()+" https=127.0.0.1:1", "<local> *.corp"))
 	require.NoError(t, j.SetSecurityFlags(dojob.SecurityFlagIgnoreCertCNInvalid))
 	require.NoError(t, m.Close())
 
@@ -396,13 +270,13 @@ func TestProxySettingsPersisted(t *testing.T) {
 	require.NoError(t, err)
 	usage, pl, bl := j.ProxySettings()
 	assert.Equal(t, dojob.ProxyOverride, usage)
-	assert.Equal(t, proxy.URL+" https=127.0.0.1:1", pl)
+	assert.Equal(t, proxy.URL()+" https=127.0.0.1:1", pl)
 	assert.Equal(t, "<local> *.corp", bl)
 	assert.Equal(t, dojob.SecurityFlagIgnoreCertCNInvalid, j.SecurityFlags())
 	require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
 	require.NoError(t, j.Complete())
 	assert.Equal(t, srv.SHA256("/f"), fileSHA256(t, filepath.Join(dir, "f")))
-	assert.Len(t, proxy.requests(), 1)
+	assert.Len(t, proxy.Requests(), 1)
 }
 
 // TestSetProxySettingsRejected: the argument rules and their codes; a
@@ -488,7 +362,7 @@ func srvRoots(t *testing.T) *x509.CertPool {
 // with -race); every file arrives whole, through the proxy or not.
 func TestNetSettingsConcurrent(t *testing.T) {
 	srv := dojobtest.NewServer(t, dojobtest.WithSize(64<<10))
-	proxy := newFwdProxy(t)
+	proxy := dojobtest.NewProxy(t)
 	m, err := dojob.NewManager(dojob.Config{MaxBackgroundJobs: 3})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, m.Close()) }()
@@ -519,7 +393,7 @@ func TestNetSettingsConcurrent(t *testing.T) {
 				j := jobs[(w+n)%len(jobs)]
 				switch n % 4 {
 				case 0:
-					assert.NoError(t, j.SetProxySettings(dojob.ProxyOverride, proxy.URL, ""))
+					assert.NoError(t, j.SetProxySettings(dojob.ProxyOverride, proxy.URL(), ""))
 				case 1:
 					assert.NoError(t, j.SetProxySettings(dojob.ProxyNoProxy, "", ""))
 				case 2:

@@ -286,14 +286,14 @@ func (b *countingBody) Read(p []byte) (int, error) {
 }
 func (b *countingBody) Close() error { return b.rc.Close() }
 
-// TestSizeBoundsAnUnannouncedBody: FileSpec.Size is 64 KiB and the server
-// streams 48 MiB with no Content-Length. dojob reads 64 KiB and one byte
-// more, fails the file with BG_E_VALIDATION_FAILED, and keeps none of it.
-func TestSizeBoundsAnUnannouncedBody(t *testing.T) {
-	const size, stream = 64 << 10, 48 << 20
-	var written atomic.Int64
+// endlessServer starts a server on loopback that answers every request
+// with 200, a strong ETag and no Content-Length, and streams 32 KiB chunks
+// until it has written stream bytes in all or the client goes away; written
+// counts the bytes written. The caller closes it.
+func endlessServer(stream int64) (s *httptest.Server, written *atomic.Int64) {
+	written = new(atomic.Int64)
 	chunk := make([]byte, 32<<10)
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"endless"`)
 		w.WriteHeader(http.StatusOK)
 		for written.Load() < stream {
@@ -304,6 +304,15 @@ func TestSizeBoundsAnUnannouncedBody(t *testing.T) {
 			}
 		}
 	}))
+	return s, written
+}
+
+// TestSizeBoundsAnUnannouncedBody: FileSpec.Size is 64 KiB and the server
+// streams 48 MiB with no Content-Length. dojob reads 64 KiB and one byte
+// more, fails the file with BG_E_VALIDATION_FAILED, and keeps none of it.
+func TestSizeBoundsAnUnannouncedBody(t *testing.T) {
+	const size, stream = 64 << 10, 48 << 20
+	s, written := endlessServer(stream)
 	defer s.Close()
 	ct := &countingTransport{rt: http.DefaultTransport.(*http.Transport).Clone()}
 	m := newMirrorManager(t, dojob.Config{HTTPClient: &http.Client{Transport: ct}})

@@ -8,14 +8,9 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"log/slog"
-	"math/big"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,95 +24,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// testCA is a certificate authority made for a test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var serial int64 = 1
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	return k
-}
-
-func newCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key := newKey(t)
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-365 * 24 * time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// leafOpts describe a certificate the CA issues.
-type leafOpts struct {
-	names    []string
-	expired  bool
-	usage    x509.ExtKeyUsage
-	clientCA bool // a client certificate
-}
-
-func (ca *testCA) issue(t *testing.T, o leafOpts) tls.Certificate {
-	t.Helper()
-	key := newKey(t)
-	serial++
-	usage := o.usage
-	if usage == 0 {
-		usage = x509.ExtKeyUsageServerAuth
-		if o.clientCA {
-			usage = x509.ExtKeyUsageClientAuth
-		}
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "leaf"}, DNSNames: o.names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-	}
-	if o.expired {
-		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // content is what the TLS test servers serve.
 var content = dojobtest.Content("tls", 64<<10)
 
 // tlsServer starts an HTTPS server on 127.0.0.1 with cert, requiring a
 // client certificate from clientCAs if not nil; it returns the URL of its
 // file at https://localhost:port.
-func tlsServer(t *testing.T, cert tls.Certificate, clientCAs *x509.CertPool) string {
+func tlsServer(t *testing.T, cert *dojobtest.Cert, clientCAs *x509.CertPool) string {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("ETag", `"tls"`)
-		http.ServeContent(w, r, "f", time.Unix(1e9, 0), bytes.NewReader(content))
-	}))
-	srv.Listener.Close()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv.Listener = ln
-	srv.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError) // handshake failures are the point
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
 	if clientCAs != nil {
-		srv.TLS.ClientAuth, srv.TLS.ClientCAs = tls.RequireAndVerifyClientCert, clientCAs
+		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, clientCAs
 	}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return "https://localhost:" + port + "/f"
+	srv := dojobtest.NewTLSServerConfig(t, cfg, dojobtest.WithFile("/f", content))
+	return strings.Replace(srv.FileURL("/f"), "127.0.0.1", "localhost", 1)
 }
 
 // fetchTLS runs a job for remote with set applied, and returns it in its
@@ -167,13 +87,13 @@ func (w *warnings) relaxed() int {
 // whose cause names the check and matches its Windows code; the job's CA
 // PEM replaces the system's roots; a job that uses a flag warns once.
 func TestSecurityFlags(t *testing.T) {
-	ca, other := newCA(t, "dojob test CA"), newCA(t, "unknown CA")
-	good := tlsServer(t, ca.issue(t, leafOpts{names: []string{"localhost"}}), nil)
-	unknown := tlsServer(t, other.issue(t, leafOpts{names: []string{"localhost"}}), nil)
-	wrongName := tlsServer(t, ca.issue(t, leafOpts{names: []string{"wrong.test"}}), nil)
-	wrongNameUnknown := tlsServer(t, other.issue(t, leafOpts{names: []string{"wrong.test"}}), nil)
-	expired := tlsServer(t, ca.issue(t, leafOpts{names: []string{"localhost"}, expired: true}), nil)
-	wrongUsage := tlsServer(t, ca.issue(t, leafOpts{names: []string{"localhost"}, usage: x509.ExtKeyUsageCodeSigning}), nil)
+	ca, other := dojobtest.NewCA(t, "dojob test CA"), dojobtest.NewCA(t, "unknown CA")
+	good := tlsServer(t, ca.Issue(t, dojobtest.CertOptions{DNSNames: []string{"localhost"}}), nil)
+	unknown := tlsServer(t, other.Issue(t, dojobtest.CertOptions{DNSNames: []string{"localhost"}}), nil)
+	wrongName := tlsServer(t, ca.Issue(t, dojobtest.CertOptions{DNSNames: []string{"wrong.test"}}), nil)
+	wrongNameUnknown := tlsServer(t, other.Issue(t, dojobtest.CertOptions{DNSNames: []string{"wrong.test"}}), nil)
+	expired := tlsServer(t, ca.Issue(t, dojobtest.CertOptions{DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}), nil)
+	wrongUsage := tlsServer(t, ca.Issue(t, dojobtest.CertOptions{DNSNames: []string{"localhost"}, Usage: x509.ExtKeyUsageCodeSigning}), nil)
 
 	w := &warnings{}
 	m, err := dojob.NewManager(dojob.Config{Logger: slog.New(w)})
@@ -221,7 +141,7 @@ func TestSecurityFlags(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			j, st := fetchTLS(t, m, c.url, func(j *dojob.Job) {
 				if c.trust {
-					require.NoError(t, j.SetCertificateAuthorities(ca.pem))
+					require.NoError(t, j.SetCertificateAuthorities(ca.PEM()))
 				}
 				require.NoError(t, j.SetSecurityFlags(c.flags))
 			})
@@ -251,8 +171,8 @@ func TestSecurityFlags(t *testing.T) {
 // TestSecurityFlagsWarnOncePerJob: a job of several files with a flag set
 // warns once.
 func TestSecurityFlagsWarnOncePerJob(t *testing.T) {
-	ca := newCA(t, "dojob test CA")
-	u := tlsServer(t, ca.issue(t, leafOpts{names: []string{"wrong.test"}}), nil)
+	ca := dojobtest.NewCA(t, "dojob test CA")
+	u := tlsServer(t, ca.Issue(t, dojobtest.CertOptions{DNSNames: []string{"wrong.test"}}), nil)
 	w := &warnings{}
 	m, err := dojob.NewManager(dojob.Config{Logger: slog.New(w)})
 	require.NoError(t, err)
@@ -263,7 +183,7 @@ func TestSecurityFlagsWarnOncePerJob(t *testing.T) {
 	for _, n := range []string{"a", "b", "c"} {
 		require.NoError(t, j.AddFile(u+"?"+n, filepath.Join(dir, n)))
 	}
-	require.NoError(t, j.SetCertificateAuthorities(ca.pem))
+	require.NoError(t, j.SetCertificateAuthorities(ca.PEM()))
 	require.NoError(t, j.SetSecurityFlags(dojob.SecurityFlagIgnoreCertCNInvalid))
 	require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
 	require.NoError(t, j.Complete())
@@ -294,22 +214,22 @@ func TestSecurityFlagsRejected(t *testing.T) {
 	}
 	assert.Nil(t, j.CertificateAuthorities())
 	require.ErrorIs(t, j.SetClientCertificate(tls.Certificate{}), dojob.ErrInvalidArg)
-	require.ErrorIs(t, j.SetClientCertificate(tls.Certificate{Certificate: [][]byte{[]byte("junk")}, PrivateKey: newKey(t)}), dojob.ErrInvalidArg)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	require.ErrorIs(t, j.SetClientCertificate(tls.Certificate{Certificate: [][]byte{[]byte("junk")}, PrivateKey: key}), dojob.ErrInvalidArg)
 }
 
 // TestClientCertificate: a server that requires a client certificate
 // fails a job without one (fatal ERROR_WINHTTP_CLIENT_AUTH_CERT_NEEDED,
 // naming the check) and serves a job with one.
 func TestClientCertificate(t *testing.T) {
-	ca, clients := newCA(t, "server CA"), newCA(t, "client CA")
-	pool := x509.NewCertPool()
-	pool.AddCert(clients.cert)
-	u := tlsServer(t, ca.issue(t, leafOpts{names: []string{"localhost"}}), pool)
+	ca, clients := dojobtest.NewCA(t, "server CA"), dojobtest.NewCA(t, "client CA")
+	u := tlsServer(t, ca.Issue(t, dojobtest.CertOptions{DNSNames: []string{"localhost"}}), clients.Pool())
 	m, err := dojob.NewManager(dojob.Config{})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, m.Close()) }()
 
-	j, st := fetchTLS(t, m, u, func(j *dojob.Job) { require.NoError(t, j.SetCertificateAuthorities(ca.pem)) })
+	j, st := fetchTLS(t, m, u, func(j *dojob.Job) { require.NoError(t, j.SetCertificateAuthorities(ca.PEM())) })
 	require.Equal(t, dojob.StateError, st)
 	jerr := mustJobError(t, j)
 	assert.Equal(t, dojob.ErrClientCertNeeded, jerr.Code)
@@ -318,7 +238,7 @@ func TestClientCertificate(t *testing.T) {
 	assert.Contains(t, jerr.Error(), "certificate required")
 
 	// The same job, given the certificate, resumes and succeeds.
-	require.NoError(t, j.SetClientCertificate(clients.issue(t, leafOpts{clientCA: true})))
+	require.NoError(t, j.SetClientCertificate(clients.Issue(t, dojobtest.CertOptions{Client: true}).TLS))
 	require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
 	require.NoError(t, j.Complete())
 	data, err := os.ReadFile(j.Files()[0].LocalPath)
@@ -327,8 +247,8 @@ func TestClientCertificate(t *testing.T) {
 
 	// A certificate of another authority is refused by the server.
 	j, st = fetchTLS(t, m, u, func(j *dojob.Job) {
-		require.NoError(t, j.SetCertificateAuthorities(ca.pem))
-		require.NoError(t, j.SetClientCertificate(ca.issue(t, leafOpts{clientCA: true})))
+		require.NoError(t, j.SetCertificateAuthorities(ca.PEM()))
+		require.NoError(t, j.SetClientCertificate(ca.Issue(t, dojobtest.CertOptions{Client: true}).TLS))
 	})
 	require.Equal(t, dojob.StateError, st)
 	jerr = mustJobError(t, j)
@@ -341,11 +261,9 @@ func TestClientCertificate(t *testing.T) {
 // certificate's key is not; the reloaded job fails at once, saying so,
 // until the certificate is set again.
 func TestClientCertificateNotPersisted(t *testing.T) {
-	ca, clients := newCA(t, "server CA"), newCA(t, "client CA")
-	pool := x509.NewCertPool()
-	pool.AddCert(clients.cert)
-	u := tlsServer(t, ca.issue(t, leafOpts{names: []string{"localhost"}}), pool)
-	cert := clients.issue(t, leafOpts{clientCA: true})
+	ca, clients := dojobtest.NewCA(t, "server CA"), dojobtest.NewCA(t, "client CA")
+	u := tlsServer(t, ca.Issue(t, dojobtest.CertOptions{DNSNames: []string{"localhost"}}), clients.Pool())
+	cert := clients.Issue(t, dojobtest.CertOptions{Client: true}).TLS
 	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	require.NoError(t, err)
 	state := t.TempDir()
@@ -356,7 +274,7 @@ func TestClientCertificateNotPersisted(t *testing.T) {
 	require.NoError(t, err)
 	id := j.ID()
 	require.NoError(t, j.AddFile(u, filepath.Join(t.TempDir(), "f")))
-	require.NoError(t, j.SetCertificateAuthorities(ca.pem))
+	require.NoError(t, j.SetCertificateAuthorities(ca.PEM()))
 	require.NoError(t, j.SetClientCertificate(cert))
 	require.NoError(t, m.Close())
 
@@ -374,7 +292,7 @@ func TestClientCertificateNotPersisted(t *testing.T) {
 	defer func() { require.NoError(t, m.Close()) }()
 	j, err = m.Job(id)
 	require.NoError(t, err)
-	assert.Equal(t, ca.pem, j.CertificateAuthorities())
+	assert.Equal(t, ca.PEM(), j.CertificateAuthorities())
 	set, lost := j.HasClientCertificate()
 	assert.False(t, set)
 	assert.True(t, lost)

@@ -1,7 +1,8 @@
 // Package dojobtest is a test kit for code built on dojob, and the one
 // dojob's own tests use. Like net/http/httptest, it gives a test everything
 // it needs to script a flaky download server and watch what a job does,
-// deterministically and without sleeping. It has three parts.
+// deterministically and without sleeping. It has three main parts, and
+// helpers for tests of proxies and certificates.
 //
 // # A fault-injecting file server: Server
 //
@@ -82,6 +83,16 @@
 // test re-delivery (FailTransferred, FailError), and lets a test wait for
 // what it expects with Await and AwaitCount, which block on a channel, never
 // poll, and respect a context.
+//
+// # A forward proxy and a certificate authority: Proxy, CA
+//
+// NewProxy starts a forward HTTP proxy on 127.0.0.1 (absolute-URI requests
+// and CONNECT tunnels) that sends every connection to 127.0.0.1 at the
+// port asked, whatever the host name, and records each request (method,
+// target, Range, Proxy-Authorization). NewCA makes a certificate authority
+// whose Issue makes server or client certificates (names, validity,
+// usage); NewTLSServerConfig serves files over TLS with such a certificate
+// and, if the configuration says so, requires a client certificate.
 //
 // Everything in this package is safe for concurrent use, keeps no
 // package-level state, and leaves no goroutine behind once closed.

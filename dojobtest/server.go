@@ -1,6 +1,7 @@
 package dojobtest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log"
 	"net"
@@ -40,7 +41,7 @@ func NewServer(tb testing.TB, opts ...Option) *Server {
 	if tb != nil {
 		tb.Helper()
 	}
-	return newServer(tb, false, opts)
+	return newServer(tb, false, nil, opts)
 }
 
 // NewTLSServer is NewServer over TLS: URL starts with "https://" and the
@@ -50,10 +51,24 @@ func NewTLSServer(tb testing.TB, opts ...Option) *Server {
 	if tb != nil {
 		tb.Helper()
 	}
-	return newServer(tb, true, opts)
+	return newServer(tb, true, nil, opts)
 }
 
-func newServer(tb testing.TB, useTLS bool, opts []Option) *Server {
+// NewTLSServerConfig is NewTLSServer with cfg as the server's TLS
+// configuration: its certificates (see CA.Issue) instead of httptest's, and
+// its client authentication (ClientAuth, ClientCAs), for tests of
+// certificate checks; cfg is copied. Client trusts the first certificate
+// of cfg.Certificates. URL is "https://127.0.0.1:port": a test whose
+// certificate names "localhost" uses that host name with the same port. tb
+// may be nil, as for NewServer.
+func NewTLSServerConfig(tb testing.TB, cfg *tls.Config, opts ...Option) *Server {
+	if tb != nil {
+		tb.Helper()
+	}
+	return newServer(tb, true, cfg, opts)
+}
+
+func newServer(tb testing.TB, useTLS bool, cfg *tls.Config, opts []Option) *Server {
 	h := newHandler(opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -70,6 +85,7 @@ func newServer(tb testing.TB, useTLS bool, opts []Option) *Server {
 		srv.Config.ErrorLog = log.New(logWriter{tb}, "dojobtest: server: ", 0)
 	}
 	if useTLS {
+		srv.TLS = cfg
 		srv.StartTLS()
 	} else {
 		srv.Start()

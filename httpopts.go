@@ -298,8 +298,11 @@ func (j *Job) MakeCustomHeadersWriteOnly() error {
 // *http.Transport) chooses for a request: on plain-HTTP requests through
 // it, and on the CONNECT of an HTTPS request when dojob owns the transport
 // (Config.HTTPClient nil, or a transport derived for the job's own proxy or
-// TLS settings from a caller's that sets no GetProxyConnectHeader). Over plain HTTP, Basic credentials are readable
-// on the network. They are persisted with the job (the record is 0600)
+// TLS settings from a caller's that sets no GetProxyConnectHeader). Only an
+// http or https proxy gets them: a SOCKS proxy tunnels the request to the
+// server as it is, so there they are not sent at all (give a SOCKS proxy's
+// user and password in its socks5:// URL). Over plain HTTP, Basic
+// credentials are readable on the network. They are persisted with the job (the record is 0600)
 // and never printed.
 func (j *Job) SetCredentials(c Credentials) error {
 	if err := c.check(); err != nil {
@@ -536,9 +539,11 @@ func (t *optsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.Header.Set("Authorization", o.server.basicAuth())
 	}
 	if o.proxy != nil && proxy != nil && strings.EqualFold(r.URL.Scheme, "http") {
-		// Plain HTTP through a proxy: the proxy reads this request's
-		// headers. Without a proxy it would reach the server: not sent.
-		if pu, err := proxy(r); err == nil && pu != nil {
+		// Plain HTTP through an HTTP(S) proxy: the proxy reads this
+		// request's headers. Without a proxy — or through a SOCKS proxy,
+		// which tunnels the request as it is — they would reach the
+		// server: not sent.
+		if pu, err := proxy(r); err == nil && pu != nil && (strings.EqualFold(pu.Scheme, "http") || strings.EqualFold(pu.Scheme, "https")) {
 			r.Header.Set("Proxy-Authorization", o.proxy.basicAuth())
 		}
 	}

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -379,6 +383,139 @@ func TestProxyCredentials(t *testing.T) {
 	require.Len(t, seen, 2)
 	assert.Empty(t, seen[0].Get("Proxy-Authorization"))
 	assert.Empty(t, seen[1].Get("Authorization"), "proxy credentials are not server credentials")
+}
+
+// TestProxyCredentialsNotThroughSOCKS: a plain-HTTP request through a SOCKS5
+// proxy is tunnelled to the server as it is, so the job's proxy credentials
+// must not ride in it as Proxy-Authorization: the server would read them.
+func TestProxyCredentialsNotThroughSOCKS(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		seen = append(seen, req.Header.Get("Proxy-Authorization"))
+		mu.Unlock()
+		w.Write([]byte("through the tunnel"))
+	}))
+	defer srv.Close()
+	socks := startSOCKS5(t)
+	m, err := dojob.NewManager(dojob.Config{})
+	require.NoError(t, err)
+	defer m.Close()
+	j, err := m.CreateJob("socks")
+	require.NoError(t, err)
+	local := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, j.AddFile(srv.URL+"/f", local))
+	require.NoError(t, j.SetProxySettings(dojob.ProxyOverride, "socks5://"+socks.addr, ""))
+	require.NoError(t, j.SetCredentials(dojob.Credentials{Target: dojob.AuthTargetProxy, Scheme: dojob.AuthSchemeBasic, UserName: "px", Password: "ppw"}))
+	require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+	require.NoError(t, j.Complete())
+	data, err := os.ReadFile(local)
+	require.NoError(t, err)
+	assert.Equal(t, "through the tunnel", string(data))
+	assert.Positive(t, socks.tunnels.Load(), "the request went through the SOCKS proxy")
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, seen)
+	for _, h := range seen {
+		assert.Empty(t, h, "proxy credentials reached the server")
+	}
+}
+
+// socks5Server is a minimal SOCKS5 proxy for tests: no authentication,
+// CONNECT only, and only to 127.0.0.1 whatever address is asked for.
+type socks5Server struct {
+	addr    string
+	tunnels atomic.Int64
+}
+
+func startSOCKS5(t *testing.T) *socks5Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &socks5Server{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			track(c)
+			wg.Go(func() { s.serve(c, track) })
+		}
+	})
+	return s
+}
+
+func (s *socks5Server) serve(c net.Conn, track func(net.Conn)) {
+	defer c.Close()
+	hello := make([]byte, 2)
+	if _, err := io.ReadFull(c, hello); err != nil || hello[0] != 5 {
+		return
+	}
+	if _, err := io.ReadFull(c, make([]byte, hello[1])); err != nil {
+		return
+	}
+	c.Write([]byte{5, 0}) // no authentication
+	req := make([]byte, 4)
+	if _, err := io.ReadFull(c, req); err != nil || req[1] != 1 {
+		return
+	}
+	var skip int
+	switch req[3] {
+	case 1:
+		skip = 4
+	case 4:
+		skip = 16
+	case 3:
+		n := make([]byte, 1)
+		if _, err := io.ReadFull(c, n); err != nil {
+			return
+		}
+		skip = int(n[0])
+	default:
+		return
+	}
+	rest := make([]byte, skip+2)
+	if _, err := io.ReadFull(c, rest); err != nil {
+		return
+	}
+	port := int(rest[skip])<<8 | int(rest[skip+1])
+	d, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
+		return
+	}
+	track(d)
+	defer d.Close()
+	s.tunnels.Add(1)
+	c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(d, c)
+		d.Close()
+	}()
+	io.Copy(c, d)
+	c.Close()
+	<-done
 }
 
 // TestPresignedSwapWithSetRemoteName: a presigned URL expires mid-download

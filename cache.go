@@ -2,8 +2,10 @@ package dojob
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -27,7 +29,10 @@ import (
 // origin after it answered a request for that origin with a 4xx status (it
 // does not serve that origin), for every origin after dojob could not
 // connect to it (no answer, a refused connection, a name that does not
-// resolve). The ban is kept by the Manager, in memory.
+// resolve). The ban is kept by the Manager, in memory. A failure of the
+// job's own proxy on the way to the cache — a 407, a proxy that cannot be
+// reached — bans nothing: it says nothing of the cache host, and the
+// Manager's other jobs may not use that proxy.
 const CacheHostBan = 15 * time.Minute
 
 // NoCacheFallback as Config.CacheHostFallback: a file with a usable cache
@@ -314,9 +319,11 @@ func (j *Job) cacheFailedLocked(f *file, s int, e *JobError, now time.Duration) 
 	h := c.hosts[-s-1]
 	origin := cacheOrigin(f.Remote)
 	switch code, ok := e.Code.HTTPStatus(); {
+	case ok && code == http.StatusProxyAuthRequired:
+		return // the proxy's answer (the job's credentials for it), not the cache's
 	case ok && code >= 400 && code < 500:
 		c.ban(h, origin, now)
-	case e.Code == ErrCannotConnect || e.Code == ErrNameNotResolved:
+	case (e.Code == ErrCannotConnect || e.Code == ErrNameNotResolved) && !atProxy(e):
 		c.ban(h, "", now)
 	default:
 		return
@@ -325,6 +332,15 @@ func (j *Job) cacheFailedLocked(f *file, s int, e *JobError, now time.Duration) 
 		j.m.queueLog(slog.LevelInfo, "dojob: cache host banned", slog.Any("job", j.id), slog.String("cache", h),
 			slog.String("origin", origin), slog.Duration("for", CacheHostBan), slog.Any("err", e))
 	}
+}
+
+// atProxy reports whether err is a failure to reach the proxy the request
+// was to go through (an HTTP proxy's "proxyconnect", a SOCKS proxy's
+// "socks ..."), not the server behind it: a job whose own proxy is down
+// must not ban a cache host for every job of the Manager.
+func atProxy(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "proxyconnect" || strings.HasPrefix(op.Op, "socks"))
 }
 
 // requestURLLocked is the URL f's requests go to now: its source's, or

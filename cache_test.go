@@ -5,10 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -470,4 +472,67 @@ func TestCacheHostResumeFromOrigin(t *testing.T) {
 		assert.Equal(t, cacheHost, fi.CacheHost)
 		assert.Zero(t, fi.Restarts)
 	})
+}
+
+// TestCacheHostNotBannedForAJobsProxy: a job whose own proxy fails on the
+// way to a cache host — nothing listens there, or it answers 407 — fails,
+// but bans nothing: the next job, without that proxy, is served by the
+// cache host.
+func TestCacheHostNotBannedForAJobsProxy(t *testing.T) {
+	for _, name := range []string{"proxy down", "proxy 407"} {
+		t.Run(name, func(t *testing.T) {
+			origin := dojobtest.NewServer(t, dojobtest.WithSize(4<<10))
+			var cacheHits atomic.Int32
+			cache := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				cacheHits.Add(1)
+				u := "http://" + r.URL.Query().Get("cacheHostOrigin") + r.URL.Path
+				resp, err := origin.Client().Get(u)
+				if err != nil {
+					w.WriteHeader(http.StatusBadGateway)
+					return
+				}
+				defer resp.Body.Close()
+				for _, h := range []string{"ETag", "Last-Modified", "Content-Length"} {
+					w.Header().Set(h, resp.Header.Get(h))
+				}
+				io.Copy(w, resp.Body)
+			}))
+			defer cache.Close()
+			var proxy string
+			if name == "proxy down" {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				require.NoError(t, err)
+				proxy = ln.Addr().String()
+				require.NoError(t, ln.Close())
+			} else {
+				p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.WriteHeader(http.StatusProxyAuthRequired)
+				}))
+				defer p.Close()
+				proxy = p.Listener.Addr().String()
+			}
+			cu, err := url.Parse(cache.URL)
+			require.NoError(t, err)
+			m, err := dojob.NewManager(dojob.Config{CacheHosts: []string{cu.Host}})
+			require.NoError(t, err)
+			defer func() { require.NoError(t, m.Close()) }()
+
+			a, err := m.CreateJob("through a failing proxy")
+			require.NoError(t, err)
+			require.NoError(t, a.AddFile(origin.FileURL("/a"), filepath.Join(t.TempDir(), "a")))
+			require.NoError(t, a.SetProxySettings(dojob.ProxyOverride, "http://"+proxy, ""))
+			require.NoError(t, a.SetNoProgressTimeout(0))
+			require.Equal(t, dojob.StateError, resumeWait(t, a))
+			assert.Zero(t, cacheHits.Load(), "job A never reached the cache")
+
+			b, err := m.CreateJob("direct")
+			require.NoError(t, err)
+			local := filepath.Join(t.TempDir(), "b")
+			require.NoError(t, b.AddFile(origin.FileURL("/b"), local))
+			require.Equal(t, dojob.StateTransferred, resumeWait(t, b))
+			assert.Equal(t, cu.Host, b.Files()[0].CacheHost, "the cache host is not banned")
+			require.NoError(t, b.Complete())
+			assert.Equal(t, origin.SHA256("/b"), fileSHA256(t, local))
+		})
+	}
 }

@@ -536,3 +536,17 @@ func TestCacheHostNotBannedForAJobsProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheHostErrorIsNotTheJobs: the cache host is asked first, but when
+// the cache (403) and the origin (404) both fail for good the job's error
+// is the origin's: it says what is wrong with the file.
+func TestCacheHostErrorIsNotTheJobs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newCacheNet(t, "403", dojobtest.AlwaysFor("/gone", dojobtest.Status(404)))
+		m := cacheManager(t, n, dojob.Config{})
+		j, st, _ := cacheJob(t, m, n.origin.FileURL("/gone"))
+		require.Equal(t, dojob.StateError, st)
+		assert.Equal(t, dojob.HTTPStatus(404), mustJobError(t, j).Code)
+		assert.Len(t, n.cacheRequests(), 1)
+	})
+}

@@ -52,17 +52,22 @@ func sourceURL(primary string, mirrors []string, src int) string {
 
 // sourceRound counts the failures of one round over a file's sources.
 type sourceRound struct {
-	tried     []int     // the sources that failed in this round
-	fails     int       // sources that failed in this round
-	first     *JobError // the round's first error
-	transient *JobError // the round's last transient error; nil if every failure was fatal
+	tried      []int     // the sources that failed in this round
+	fails      int       // sources that failed in this round
+	first      *JobError // the round's first error of a file's own source
+	firstCache *JobError // the round's first error of a cache host
+	transient  *JobError // the round's last transient error; nil if every failure was fatal
 }
 
-// add records a failure of a source and reports whether the round is over:
-// every one of the n sources has failed in it.
-func (r *sourceRound) add(e *JobError, n int) (over bool) {
+// add records a failure of a source (of a cache host when cache is set)
+// and reports whether the round is over: every one of the n sources has
+// failed in it.
+func (r *sourceRound) add(e *JobError, n int, cache bool) (over bool) {
 	r.fails++
-	if r.first == nil {
+	switch {
+	case cache && r.firstCache == nil:
+		r.firstCache = e
+	case !cache && r.first == nil:
 		r.first = e
 	}
 	if e.transient {
@@ -74,12 +79,18 @@ func (r *sourceRound) add(e *JobError, n int) (over bool) {
 // result is the error a finished round ends the run with: its last
 // transient error (TRANSIENT_ERROR, retried), or its first error when every
 // source failed fatally (ERROR: the error of the source the file was
-// using, the primary unless a mirror had made progress).
+// using, the primary unless a mirror had made progress). A cache host is
+// asked first, but its error is the job's only when no source of the
+// file's own failed in the round: a 403 of the cache says less of the file
+// than the origin's 404.
 func (r *sourceRound) result() *JobError {
 	if r.transient != nil {
 		return r.transient
 	}
-	return r.first
+	if r.first != nil {
+		return r.first
+	}
+	return r.firstCache
 }
 
 // Bytes from several sources: a file continues on another source at its
@@ -152,7 +163,7 @@ func (j *Job) failoverLocked(x *worker, f *file, e *JobError) (next bool, final 
 		// starts with this failure.
 		x.round, x.roundFile = sourceRound{}, f
 	}
-	x.round.add(e, len(list))
+	x.round.add(e, len(list), from < 0)
 	x.round.tried = append(x.round.tried, from)
 	over := !slices.ContainsFunc(list, func(s int) bool { return !slices.Contains(x.round.tried, s) })
 	j.setSourceLocked(f, nextSourceIn(from, list, len(j.m.caches.hosts)))

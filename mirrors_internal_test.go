@@ -2,6 +2,7 @@ package dojob
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,11 +60,14 @@ func TestSourceRound(t *testing.T) {
 		{"all transient: the last", 2, []*JobError{e503, e502}, []bool{false, true}, e502},
 		{"fatal then transient", 2, []*JobError{e404, e503}, []bool{false, true}, e503},
 		{"transient then fatal", 2, []*JobError{e503, e404}, []bool{false, true}, e503},
+		{"cache fatal, then the origin's", 2, []*JobError{e403, e404}, []bool{false, true}, e404},
+		{"only caches failed", 1, []*JobError{e403}, []bool{true}, e403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var r sourceRound
 			for i, e := range tc.errs {
-				assert.Equal(t, tc.over[i], r.add(e, tc.n), "failure %d", i)
+				cache := strings.HasPrefix(tc.name, "cache") && i == 0 || strings.HasPrefix(tc.name, "only caches")
+				assert.Equal(t, tc.over[i], r.add(e, tc.n, cache), "failure %d", i)
 			}
 			assert.Same(t, tc.result, r.result())
 			assert.Equal(t, tc.result.transient, r.result().transient)

@@ -158,6 +158,10 @@ type jobNet struct {
 	// was set again since the job was reloaded (it is not persisted).
 	certLost bool
 	warned   *atomic.Bool // the security flags' warning was logged
+	// tkey is key() of the settings installed in a job (setNetLocked),
+	// which never change afterwards: a request finds its transport without
+	// hashing the CA PEM (up to 1 MiB) again.
+	tkey string
 }
 
 // isDefault reports whether n changes nothing.
@@ -196,6 +200,7 @@ func (j *Job) setNetLocked(n jobNet) bool {
 		return true
 	}
 	n.warned = new(atomic.Bool)
+	n.tkey = n.key()
 	j.net = &n
 	return true
 }
@@ -535,7 +540,10 @@ func (c *netCache) transport(n *jobNet) (*http.Transport, error) {
 		return nil, &JobError{Context: ErrorContextGeneralTransport, Code: ErrNotImplemented,
 			Err: errors.New("per-job proxy and TLS settings need Config.HTTPClient's Transport to be an *http.Transport")}
 	}
-	key := n.key()
+	key := n.tkey
+	if key == "" {
+		key = n.key()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if tr := c.trs[key]; tr != nil {

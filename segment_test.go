@@ -486,8 +486,23 @@ func TestHostBudgetWaitIsNoStall(t *testing.T) {
 func TestSegmentsEndlessChangeFails(t *testing.T) {
 	data := dojobtest.Content("ever changing", 2<<20)
 	var n atomic.Int32
+	// An answer from byte 0 holds back most of its body until the next
+	// request comes: on a fast loopback it could otherwise bring the whole
+	// file before a segment is asked for, and nothing would change.
+	var mu sync.Mutex
+	arrived := map[int32]chan struct{}{} // closed when request k arrives
+	arrival := func(k int32) chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		if arrived[k] == nil {
+			arrived[k] = make(chan struct{})
+		}
+		return arrived[k]
+	}
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("ETag", fmt.Sprintf(`"v%d"`, n.Add(1)))
+		k := n.Add(1)
+		close(arrival(k))
+		w.Header().Set("ETag", fmt.Sprintf(`"v%d"`, k))
 		off, end := 0, len(data)-1
 		if rg, ok := strings.CutPrefix(req.Header.Get("Range"), "bytes="); ok {
 			a, b, _ := strings.Cut(rg, "-")
@@ -497,6 +512,16 @@ func TestSegmentsEndlessChangeFails(t *testing.T) {
 			}
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, end, len(data)))
 			w.WriteHeader(http.StatusPartialContent)
+		}
+		if off == 0 && end+1 > 256<<10 {
+			_, _ = w.Write(data[:256<<10])
+			w.(http.Flusher).Flush()
+			select {
+			case <-arrival(k + 1):
+			case <-req.Context().Done():
+				return
+			}
+			off += 256 << 10
 		}
 		_, _ = w.Write(data[off : end+1])
 	}))

@@ -90,10 +90,10 @@ func (s AuthScheme) String() string {
 // (BG_AUTH_CREDENTIALS with BG_BASIC_CREDENTIALS). Printing them (String,
 // GoString, slog) never shows the password.
 type Credentials struct {
-	Target   AuthTarget
-	Scheme   AuthScheme
-	UserName string // at most 300 characters; no ':' for Basic (RFC 7617)
-	Password string // at most 65,535 characters
+	Target   AuthTarget // the server, or the proxy
+	Scheme   AuthScheme // AuthSchemeBasic; the others are ErrNotImplemented
+	UserName string     // at most 300 characters; no ':' for Basic (RFC 7617)
+	Password string     // at most 65,535 characters
 }
 
 // String describes the credentials without the password.

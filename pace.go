@@ -195,7 +195,9 @@ func paceBurst(r int64) int {
 }
 
 // setBucket points p at a bucket of r bytes per second (nil for r <= 0),
-// reusing the one there so that waits under way see the new rate.
+// reusing the one there so that the next payment of every reader sees the
+// new rate. A wait under way is not shortened: it keeps the delay its
+// reservation got at the old rate (a burst, plus those reserved before it).
 func setBucket(p *atomic.Pointer[rate.Limiter], r int64) {
 	if r <= 0 {
 		p.Store(nil)
@@ -243,9 +245,10 @@ func (p *pacer) evaluate(t time.Time, clk time.Duration) (next time.Duration, ok
 
 // SetBandwidthLimits replaces the Manager's bandwidth limits
 // (BandwidthLimits). The new limits apply at once: running transfers pace
-// to them from their next read, jobs of a priority now blocked are held
-// (ErrBlockedByPolicy) and held jobs of a priority no longer blocked are
-// queued. A limit that is invalid (negative, a foreground limit of
+// to them from their next read (a wait for bandwidth under way is not
+// shortened: it ends when its reservation, made at the old rate, allows),
+// jobs of a priority now blocked are held (ErrBlockedByPolicy) and held
+// jobs of a priority no longer blocked are queued. A limit that is invalid (negative, a foreground limit of
 // BandwidthBlocked, a window's hour out of range) returns ErrInvalidArg and
 // changes nothing; after Close, ErrNoService. The limits are the Manager's,
 // not persisted: a new Manager takes Config.Bandwidth.

@@ -40,7 +40,8 @@ const (
 //	CostPolicyNoCellular (5)      all, but not CostCellular
 //
 // A cost is allowed when every one of its bits (CostCellular aside) is;
-// CostCellular matters to CostPolicyNoCellular alone.
+// CostCellular matters to CostPolicyNoCellular alone. Bits above
+// CostCellular are ignored by every policy.
 type CostPolicy int
 
 // The cost policies, numbered as DODownloadCostPolicy.
@@ -80,8 +81,15 @@ func (p CostPolicy) String() string {
 // 0, always).
 func (p CostPolicy) Allows(c NetworkCost) bool { return p.blocks(c) == 0 }
 
+// costKnown is every bit of a NetworkCost dojob knows.
+const costKnown = 0x1ff
+
 // blocks returns the code a job of policy p is held with at cost c, or 0.
+// Bits of c above those dojob knows (costKnown) are ignored: a cost of
+// only such bits is unknown, allowed as the zero cost is, so a provider
+// that passes on a flag a newer system added does not hold every job.
 func (p CostPolicy) blocks(c NetworkCost) HRESULT {
+	c &= costKnown
 	if !p.valid() || c == 0 {
 		return 0
 	}

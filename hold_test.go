@@ -225,3 +225,17 @@ func TestSetCostPolicySameValueNotifiesNoOne(t *testing.T) {
 	require.NoError(t, j.SetCostPolicy(dojob.CostPolicyStandard))
 	assert.Zero(t, modificationsBeforeSuspend(t, rec, j, n))
 }
+
+// TestCostUnknownBitsIgnored: bits of a NetworkCost above those dojob
+// knows change no policy's answer: with them alone the cost is unknown
+// (allowed), beside known bits those decide.
+func TestCostUnknownBitsIgnored(t *testing.T) {
+	const unknown dojob.NetworkCost = 0x200 | 0x8000_0000
+	for _, p := range []dojob.CostPolicy{dojob.CostPolicyAlways, dojob.CostPolicyUnrestrictedOnly, dojob.CostPolicyStandard,
+		dojob.CostPolicyNoRoaming, dojob.CostPolicyNoSurcharge, dojob.CostPolicyNoCellular} {
+		assert.True(t, p.Allows(unknown), "%v: unknown bits alone", p)
+		assert.True(t, p.Allows(dojob.CostUnrestricted|unknown), "%v: unrestricted", p)
+		assert.Equal(t, p.Allows(dojob.CostNearCap), p.Allows(dojob.CostNearCap|unknown), "%v: near cap", p)
+		assert.Equal(t, p.Allows(dojob.CostUnrestricted|dojob.CostCellular), p.Allows(dojob.CostUnrestricted|dojob.CostCellular|unknown), "%v: cellular", p)
+	}
+}

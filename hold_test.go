@@ -140,7 +140,7 @@ func modificationsBeforeSuspend(t *testing.T, rec *dojobtest.Recorder, j *dojob.
 	defer cancel()
 	evs, err := rec.Await(ctx, func(evs []dojobtest.Event) bool { return moveTo(evs, dojob.StateSuspended) >= 0 })
 	require.NoError(t, err)
-	return count(evs[from:moveTo(evs, dojob.StateSuspended)], dojobtest.EventModification)
+	return countKind(evs[from:moveTo(evs, dojob.StateSuspended)], dojobtest.EventModification)
 }
 
 // moveTo returns the index of the first move to s in evs, or -1.
@@ -153,7 +153,7 @@ func moveTo(evs []dojobtest.Event, s dojob.State) int {
 	return -1
 }
 
-func count(evs []dojobtest.Event, k dojobtest.EventKind) int {
+func countKind(evs []dojobtest.Event, k dojobtest.EventKind) int {
 	n := 0
 	for _, e := range evs {
 		if e.Kind == k {
@@ -179,13 +179,13 @@ func awaitHeld(t *testing.T, rec *dojobtest.Recorder, j *dojob.Job) int {
 	return len(evs)
 }
 
-// TestPolicyPassLeavesHeldJobAlone: a job held by the bandwidth limits
+// TestPolicyPassLeavesHoldAlone: a job held by the bandwidth limits
 // until a known hour is not held anew — no JobModification, no record
 // write — by policy passes that change nothing: NetworkCostChanged with
 // the same cost, SetBandwidthLimits with the same limits, SetCostPolicy
 // with the policy it has. It runs in real time, where the Manager's clock
 // and the wall clock are read at different instants on every pass.
-func TestPolicyPassLeavesHeldJobAlone(t *testing.T) {
+func TestPolicyPassLeavesHoldAlone(t *testing.T) {
 	cs := &costSource{cost: dojob.CostUnrestricted}
 	limits := blockedInTwoHours()
 	r := newRig(t, dojob.Config{Bandwidth: limits, NetworkCost: cs.get}, dojobtest.WithSize(64<<10))

@@ -55,14 +55,14 @@ func TestPaceBurst(t *testing.T) {
 	}
 }
 
-// TestRepaceOverlapKeepsDeadline: SetBandwidthLimits calls that overlap
+// TestPaceOverlappingRepaceKeepsDeadline: SetBandwidthLimits calls that overlap
 // (or one beside the hourly onPace) each evaluate the limits and then arm
 // or stop the deadline of their next change; the call that evaluates last
 // must be the one whose deadline stays, or the Manager ends with limits
 // that change later and no deadline to apply the change. The overlap is
 // narrow: the test races two calls many times and, under -race, has
 // failed in about one round in two thousand without repace's mutex.
-func TestRepaceOverlapKeepsDeadline(t *testing.T) {
+func TestPaceOverlappingRepaceKeepsDeadline(t *testing.T) {
 	m, err := NewManager(Config{})
 	if err != nil {
 		t.Fatal(err)

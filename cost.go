@@ -3,6 +3,8 @@ package dojob
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 )
 
 // NetworkCost describes the cost of the network the Manager transfers over,
@@ -38,7 +40,8 @@ const (
 //	CostPolicyNoCellular (5)      all, but not CostCellular
 //
 // A cost is allowed when every one of its bits (CostCellular aside) is;
-// CostCellular matters to CostPolicyNoCellular alone.
+// CostCellular matters to CostPolicyNoCellular alone. Bits above
+// CostCellular are ignored by every policy.
 type CostPolicy int
 
 // The cost policies, numbered as DODownloadCostPolicy.
@@ -78,8 +81,15 @@ func (p CostPolicy) String() string {
 // 0, always).
 func (p CostPolicy) Allows(c NetworkCost) bool { return p.blocks(c) == 0 }
 
+// costKnown is every bit of a NetworkCost dojob knows.
+const costKnown = 0x1ff
+
 // blocks returns the code a job of policy p is held with at cost c, or 0.
+// Bits of c above those dojob knows (costKnown) are ignored: a cost of
+// only such bits is unknown, allowed as the zero cost is, so a provider
+// that passes on a flag a newer system added does not hold every job.
 func (p CostPolicy) blocks(c NetworkCost) HRESULT {
+	c &= costKnown
 	if !p.valid() || c == 0 {
 		return 0
 	}
@@ -116,14 +126,15 @@ func (j *Job) SetCostPolicy(p CostPolicy) error {
 	if !p.valid() {
 		return errorf(ErrInvalidArg, "unknown cost policy %d", int(p))
 	}
+	changed := false
 	err := j.update(func() (bool, error) {
 		if j.costSet && j.cost == p {
 			return false, nil
 		}
-		j.cost, j.costSet = p, true
+		j.cost, j.costSet, changed = p, true, true
 		return true, nil
 	})
-	if err == nil {
+	if err == nil && changed { // the same policy again changes nothing, notifies no one
 		j.mu.Lock()
 		j.applyPolicyLocked()
 		j.mu.Unlock()
@@ -169,16 +180,60 @@ func (m *Manager) NetworkCostChanged() {
 // (0: unknown).
 func (m *Manager) NetworkCost() NetworkCost { return NetworkCost(m.cost.Load()) }
 
-// askCost asks Config.NetworkCost for the cost now and records it; an error
-// records an unknown cost.
+// netCost is the Manager's network cost: the answer of the latest query of
+// Config.NetworkCost to return. Queries overlap (a worker's before an
+// attempt, NetworkCostChanged's); each takes a number when it starts, and
+// an answer is stored only if no query that started later has stored one
+// already, so a slow answer from before a change never overwrites the cost
+// that NetworkCostChanged found after it.
+type netCost struct {
+	v atomic.Uint32 // the cost; read without a lock
+
+	mu     sync.Mutex // a leaf, taken with no other lock held
+	next   uint64     // the number of the last query started
+	stored uint64     // the number of the query whose answer is in v
+}
+
+// Load returns the cost stored.
+func (c *netCost) Load() uint32 { return c.v.Load() }
+
+// start numbers a query that starts now.
+func (c *netCost) start() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.next++
+	return c.next
+}
+
+// store records the answer of query seq, unless a later query's answer
+// is stored already.
+func (c *netCost) store(seq uint64, v NetworkCost) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq < c.stored {
+		return
+	}
+	c.stored = seq
+	c.v.Store(uint32(v))
+}
+
+// askCost asks Config.NetworkCost for the cost now and records it (unless
+// a query started after this one answered first); an error records an
+// unknown cost — but not when the error is ctx's own end (a worker's
+// attempt stalled or stopped while it asked), which says nothing about the
+// network.
 func (m *Manager) askCost(ctx context.Context) {
 	f := m.cfg.NetworkCost
 	if f == nil {
 		return
 	}
+	seq := m.cost.start()
 	c, err := f(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
 		c = 0
 	}
-	m.cost.Store(uint32(c))
+	m.cost.store(seq, c)
 }

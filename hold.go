@@ -49,33 +49,28 @@ func (j *Job) heldLocked() bool {
 	return j.state == StateTransientError && j.jerr != nil && j.jerr.hold
 }
 
-// holdError ends a worker's attempt that found the job held by policy.
+// holdError ends a worker's attempt that found the job held by policy
+// with code. The transfer decides again when it applies the hold
+// (runWorkers), under j.mu, with the policy as it is then.
 type holdError struct {
-	code  HRESULT
-	until time.Duration // on the Manager's clock; 0 when unknown
+	code HRESULT
 }
 
 func (e *holdError) Error() string { return "held by policy: " + e.code.Error() }
 
 // blockedLocked returns the code the job is held with now (0: none) and,
 // for a bandwidth block, when it ends on the Manager's clock (0: not
-// within a week).
+// within a week) — the instant the last evaluation of the limits computed
+// for the priority, the same on every call until the next, so a policy
+// pass does not hold a held job anew for nothing.
 func (j *Job) blockedLocked() (code HRESULT, until time.Duration) {
 	m := j.m
 	if j.prio != PriorityForeground {
 		m.pace.mu.Lock()
 		blocked := m.pace.now[j.prio] == BandwidthBlocked
-		var end time.Time
-		ok := false
-		if blocked {
-			p := j.prio
-			end, ok = m.pace.limits.next(time.Now(), func(l [4]int64) bool { return l[p] != BandwidthBlocked })
-		}
+		until = m.pace.until[j.prio]
 		m.pace.mu.Unlock()
 		if blocked {
-			if ok {
-				until = m.now() + time.Until(end)
-			}
 			return ErrBlockedByPolicy, until
 		}
 	}
@@ -153,11 +148,15 @@ func (x *worker) checkHold() error {
 	j := x.j
 	j.m.askCost(x.attemptCtx())
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	if code, until := j.blockedLocked(); code != 0 {
-		return &holdError{code, until}
+	code, _ := j.blockedLocked()
+	j.mu.Unlock()
+	if code == 0 {
+		return nil
 	}
-	return nil
+	if h := j.m.holdHook; h != nil {
+		h(j)
+	}
+	return &holdError{code}
 }
 
 // isHold reports whether err is a worker's holdError.

@@ -202,8 +202,10 @@ type Manager struct {
 
 	sched scheduler
 	clock clock
-	pace  pacer         // bandwidth limits (pace.go)
-	cost  atomic.Uint32 // the NetworkCost last reported (cost.go)
+	pace  pacer   // bandwidth limits (pace.go)
+	cost  netCost // the NetworkCost last reported (cost.go)
+
+	holdHook func(*Job) // tests: runs when a worker's check finds the job held (hold.go)
 
 	mu   sync.Mutex     // guards jobs and seq
 	jobs map[JobID]*Job // jobs not in a final state
@@ -296,8 +298,8 @@ func NewManager(cfg Config) (*Manager, error) {
 	m.paused.Store(cfg.Paused)
 	m.clock.wake = m.poke
 	m.pace.limits, m.pace.dl = cfg.Bandwidth, deadline{kind: dlPace}
-	if next, ok := m.pace.evaluate(time.Now()); ok {
-		m.clock.set(&m.pace.dl, m.now()+time.Until(next))
+	if next, ok := m.pace.evaluate(time.Now(), m.now()); ok {
+		m.clock.set(&m.pace.dl, next)
 	}
 	if cfg.StateDir != "" {
 		s, err := openStore(cfg.StateDir, m.log, cfg.Paused)

@@ -156,9 +156,25 @@ func (l *BandwidthLimits) next(t time.Time, cond func([4]int64) bool) (time.Time
 // priority now, and one token bucket per priority shared by that
 // priority's jobs.
 type pacer struct {
+	// repaceMu serialises repace: one evaluation and the deadline it arms
+	// at a time, so that of two overlapping calls the later evaluation's
+	// deadline is the one left armed. Taken with no other lock held,
+	// before mu and clock.mu.
+	repaceMu sync.Mutex
+
 	mu     sync.Mutex
 	limits BandwidthLimits
 	now    [4]int64 // the limit of each priority at the last evaluation
+
+	// until[p], while priority p is blocked, is when the block ends on
+	// the Manager's clock (0: not within a week), computed once per
+	// evaluation so every job of p is held until the same instant; and
+	// kept from one evaluation to the next while the block ends at the
+	// same wall-clock hour (untilAt[p]), so a pass that changes nothing
+	// does not hold jobs anew for the nanoseconds between two readings
+	// of the clocks.
+	until   [4]time.Duration
+	untilAt [4]time.Time
 
 	// class[p] is the bucket of priority p, nil while p has no limit (or
 	// is blocked): the copy loops read it without a lock. any is set while
@@ -179,7 +195,9 @@ func paceBurst(r int64) int {
 }
 
 // setBucket points p at a bucket of r bytes per second (nil for r <= 0),
-// reusing the one there so that waits under way see the new rate.
+// reusing the one there so that the next payment of every reader sees the
+// new rate. A wait under way is not shortened: it keeps the delay its
+// reservation got at the old rate (a burst, plus those reserved before it).
 func setBucket(p *atomic.Pointer[rate.Limiter], r int64) {
 	if r <= 0 {
 		p.Store(nil)
@@ -193,9 +211,11 @@ func setBucket(p *atomic.Pointer[rate.Limiter], r int64) {
 	p.Store(rate.NewLimiter(rate.Limit(r), paceBurst(r)))
 }
 
-// evaluate sets the buckets to the limits at wall-clock time t and returns
-// when they next change (ok false: never).
-func (p *pacer) evaluate(t time.Time) (next time.Time, ok bool) {
+// evaluate sets the buckets to the limits at wall-clock time t, which is
+// clk on the Manager's clock, records when each blocked priority is
+// unblocked, and returns when the limits next change on the Manager's
+// clock (ok false: never).
+func (p *pacer) evaluate(t time.Time, clk time.Duration) (next time.Duration, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.limits.at(t)
@@ -204,16 +224,31 @@ func (p *pacer) evaluate(t time.Time) (next time.Time, ok bool) {
 	for i, r := range now {
 		setBucket(&p.class[i], r)
 		any = any || r > 0
+		var end time.Time
+		if r == BandwidthBlocked {
+			end, _ = p.limits.next(t, func(l [4]int64) bool { return l[i] != BandwidthBlocked })
+		}
+		switch {
+		case end.IsZero():
+			p.until[i], p.untilAt[i] = 0, time.Time{}
+		case !end.Equal(p.untilAt[i]) || p.until[i] == 0:
+			p.until[i], p.untilAt[i] = clk+end.Sub(t), end
+		}
 	}
 	p.any.Store(any)
-	return p.limits.next(t, func(l [4]int64) bool { return l != now })
+	end, ok := p.limits.next(t, func(l [4]int64) bool { return l != now })
+	if !ok {
+		return 0, false
+	}
+	return clk + end.Sub(t), true
 }
 
 // SetBandwidthLimits replaces the Manager's bandwidth limits
 // (BandwidthLimits). The new limits apply at once: running transfers pace
-// to them from their next read, jobs of a priority now blocked are held
-// (ErrBlockedByPolicy) and held jobs of a priority no longer blocked are
-// queued. A limit that is invalid (negative, a foreground limit of
+// to them from their next read (a wait for bandwidth under way is not
+// shortened: it ends when its reservation, made at the old rate, allows),
+// jobs of a priority now blocked are held (ErrBlockedByPolicy) and held
+// jobs of a priority no longer blocked are queued. A limit that is invalid (negative, a foreground limit of
 // BandwidthBlocked, a window's hour out of range) returns ErrInvalidArg and
 // changes nothing; after Close, ErrNoService. The limits are the Manager's,
 // not persisted: a new Manager takes Config.Bandwidth.
@@ -256,12 +291,14 @@ func (m *Manager) BandwidthLimitNow(p Priority) int64 {
 // repace evaluates the limits now, schedules their next change and applies
 // them to every job (hold.go).
 func (m *Manager) repace() {
-	next, ok := m.pace.evaluate(time.Now())
+	m.pace.repaceMu.Lock()
+	next, ok := m.pace.evaluate(time.Now(), m.now())
 	if ok {
-		m.clock.set(&m.pace.dl, m.now()+time.Until(next))
+		m.clock.set(&m.pace.dl, next)
 	} else {
 		m.clock.stop(&m.pace.dl)
 	}
+	m.pace.repaceMu.Unlock()
 	m.applyPolicy()
 }
 

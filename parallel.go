@@ -215,10 +215,17 @@ func (x *transfer) runWorkers(n int) {
 			case closing:
 				j.endRunLocked()
 			case failed != nil && isHold(failed):
-				// Held by policy (hold.go): not a failed attempt.
-				h := failed.(*holdError)
+				// Held by policy (hold.go): not a failed attempt. The
+				// worker decided without j.mu held since, and a policy
+				// pass (NetworkCostChanged, a change of the limits) in
+				// between found the job running and left it: decide
+				// again now, under the lock those passes take.
 				j.endRunLocked()
-				j.holdLocked(h.code, h.until)
+				if code, until := j.blockedLocked(); code != 0 {
+					j.holdLocked(code, until)
+				} else {
+					j.moveLocked(StateQueued)
+				}
 			case failed != nil:
 				if c := context.Cause(x.ctx); c == errStalled || errors.Is(c, errTooSlow) {
 					failed = c

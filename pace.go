@@ -48,9 +48,9 @@ func (w Weekdays) Has(d time.Weekday) bool { return w == 0 || w&(1<<d) != 0 }
 // second for the jobs of each background priority, shared by them: 0 is
 // no limit, BandwidthBlocked blocks them.
 type BandwidthWindow struct {
-	Days              Weekdays
-	Start, End        int
-	High, Normal, Low int64
+	Days              Weekdays // the days it applies on; empty: every day
+	Start, End        int      // from hour Start (0–23) up to hour End (1–24)
+	High, Normal, Low int64    // bytes per second per background priority
 }
 
 // covers reports whether the window covers the hour h of weekday d.
@@ -83,10 +83,10 @@ func (w *BandwidthWindow) covers(d time.Weekday, h int) bool {
 // whose limit lets them transfer, when they are queued on their own; a
 // running transfer that a new hour blocks is stopped, its bytes kept.
 type BandwidthLimits struct {
-	Foreground int64
-	Background int64
-	Windows    []BandwidthWindow
-	Location   *time.Location
+	Foreground int64             // bytes per second for FOREGROUND jobs; 0: no limit
+	Background int64             // per background priority outside every window
+	Windows    []BandwidthWindow // the first that covers an hour wins
+	Location   *time.Location    // the time zone of the windows' hours; nil: time.Local
 }
 
 // check validates l.

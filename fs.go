@@ -158,7 +158,7 @@ func verifyOpen(path string, f *os.File, before fs.FileInfo) (fs.FileInfo, error
 // descriptor too.
 func openTempFile(path string, fresh bool) (*os.File, error) {
 	if fresh {
-		f, err := openFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|openNoFollow, 0o600)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|openNoFollow, 0o600)
 		if err == nil || !errors.Is(err, fs.ErrExist) {
 			return f, err
 		}
@@ -168,13 +168,13 @@ func openTempFile(path string, fresh bool) (*os.File, error) {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
-		return openFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|openNoFollow, 0o600)
+		return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|openNoFollow, 0o600)
 	}
 	before, err := inspect(path)
 	if err != nil {
 		return nil, err
 	}
-	f, err := openFile(path, os.O_RDWR|openNoFollow, 0)
+	f, err := os.OpenFile(path, os.O_RDWR|openNoFollow, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -37,8 +37,3 @@ func syncDir(dir string) error {
 	}
 	return err
 }
-
-// openFile is os.OpenFile (on unix it skips the poller; see fs_unix.go).
-func openFile(path string, flag int, perm fs.FileMode) (*os.File, error) {
-	return os.OpenFile(path, flag, perm)
-}

@@ -49,21 +49,3 @@ func syncDir(dir string) error {
 	}
 	return err
 }
-
-// openFile is os.OpenFile for a regular file, without the poller: Go's
-// os.OpenFile tries to register every descriptor with the network poller
-// (four fcntl calls and an epoll_ctl that fails for a regular file), which
-// a job of a thousand small files pays a thousand times; os.NewFile of a
-// blocking descriptor skips that. Errors are *fs.PathError, as from
-// os.OpenFile.
-func openFile(path string, flag int, perm fs.FileMode) (*os.File, error) {
-	for {
-		fd, err := syscall.Open(path, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
-		if err == nil {
-			return os.NewFile(uintptr(fd), path), nil
-		}
-		if err != syscall.EINTR {
-			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-	}
-}

@@ -64,8 +64,3 @@ func checkOwned(path string, fi fs.FileInfo, f *os.File) error {
 // syncDir is a no-op on Windows, where a rename is made durable by the file
 // system itself and directories cannot be opened for fsync.
 func syncDir(string) error { return nil }
-
-// openFile is os.OpenFile (on unix it skips the poller; see fs_unix.go).
-func openFile(path string, flag int, perm fs.FileMode) (*os.File, error) {
-	return os.OpenFile(path, flag, perm)
-}

@@ -292,15 +292,26 @@ func (m *Manager) BandwidthLimitNow(p Priority) int64 {
 // them to every job (hold.go).
 func (m *Manager) repace() {
 	m.pace.repaceMu.Lock()
-	next, ok := m.pace.evaluate(time.Now(), m.now())
+	now := m.now()
+	next, ok := m.pace.evaluate(time.Now(), now)
 	if ok {
-		m.clock.set(&m.pace.dl, next)
+		// The hour a window opens is wall-clock time, the deadline is on
+		// the Manager's monotonic clock, which stops while the computer
+		// sleeps and does not follow a change of the wall clock: look at
+		// the wall clock again at least every paceRecheck, so a laptop
+		// that slept through 22:00 opens its window when it wakes, not
+		// hours later.
+		m.clock.set(&m.pace.dl, min(next, now+paceRecheck))
 	} else {
 		m.clock.stop(&m.pace.dl)
 	}
 	m.pace.repaceMu.Unlock()
 	m.applyPolicy()
 }
+
+// paceRecheck is the longest the bandwidth limits go without a look at
+// the wall clock while their windows change them (repace).
+const paceRecheck = 5 * time.Minute
 
 // SetMaximumBandwidth limits the job to bytesPerSecond over all its files
 // and connections together, beside the Manager's limits

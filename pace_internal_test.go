@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -90,4 +91,43 @@ func TestPaceOverlappingRepaceKeepsDeadline(t *testing.T) {
 	if bad > 0 {
 		t.Fatalf("%d of %d rounds ended with windowed limits and no deadline for their next change", bad, rounds)
 	}
+}
+
+// TestPaceLooksAtTheWallClock: while windows change the limits, the pace
+// deadline is never more than paceRecheck ahead, however far the next
+// change is, and it is armed again when it fires: a wall clock that moved
+// without the Manager's monotonic one (a computer asleep over 22:00, a
+// clock set) is noticed within paceRecheck. Without windows nothing is
+// armed.
+func TestPaceLooksAtTheWallClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, err := NewManager(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ahead := func() (time.Duration, bool) {
+			m.clock.mu.Lock()
+			defer m.clock.mu.Unlock()
+			return m.pace.dl.at - m.now(), m.pace.dl.pos != 0
+		}
+		if _, armed := ahead(); armed {
+			t.Fatal("a deadline without windows")
+		}
+		// Blocked but from 22:00 to midnight, UTC; the bubble starts at
+		// midnight, 22 hours before the window.
+		limits := BandwidthLimits{Background: BandwidthBlocked, Location: time.UTC,
+			Windows: []BandwidthWindow{{Start: 22, End: 24}}}
+		if err := m.SetBandwidthLimits(limits); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			d, armed := ahead()
+			if !armed || d <= 0 || d > paceRecheck {
+				t.Fatalf("pace deadline %v ahead (armed %v), want at most %v", d, armed, paceRecheck)
+			}
+			<-time.After(d) // fake time: the deadline fires
+			synctest.Wait()
+		}
+	})
 }

@@ -170,7 +170,13 @@ func awaitHeld(t *testing.T, rec *dojobtest.Recorder, j *dojob.Job) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	evs, err := rec.Await(ctx, func(evs []dojobtest.Event) bool { return moveTo(evs, dojob.StateTransientError) >= 0 })
+	// The move into TRANSIENT_ERROR and the JobModification it owes (the
+	// job's flags ask for them), which comes right after it: counted from
+	// before that one, it would look like a modification for nothing.
+	evs, err := rec.Await(ctx, func(evs []dojobtest.Event) bool {
+		i := moveTo(evs, dojob.StateTransientError)
+		return i >= 0 && countKind(evs[i+1:], dojobtest.EventModification) > 0
+	})
 	require.NoError(t, err)
 	h, held := j.Held()
 	require.True(t, held)

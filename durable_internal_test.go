@@ -127,7 +127,7 @@ func TestWriterCoalesces(t *testing.T) {
 		defer func() { require.NoError(t, m.Close()) }()
 		s := m.store
 		s.mu.Lock()
-		s.flushHook = func() { time.Sleep(10 * time.Millisecond) }
+		s.flushHook = func() { <-time.After(10 * time.Millisecond) } // fake time: the batch takes 10 ms
 		s.mu.Unlock()
 		j, err := m.CreateJob("many")
 		require.NoError(t, err)
@@ -146,7 +146,7 @@ func TestWriterCoalesces(t *testing.T) {
 			j.mu.Lock()
 			j.changedLocked()
 			j.mu.Unlock()
-			time.Sleep(time.Millisecond) // fake time: paces the changes
+			<-time.After(time.Millisecond) // fake time: paces the changes
 		}
 		synctest.Wait()
 		s.mu.Lock()

@@ -924,8 +924,7 @@ func (h *harness) advance(target time.Duration) bool {
 			return false
 		}
 		if k != evStall {
-			time.Sleep(at - h.since())
-			synctest.Wait()
+			advance(at - h.since())
 			m.now = at
 			m.fire(k)
 			h.check(fmt.Sprintf("%v at %v", k, at))
@@ -935,8 +934,7 @@ func (h *harness) advance(target time.Duration) bool {
 			continue
 		}
 		// The stall is noticed at a tick in [at, at+2 ticks]: never before.
-		time.Sleep(at - modelStep - h.since())
-		synctest.Wait()
+		advance(at - modelStep - h.since())
 		m.now = h.since()
 		h.check("just before the stall window")
 		if h.t.Failed() {
@@ -945,8 +943,7 @@ func (h *harness) advance(target time.Duration) bool {
 		count := h.j.ErrorCount()
 		for h.j.ErrorCount() == count {
 			require.LessOrEqual(h.t, h.since(), at+2*modelTick, "stall not noticed within two ticks of the stall timeout")
-			time.Sleep(modelStep)
-			synctest.Wait()
+			advance(modelStep)
 		}
 		m.now = h.since()
 		m.fire(evStall)
@@ -955,10 +952,7 @@ func (h *harness) advance(target time.Duration) bool {
 			return false
 		}
 	}
-	if d := target - h.since(); d > 0 {
-		time.Sleep(d)
-	}
-	synctest.Wait()
+	advance(target - h.since()) // a timer of d <= 0 fires at once
 	m.now = h.since()
 	return true
 }

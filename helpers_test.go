@@ -3,6 +3,8 @@ package dojob_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -140,3 +142,18 @@ func advance(d time.Duration) {
 	<-time.After(d)
 	synctest.Wait()
 }
+
+// requireOneResume checks a file fetched in two requests, the second
+// resuming at offset: a Range from there with If-Range, answered 206.
+func requireOneResume(t *testing.T, reqs []dojobtest.Request, offset int64) {
+	t.Helper()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, fmt.Sprintf("bytes=%d-", offset), reqs[1].Range, "resumed at the offset kept")
+	assert.NotEmpty(t, reqs[1].IfRange)
+	assert.Equal(t, http.StatusPartialContent, reqs[1].Status)
+}
+
+// stoppedOnceStates are the moves of a job whose transfer was stopped once
+// (TRANSIENT_ERROR) and then resumed to the end.
+var stoppedOnceStates = []dojob.State{dojob.StateQueued, dojob.StateConnecting, dojob.StateTransferring, dojob.StateTransientError,
+	dojob.StateQueued, dojob.StateConnecting, dojob.StateTransferring, dojob.StateTransferred}

@@ -157,3 +157,15 @@ func requireOneResume(t *testing.T, reqs []dojobtest.Request, offset int64) {
 // (TRANSIENT_ERROR) and then resumed to the end.
 var stoppedOnceStates = []dojob.State{dojob.StateQueued, dojob.StateConnecting, dojob.StateTransferring, dojob.StateTransientError,
 	dojob.StateQueued, dojob.StateConnecting, dojob.StateTransferring, dojob.StateTransferred}
+
+// inNewManager opens a Manager on the state directory dir, runs fn on its
+// job id (reloaded from its record) and closes the Manager.
+func inNewManager(t *testing.T, dir string, id dojob.JobID, fn func(j *dojob.Job)) {
+	t.Helper()
+	m, err := dojob.NewManager(dojob.Config{StateDir: dir})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, m.Close()) }()
+	j, err := m.Job(id)
+	require.NoError(t, err)
+	fn(j)
+}

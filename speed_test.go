@@ -331,22 +331,15 @@ func TestMinimumSpeedPersisted(t *testing.T) {
 	id := j.ID()
 	require.NoError(t, m1.Close())
 
-	m2, err := dojob.NewManager(dojob.Config{StateDir: dir})
-	require.NoError(t, err)
-	j2, err := m2.Job(id)
-	require.NoError(t, err)
-	bps, window := j2.MinimumSpeed()
-	assert.Equal(t, int64(2048), bps)
-	assert.Equal(t, 45*time.Second, window)
-	require.NoError(t, j2.SetMinimumSpeed(0, 0))
-	require.NoError(t, m2.Close())
-
-	m3, err := dojob.NewManager(dojob.Config{StateDir: dir})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, m3.Close()) }()
-	j3, err := m3.Job(id)
-	require.NoError(t, err)
-	bps, window = j3.MinimumSpeed()
-	assert.Zero(t, bps)
-	assert.Zero(t, window)
+	inNewManager(t, dir, id, func(j2 *dojob.Job) {
+		bps, window := j2.MinimumSpeed()
+		assert.Equal(t, int64(2048), bps)
+		assert.Equal(t, 45*time.Second, window)
+		require.NoError(t, j2.SetMinimumSpeed(0, 0))
+	})
+	inNewManager(t, dir, id, func(j3 *dojob.Job) {
+		bps, window := j3.MinimumSpeed()
+		assert.Zero(t, bps)
+		assert.Zero(t, window)
+	})
 }

@@ -65,9 +65,9 @@ func (x *worker) copy(tf tempFile, body io.Reader, f *file, length int64) (int64
 		// A bandwidth limit (pace.go): read no more than a bucket holds,
 		// and pay for the bytes before the next read. Unlimited, this is
 		// two atomic loads a read.
-		paced := x.paced()
+		pb, paced := x.pace()
 		if paced {
-			rd = rd[:x.paceLen(len(rd))]
+			rd = rd[:pb.readLen(len(rd))]
 		}
 		nr, rerr := body.Read(rd)
 		if nr > 0 {
@@ -96,7 +96,7 @@ func (x *worker) copy(tf tempFile, body io.Reader, f *file, length int64) (int64
 				}
 			}
 			if paced {
-				if err := x.pay(x.attemptCtx(), nr); err != nil {
+				if err := x.pay(x.attemptCtx(), pb, nr); err != nil {
 					return n, err
 				}
 			}

@@ -351,46 +351,49 @@ func (j *Job) MaximumBandwidth() int64 {
 // loads, the whole cost of pacing when nothing is limited.
 func (x *worker) paced() bool { return x.j.bucket.Load() != nil || x.j.m.pace.any.Load() }
 
-// buckets returns the buckets x's reads pay into: the job's own and its
+// paceBuckets are the buckets a read pays into: the job's own and its
 // priority's (either may be nil).
-func (x *worker) buckets() (job, class *rate.Limiter) {
+type paceBuckets struct{ job, class *rate.Limiter }
+
+// pace returns the buckets x's next read pays into, and whether there are
+// any; unlimited, it costs what paced costs. A copy loop takes them once a
+// read: the read's length (readLen) and its payment (pay) use the same.
+func (x *worker) pace() (b paceBuckets, ok bool) {
+	if !x.paced() {
+		return b, false
+	}
 	j := x.j
-	job = j.bucket.Load()
+	b.job = j.bucket.Load()
 	if j.m.pace.any.Load() {
 		j.mu.Lock()
 		p := j.prio
 		j.mu.Unlock()
-		class = j.m.pace.class[p].Load()
+		b.class = j.m.pace.class[p].Load()
 	}
-	return job, class
+	return b, b.job != nil || b.class != nil
 }
 
-// paceLen returns how much a paced copy loop reads at once: no more than a
+// readLen returns how much a paced copy loop reads at once: no more than a
 // bucket holds.
-func (x *worker) paceLen(n int) int {
-	job, class := x.buckets()
-	if job != nil {
-		n = min(n, job.Burst())
+func (b paceBuckets) readLen(n int) int {
+	if b.job != nil {
+		n = min(n, b.job.Burst())
 	}
-	if class != nil {
-		n = min(n, class.Burst())
+	if b.class != nil {
+		n = min(n, b.class.Burst())
 	}
 	return max(n, 1)
 }
 
-// pay waits until the buckets of x allow n more bytes, in pieces no larger
-// than a bucket (rate.Limiter.WaitN refuses more). The time spent waiting
-// is noted (paceClock) so that the watchdog takes it for neither a stall
-// nor slowness. It returns the cause of ctx if ctx ends first.
-func (x *worker) pay(ctx context.Context, n int) error {
-	job, class := x.buckets()
-	if job == nil && class == nil {
-		return nil
-	}
+// pay waits until the buckets b allow n more bytes read by x, in pieces no
+// larger than a bucket (rate.Limiter.WaitN refuses more). The time spent
+// waiting is noted (paceClock) so that the watchdog takes it for neither a
+// stall nor slowness. It returns the cause of ctx if ctx ends first.
+func (x *worker) pay(ctx context.Context, b paceBuckets, n int) error {
 	m := x.j.m
 	x.pc.enter(m.now())
 	defer func() { x.pc.leave(m.now()) }()
-	for _, l := range [2]*rate.Limiter{job, class} {
+	for _, l := range [2]*rate.Limiter{b.job, b.class} {
 		if l == nil {
 			continue
 		}

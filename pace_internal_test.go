@@ -23,11 +23,12 @@ func BenchmarkPacedWrite(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if !x.paced() {
+		pb, paced := x.pace()
+		if !paced {
 			b.Fatal("not paced")
 		}
-		n := x.paceLen(32 << 10)
-		if err := x.pay(ctx, n); err != nil {
+		n := pb.readLen(32 << 10)
+		if err := x.pay(ctx, pb, n); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -40,7 +41,7 @@ func BenchmarkUnpacedCheck(b *testing.B) {
 	x := &worker{j: &Job{m: m}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if x.paced() {
+		if _, paced := x.pace(); paced {
 			b.Fatal("paced")
 		}
 	}

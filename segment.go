@@ -345,13 +345,13 @@ func (r *segRun) copy(ctx context.Context, c *segConn, seg *segment, body io.Rea
 			return nil
 		}
 		rb := buf
-		paced := x.paced() // a bandwidth limit (pace.go), as in worker.copy
+		pb, paced := x.pace() // a bandwidth limit (pace.go), as in worker.copy
 		if paced {
-			rb = buf[:x.paceLen(len(buf))]
+			rb = buf[:pb.readLen(len(buf))]
 		}
 		nr, rerr := body.Read(rb)
 		if nr > 0 && paced {
-			if err := x.pay(ctx, nr); err != nil {
+			if err := x.pay(ctx, pb, nr); err != nil {
 				tb.release(seg)
 				return err
 			}

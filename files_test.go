@@ -506,3 +506,37 @@ func symlinkOrSkip(t *testing.T, target, link string) {
 		t.Skip("os.Symlink succeeded but made no link: Wine 8 has no symbolic links (CreateSymbolicLinkW is a stub) nor junctions")
 	}
 }
+
+// TestCompleteOntoADirectory: a directory that appears at a destination
+// after the transfer is left alone: Complete fails with a LOCAL_FILE error
+// naming the destination, the job stays TRANSFERRED with its file kept, and
+// once the directory is gone Complete installs the file without fetching it
+// again.
+func TestCompleteOntoADirectory(t *testing.T) {
+	r := newNetRig(t, dojob.Config{}, dojobtest.WithSize(64<<10))
+	dst := filepath.Join(r.dir, "f")
+	j, err := r.m.CreateJob("onto a directory")
+	require.NoError(t, err)
+	require.NoError(t, j.AddFile(r.s.FileURL("/f"), dst))
+	require.Equal(t, dojob.StateTransferred, r.run(j))
+	require.NoError(t, os.Mkdir(dst, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dst, "inside"), []byte("kept"), 0o644))
+
+	err = j.Complete()
+	var jerr *dojob.JobError
+	require.ErrorAs(t, err, &jerr)
+	assert.Equal(t, dojob.ErrorContextLocalFile, jerr.Context)
+	assert.Equal(t, dojob.ErrFail, jerr.Code)
+	assert.Contains(t, jerr.Error(), dst)
+	assert.Equal(t, dojob.StateTransferred, j.State())
+	assert.True(t, j.Files()[0].Transferred, "the file is kept for the next Complete")
+	inside, err := os.ReadFile(filepath.Join(dst, "inside"))
+	require.NoError(t, err)
+	assert.Equal(t, "kept", string(inside))
+
+	require.NoError(t, os.RemoveAll(dst))
+	require.NoError(t, j.Complete())
+	assert.Equal(t, dojob.StateAcknowledged, j.State())
+	assert.Equal(t, r.s.SHA256("/f"), fileSHA256(t, dst))
+	assert.Len(t, r.s.RequestsFor("/f"), 1)
+}

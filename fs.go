@@ -238,7 +238,7 @@ func promoteFile(from, to string, pause func(step string)) error {
 		}
 	}
 	pause("rename")
-	if err := os.Rename(from, to); err != nil {
+	if err := renameFile(from, to); err != nil {
 		return err
 	}
 	pause("renamed")

@@ -25,6 +25,9 @@ func nameTooLong(name string) bool { return len(name) > maxNameBytes }
 // owner.
 func checkOwned(string, fs.FileInfo, *os.File) error { return nil }
 
+// renameFile is os.Rename.
+func renameFile(from, to string) error { return os.Rename(from, to) }
+
 // syncDir fsyncs a directory where the system allows it.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -37,6 +37,18 @@ func checkOwned(path string, fi fs.FileInfo, _ *os.File) error {
 	return nil
 }
 
+// renameFile renames from to to with one rename(2). os.Rename first looks
+// at the destination (an Lstat) only to refuse a directory there with its
+// own error; rename(2) refuses a directory itself (EISDIR), and Complete
+// renames a thousand small files in a few milliseconds where that look is a
+// third of the system calls.
+func renameFile(from, to string) error {
+	if err := syscall.Rename(from, to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}
+
 // syncDir fsyncs a directory, making renames and creations in it durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -61,6 +61,9 @@ func checkOwned(path string, fi fs.FileInfo, f *os.File) error {
 	return nil
 }
 
+// renameFile is os.Rename (MoveFileEx, replacing the destination).
+func renameFile(from, to string) error { return os.Rename(from, to) }
+
 // syncDir is a no-op on Windows, where a rename is made durable by the file
 // system itself and directories cannot be opened for fsync.
 func syncDir(string) error { return nil }

@@ -152,13 +152,19 @@ func (x *transfer) askCheckpointLocked() {
 }
 
 // nextFreeFileLocked returns the first file not yet transferred and not in
-// busy, or nil.
-func (j *Job) nextFreeFileLocked(busy map[*file]bool) *file {
-	for _, f := range j.files {
-		if !f.Transferred && !busy[f] {
+// busy, or nil, looking from index *from on, and moves *from past the file
+// it returns. A run passes the same cursor each time: the files before it
+// were transferred or started by the run, and a started file is not free
+// again in that run (it finishes, or its failure ends the run's starts),
+// so a job of n files costs n steps, not n²/2.
+func (j *Job) nextFreeFileLocked(busy map[*file]bool, from *int) *file {
+	for i := *from; i < len(j.files); i++ {
+		if f := j.files[i]; !f.Transferred && !busy[f] {
+			*from = i + 1
 			return f
 		}
 	}
+	*from = len(j.files)
 	return nil
 }
 
@@ -187,6 +193,7 @@ func (x *transfer) runWorkers(n int) {
 	busy := make(map[*file]bool, n)
 	var failed error // the first file's failure; the attempt has failed
 	var failedFile *file
+	next := 0 // nextFreeFileLocked's cursor
 	j.mu.Lock()
 	for {
 		// Holding the job's lock from the result just applied: the next
@@ -196,7 +203,7 @@ func (x *transfer) runWorkers(n int) {
 		live := j.xfer == x
 		closing := context.Cause(x.ctx) == errClosing
 		for live && !closing && failed == nil && len(busy) < n {
-			f := j.nextFreeFileLocked(busy)
+			f := j.nextFreeFileLocked(busy, &next)
 			if f == nil {
 				break
 			}

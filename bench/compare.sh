@@ -18,6 +18,14 @@
 #              $BENCH_PARALLEL` and sequential curl (one process, all URLs),
 #              and against `curl -Z` followed by a sync of every file and DIR
 #
+# Every workload also runs go-floor (bench/gofloor): the same downloads by
+# a bare Go program on net/http with dojob's copy buffer and --parallel, but
+# nothing else — no temporary file, no checks, no rename, no fsync, no
+# record. It is the floor of any Go download manager on this machine, so
+# the gap between dojob and curl splits into what Go's HTTP client costs
+# (go-floor against curl) and what dojob's own work costs (dojob against
+# go-floor).
+#
 # dojob fsyncs every file before renaming it into place; plain curl leaves
 # the data in the page cache, so the "+ sync" rows are the like-for-like
 # (durable) comparison. Before each timed run the destination filesystem is
@@ -28,8 +36,8 @@
 # median wall time and CPU time (user + system, of the timed processes and
 # their children; the server is not one of them) and the medians of the
 # per-round ratios: dojob's speed ÷ the contender's (> 1: dojob is faster)
-# and dojob's CPU ÷ the contender's. Without curl only dojob's rows are
-# printed.
+# and dojob's CPU ÷ the contender's. Without curl only dojob's and
+# go-floor's rows are printed.
 #
 # Environment (defaults in brackets):
 #   BENCH_SIZES        sizes of the big files, KiB/MiB/GiB or bytes ["1GiB 100MiB"]
@@ -123,6 +131,7 @@ log "building dojob and bench/fileserver"
 bin=$tmpfs_root/bin
 go build -o "$bin/dojob" ./cmd/dojob
 go build -o "$bin/fileserver" ./bench/fileserver
+go build -o "$bin/gofloor" ./bench/gofloor
 
 log "creating the source files"
 src=$tmpfs_root/src
@@ -163,6 +172,13 @@ curl_get() {
     curl -sS --fail -o "$1/out/$2" "$base/$2"
   fi
 }
+gofloor_get() { # the floor of a Go downloader on net/http (bench/gofloor)
+  if [ "$2" = small ]; then
+    "$bin/gofloor" -parallel "$parallel" -d "$1/out" "${small_urls[@]}"
+  else
+    "$bin/gofloor" -o "$1/out/$2" "$base/$2"
+  fi
+}
 curl_parallel() { (cd "$1/out" && curl -sS --fail -Z --parallel-max "$parallel" --remote-name-all "${small_urls[@]}"); }
 curl_get_sync() { curl_get "$@" && sync "$1"/out/* "$1/out"; }
 curl_parallel_sync() { curl_parallel "$@" && sync "$1"/out/* "$1/out"; }
@@ -170,6 +186,7 @@ curl_parallel_sync() { curl_parallel "$@" && sync "$1"/out/* "$1/out"; }
 # contenders WORKLOAD prints "label function" lines for a workload.
 contenders() {
   echo "dojob-get dojob_get"
+  echo "go-floor gofloor_get"
   $have_curl || return 0
   if [ "$1" = small ]; then
     echo "curl-Z curl_parallel"

@@ -1,6 +1,7 @@
 package dojob
 
 import (
+	"strconv"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -103,4 +104,26 @@ func FuzzJSONString(f *testing.F) {
 			t.Fatalf("appendJSONString(%q) = %s, encoding/json gives %s", s, got, want)
 		}
 	})
+}
+
+// BenchmarkAppendJSONString quotes a thousand URLs as a record of a
+// thousand files holds them: the strings are most of the bytes of every
+// write of such a record.
+func BenchmarkAppendJSONString(b *testing.B) {
+	ss := make([]string, 1000)
+	for i := range ss {
+		ss[i] = "http://127.0.0.1:46335/some/path/to/a/file-" + strconv.Itoa(i) + ".bin?token=abcdef"
+	}
+	var n int64
+	for _, s := range ss {
+		n += int64(len(s))
+	}
+	b.SetBytes(n)
+	var buf []byte
+	for b.Loop() {
+		buf = buf[:0]
+		for _, s := range ss {
+			buf = appendJSONString(buf, s)
+		}
+	}
 }

@@ -1,10 +1,10 @@
 package dojob
 
 import (
-	"strconv"
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"

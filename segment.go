@@ -112,7 +112,11 @@ func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n
 	minSeg := m.cfg.MinSegmentSize
 	j.mu.Unlock()
 	r.host = hostOf(r.remote)
-	r.tb = newSegTable(r.size, minSeg, spans)
+	var piece int64
+	if f.sum != nil {
+		piece = hashPieces * minSeg // in order, for the digest (segtable.go)
+	}
+	r.tb = newSegTable(r.size, minSeg, piece, spans)
 	if x.noSplit || n <= 1 {
 		r.tb.stopSplitting()
 		n = 1 // the server cannot serve it in segments: one connection
@@ -189,6 +193,12 @@ func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n
 	}
 	return err
 }
+
+// hashPieces is the size of the pieces of a file with a Checksum fetched
+// in segments, in minimum segments (Config.MinSegmentSize, 1 MiB by
+// default: pieces of 4 MiB). The digest trails the front of the download
+// by at most a piece per connection.
+const hashPieces = 4
 
 // presize makes the temporary file as long as the whole file, so every
 // segment can be written at its offset.

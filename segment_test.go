@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,71 @@ func TestSegmentsFetchOnce(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestSegmentsChecksumInOrder: a file with a Checksum is fetched in pieces
+// of 4 minimum segments taken in the file's order, each asked for exactly
+// (one range a request), so its digest can follow the download instead of
+// reading most of the file back at the end; once no piece is left, free
+// connections split the largest segment as without a Checksum. Without a
+// Checksum the second request already asks for the second half of the
+// file.
+func TestSegmentsChecksumInOrder(t *testing.T) {
+	const piece = 4 * segMin
+	const size = 8 * piece
+	for _, checksum := range []bool{true, false} {
+		t.Run(fmt.Sprintf("checksum=%v", checksum), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, dojob.Config{MinSegmentSize: segMin}, dojobtest.WithSize(size), dojobtest.WithRate(1<<20))
+				spec := dojob.FileSpec{}
+				if checksum {
+					spec.Checksum = "sha256:" + r.tr.SHA256("/f")
+				}
+				j := segJob(t, r, 4, spec)
+				require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+				reqs := r.tr.RequestsFor("/f")
+				require.NotEmpty(t, reqs)
+				assert.Equal(t, "bytes=0-", reqs[0].Range)
+				var pieces []string // the requests for whole pieces, in order
+				for _, q := range reqs[1:] {
+					var a, b int64
+					_, err := fmt.Sscanf(q.Range, "bytes=%d-%d", &a, &b)
+					require.NoError(t, err, q.Range)
+					if a%piece == 0 && b == a+piece-1 {
+						pieces = append(pieces, q.Range)
+					}
+				}
+				half := fmt.Sprintf("bytes=%d-%d", size/2, size-1)
+				if checksum {
+					// The connections take the pieces in order; their
+					// requests reach the server in any order.
+					var want []string
+					for k := int64(1); k < size/piece; k++ {
+						want = append(want, fmt.Sprintf("bytes=%d-%d", k*piece, (k+1)*piece-1))
+					}
+					slices.Sort(pieces)
+					assert.Equal(t, want, pieces, "every piece after the first, once each")
+					assert.NotContains(t, rangesOf(reqs), half)
+				} else {
+					assert.Contains(t, rangesOf(reqs), half, "the largest segment halved")
+				}
+				fi := j.Files()[0]
+				assert.Equal(t, checksum, fi.Verified)
+				assert.Zero(t, fi.Restarts)
+				require.NoError(t, j.Complete())
+				r.requireFile("/f")
+			})
+		})
+	}
+}
+
+// rangesOf returns the Range header of each request.
+func rangesOf(reqs []dojobtest.Request) []string {
+	var out []string
+	for _, q := range reqs {
+		out = append(out, q.Range)
+	}
+	return out
 }
 
 // TestSegmentsNotSplit: one connection (the default) asks no range; a

@@ -37,14 +37,27 @@ type segTable struct {
 	mu      sync.Mutex
 	size    int64      // the file's size
 	min     int64      // the smallest half a split may leave
-	segs    []*segment // in the order created
+	segs    []*segment // sorted by start; together they tile the file
 	noSplit bool       // fall back: no segment is split any more
 }
 
 // newSegTable makes the table of a file of size bytes whose temporary file
 // already holds the given spans ([start, end) pairs, sorted, disjoint):
-// every gap between them is a segment nobody fetches yet.
-func newSegTable(size, minSeg int64, have [][2]int64) *segTable {
+// every gap between them is a segment nobody fetches yet — or, with piece
+// > 0, a run of segments of piece bytes (the last may be shorter), which
+// take hands out in the file's order.
+//
+// Pieces are for a file with a Checksum. Its digest can only take the
+// bytes in order, so it follows the contiguous prefix of the file (the
+// prefixHasher). Halving the largest segment gives n connections n far
+// apart segments that all end at about the same time: the prefix stays at
+// the first one's front until the very end, and the rest of the file is
+// hashed after the download, on top of it (a 1 GiB file over 4
+// connections: 0.87 s without a Checksum, 1.68 s with one). Pieces taken
+// in order keep the prefix within n pieces of the front, so the digest is
+// computed while the bytes arrive. Each piece is one request, ranged
+// exactly, on a kept-alive connection.
+func newSegTable(size, minSeg, piece int64, have [][2]int64) *segTable {
 	t := &segTable{size: size, min: max(minSeg, 1)}
 	pos := int64(0)
 	add := func(from, to int64, written bool) {
@@ -60,13 +73,20 @@ func newSegTable(size, minSeg int64, have [][2]int64) *segTable {
 		}
 		t.segs = append(t.segs, s)
 	}
+	gap := func(from, to int64) {
+		for piece > 0 && to-from > piece {
+			add(from, from+piece, false)
+			from += piece
+		}
+		add(from, to, false)
+	}
 	for _, sp := range have {
 		a, b := max(sp[0], pos), min(sp[1], size)
-		add(pos, a, false)
+		gap(pos, a)
 		add(a, b, true)
 		pos = max(pos, b)
 	}
-	add(pos, size, false)
+	gap(pos, size)
 	return t
 }
 
@@ -103,7 +123,7 @@ func (t *segTable) take() *segment {
 	s := &segment{start: mid, pos: mid, end: big.end, owned: true}
 	s.written.Store(mid)
 	big.end = mid
-	t.segs = append(t.segs, s)
+	t.segs = slices.Insert(t.segs, slices.Index(t.segs, big)+1, s)
 	return s
 }
 
@@ -188,19 +208,21 @@ func mergeSpans(in [][2]int64) (out [][2]int64, total int64) {
 	return out, total
 }
 
-// prefixLen is the length of the contiguous bytes written from byte 0.
+// prefixLen is the length of the contiguous bytes written from byte 0:
+// one walk of the segments, which tile the file in order, up to the first
+// that is not all written.
 func (t *segTable) prefixLen() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur := int64(0)
-	for moved := true; moved; {
-		moved = false
-		for _, s := range t.segs {
-			if s.start <= cur {
-				if w := s.written.Load(); w > cur {
-					cur, moved = w, true
-				}
-			}
+	for _, s := range t.segs {
+		if s.start > cur {
+			break
+		}
+		w := s.written.Load()
+		cur = max(cur, w)
+		if w < s.end {
+			break
 		}
 	}
 	return cur

@@ -1,7 +1,9 @@
 package dojob
 
 import (
+	"cmp"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -14,7 +16,7 @@ import (
 // minimum; bytes claimed are never given away.
 func TestSegTableSplits(t *testing.T) {
 	const mib = 1 << 20
-	tb := newSegTable(8*mib, mib, nil)
+	tb := newSegTable(8*mib, mib, 0, nil)
 	a := tb.take()
 	require.NotNil(t, a)
 	assert.Equal(t, int64(0), a.start)
@@ -52,7 +54,7 @@ func TestSegTableSplits(t *testing.T) {
 // TestSegTableResumes: the spans a file holds are kept, the gaps become
 // segments; the minimum stops splits of small remainders.
 func TestSegTableResumes(t *testing.T) {
-	tb := newSegTable(1000, 100, [][2]int64{{0, 100}, {300, 400}, {900, 1000}})
+	tb := newSegTable(1000, 100, 0, [][2]int64{{0, 100}, {300, 400}, {900, 1000}})
 	spans, total := tb.spans()
 	assert.Equal(t, [][2]int64{{0, 100}, {300, 400}, {900, 1000}}, spans)
 	assert.Equal(t, int64(300), total)
@@ -70,11 +72,46 @@ func TestSegTableResumes(t *testing.T) {
 	assert.False(t, tb.done())
 }
 
+// TestSegTablePieces: with pieces, every gap is cut into pieces taken in
+// the file's order (the spans held are kept); a split once no piece is
+// left goes right after the segment it splits, so the segments stay sorted
+// and prefixLen finds the contiguous prefix in one walk.
+func TestSegTablePieces(t *testing.T) {
+	tb := newSegTable(1000, 50, 200, [][2]int64{{300, 400}})
+	var got [][2]int64
+	for range 5 {
+		s := tb.take()
+		require.NotNil(t, s)
+		got = append(got, [2]int64{s.start, s.end})
+	}
+	assert.Equal(t, [][2]int64{{0, 200}, {200, 300}, {400, 600}, {600, 800}, {800, 1000}}, got)
+	assert.Equal(t, int64(0), tb.prefixLen())
+
+	write := func(s *segment, n int64) {
+		off, k := tb.claim(s, n)
+		s.written.Store(off + k)
+	}
+	first, second := tb.segs[0], tb.segs[1]
+	write(first, 200)
+	assert.Equal(t, int64(200), tb.prefixLen())
+	write(second, 40)
+	assert.Equal(t, int64(240), tb.prefixLen())
+	split := tb.take() // no piece left: halves the largest remainder (one of 200)
+	require.NotNil(t, split)
+	assert.Equal(t, [2]int64{500, 600}, [2]int64{split.start, split.end})
+	assert.True(t, slices.IsSortedFunc(tb.segs, func(a, b *segment) int { return cmp.Compare(a.start, b.start) }), "sorted after a split")
+	for i := 1; i < len(tb.segs); i++ {
+		assert.Equal(t, tb.segs[i-1].end, tb.segs[i].start, "the segments tile the file")
+	}
+	write(second, 60)
+	assert.Equal(t, int64(400), tb.prefixLen(), "through the span held")
+}
+
 // TestSegTableConcurrent: connections claiming, writing, splitting and
 // giving up at random cover every byte exactly once.
 func TestSegTableConcurrent(t *testing.T) {
 	const size = 10_000_000
-	tb := newSegTable(size, 10_000, nil)
+	tb := newSegTable(size, 10_000, 0, nil)
 	var mu sync.Mutex
 	cover := make([]uint8, size)
 	var wg sync.WaitGroup

@@ -112,14 +112,17 @@ func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n
 	minSeg := m.cfg.MinSegmentSize
 	j.mu.Unlock()
 	r.host = hostOf(r.remote)
+	split := !x.noSplit && n > 1
 	var piece int64
-	if f.sum != nil {
+	if f.sum != nil && split {
 		piece = hashPieces * minSeg // in order, for the digest (segtable.go)
 	}
 	r.tb = newSegTable(r.size, minSeg, piece, spans)
-	if x.noSplit || n <= 1 {
+	if !split {
+		// One connection (the server cannot serve the file in segments):
+		// each gap in one request, not in pieces.
 		r.tb.stopSplitting()
-		n = 1 // the server cannot serve it in segments: one connection
+		n = 1
 	}
 	if err := x.presize(tf, r.size); err != nil {
 		return err

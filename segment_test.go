@@ -209,7 +209,9 @@ func TestSegmentsNotSplit(t *testing.T) {
 // the file ends over the connections it has; a changed ETag starts the file
 // over (then fetched from the new content, whole and right); a short body
 // or a stall gives the segment back to the others. Never a mix: the file is
-// the server's content of the end, byte for byte.
+// the server's content of the end, byte for byte. Each case runs without a
+// Checksum (segments halved) and with one (pieces taken in order); with a
+// Checksum, the changed content is refused (BG_E_VALIDATION_FAILED).
 func TestSegmentAnswers(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -223,29 +225,46 @@ func TestSegmentAnswers(t *testing.T) {
 		{name: "stall", fault: dojobtest.StallAfter(100 << 10), at: 2},
 		{name: "first-stalls", fault: dojobtest.StallAfter(100 << 10), at: 0},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				script := []dojobtest.Fault{dojobtest.OK(), dojobtest.OK(), dojobtest.OK()}
-				script[tc.at] = tc.fault
-				r := newRig(t, dojob.Config{MinSegmentSize: segMin, StallTimeout: 10 * time.Second},
-					dojobtest.WithSize(segSize), dojobtest.WithRate(1<<20),
-					dojobtest.Script(script...))
-				j := segJob(t, r, 4, dojob.FileSpec{})
-				require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
-				assert.Zero(t, j.ErrorCount(), "no TRANSIENT_ERROR: the other connections carried on")
-				fi := j.Files()[0]
-				assert.Equal(t, tc.restarts, fi.Restarts)
-				if tc.restarts > 0 {
-					assert.Equal(t, "content changed (ETag)", fi.RestartReason)
-				}
-				reqs := r.tr.RequestsFor("/f")
-				if tc.at > 0 {
-					assert.Regexp(t, `^bytes=\d+-\d+$`, reqs[tc.at].Range, "the faulty request was a segment's")
-				}
-				require.NoError(t, j.Complete())
-				r.requireFile("/f")
+		for _, checksum := range []bool{false, true} { // halves, or pieces in order
+			t.Run(fmt.Sprintf("%s/checksum=%v", tc.name, checksum), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					script := []dojobtest.Fault{dojobtest.OK(), dojobtest.OK(), dojobtest.OK()}
+					script[tc.at] = tc.fault
+					r := newRig(t, dojob.Config{MinSegmentSize: segMin, StallTimeout: 10 * time.Second},
+						dojobtest.WithSize(segSize), dojobtest.WithRate(1<<20),
+						dojobtest.Script(script...))
+					spec := dojob.FileSpec{}
+					if checksum {
+						spec.Checksum = "sha256:" + r.tr.SHA256("/f")
+					}
+					j := segJob(t, r, 4, spec)
+					if checksum && tc.restarts > 0 {
+						// The content the Checksum describes is gone: the
+						// new one is fetched whole and refused.
+						require.Equal(t, dojob.StateError, resumeWait(t, j))
+						jerr, err := j.Error()
+						require.NoError(t, err)
+						assert.Equal(t, dojob.ErrValidationFailed, jerr.Code)
+						assert.Equal(t, 1, j.Files()[0].Restarts)
+						return
+					}
+					require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+					assert.Zero(t, j.ErrorCount(), "no TRANSIENT_ERROR: the other connections carried on")
+					fi := j.Files()[0]
+					assert.Equal(t, tc.restarts, fi.Restarts)
+					assert.Equal(t, checksum, fi.Verified)
+					if tc.restarts > 0 {
+						assert.Equal(t, "content changed (ETag)", fi.RestartReason)
+					}
+					reqs := r.tr.RequestsFor("/f")
+					if tc.at > 0 {
+						assert.Regexp(t, `^bytes=\d+-\d+$`, reqs[tc.at].Range, "the faulty request was a segment's")
+					}
+					require.NoError(t, j.Complete())
+					r.requireFile("/f")
+				})
 			})
-		})
+		}
 	}
 }
 

@@ -138,6 +138,37 @@ func TestGetRefusesExistingFile(t *testing.T) {
 	assert.Equal(t, s.SHA256("/f.bin"), fileSHA256(t, dest))
 }
 
+// TestGetOntoADirectory: a destination that is a directory (or a link to
+// one) is a usage error before anything is requested, --force or not, and
+// the directory is left alone.
+func TestGetOntoADirectory(t *testing.T) {
+	s := dojobtest.NewServer(t, dojobtest.WithSize(testSize))
+	state, dir := t.TempDir(), t.TempDir()
+	sub := filepath.Join(dir, "f.bin")
+	require.NoError(t, os.Mkdir(sub, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(sub, "inside"), []byte("kept"), 0o600))
+	ctx := testCtx(t, 10*time.Second)
+
+	cases := [][]string{{"-o", sub}, {"-d", dir}, {"--force", "-o", sub}}
+	link := filepath.Join(dir, "link.bin")
+	if err := os.Symlink(sub, link); err == nil {
+		if fi, err := os.Stat(link); err == nil && fi.IsDir() { // Wine's links are stubs
+			cases = append(cases, []string{"-o", link})
+		}
+	}
+	for _, args := range cases {
+		r := runCmd(t, ctx, append([]string{"--state-dir", state, "get", s.FileURL("/f.bin")}, args...)...)
+		assert.Equal(t, exitUsage, r.code, "%q", args)
+		assert.Contains(t, r.stderr, " is a directory\n", "%q", args)
+	}
+	assert.Empty(t, s.Requests(), "nothing was requested")
+	got, err := os.ReadFile(filepath.Join(sub, "inside"))
+	require.NoError(t, err)
+	assert.Equal(t, "kept", string(got))
+	r := runCmd(t, ctx, "--state-dir", state, "list")
+	assert.Equal(t, "no jobs\n", r.stdout, "no job was created")
+}
+
 // TestGetMissingDirectory: a destination directory that does not exist is
 // named before anything is requested; --create-dirs creates it.
 func TestGetMissingDirectory(t *testing.T) {

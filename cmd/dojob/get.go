@@ -324,6 +324,9 @@ func (c *cli) get(args []string) int {
 	// so nothing is requested for a download that could not be put in
 	// place.
 	if err := checkDestinations(specs, *force, *createDirs); err != nil {
+		if ue := (usageErr{}); errors.As(err, &ue) {
+			return c.usageError(ue.error)
+		}
 		return c.fail(err)
 	}
 	c.hintFlags = givenFlags(fs, "stall-timeout", "checkpoint-interval", "cache-host", "cache-fallback")
@@ -416,9 +419,12 @@ func (c *cli) resume(args []string) int {
 // checkDestinations checks, before anything is requested, that each file
 // of a get can be put in place: its directory exists (or is created, with
 // createDirs, as Delivery Optimization creates a LocalPath's directories;
-// BITS, and dojob's library, require it to exist) and nothing is at the
-// destination already (unless force: Complete then replaces it). The
-// errors name the path and the flag that changes the answer.
+// BITS, and dojob's library, require it to exist), no directory is at the
+// destination (a usageErr: the command line names a directory where a
+// file goes) and nothing else is there already (unless force: Complete
+// then replaces it). The errors name the path and the flag that changes
+// the answer. One Lstat a file (a Stat more only for a symbolic link): a
+// get of a thousand files looks at each destination once.
 func checkDestinations(specs []fileSpec, force, createDirs bool) error {
 	checked := map[string]bool{} // directories found or created
 	for _, s := range specs {
@@ -428,12 +434,28 @@ func checkDestinations(specs []fileSpec, force, createDirs bool) error {
 			}
 			checked[dir] = true
 		}
-		if _, err := os.Lstat(s.path); err == nil && !force {
+		fi, err := os.Lstat(s.path)
+		if err != nil {
+			continue
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if target, err := os.Stat(s.path); err == nil {
+				fi = target
+			}
+		}
+		switch {
+		case fi.IsDir():
+			return usageErr{fmt.Errorf("get: %s is a directory", s.path)}
+		case !force:
 			return fmt.Errorf("get: %s already exists (use --force to replace it)", s.path)
 		}
 	}
 	return nil
 }
+
+// usageErr is an error of checkDestinations that is the command line's
+// fault: get reports it as a usage error.
+type usageErr struct{ error }
 
 // checkDestinationDir checks that dir is a directory, creating it if it is
 // missing and createDirs is set.
@@ -497,9 +519,6 @@ func destinations(urls []string, out, dir string) ([]fileSpec, error) {
 		abs, err := filepath.Abs(dest)
 		if err != nil {
 			return nil, fmt.Errorf("get: %s: %w", dest, err)
-		}
-		if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
-			return nil, fmt.Errorf("get: %s is a directory", abs)
 		}
 		if prev, ok := seen[abs]; ok {
 			return nil, fmt.Errorf("get: %s and %s would both be saved as %s", redact(prev), redact(raw), abs)

@@ -41,7 +41,11 @@ const DefaultMinSegmentSize = 1 << 20
 // their offsets into the one temporary file, every segment's durable bytes
 // are recorded with the checkpoints, and a restart resumes each part where
 // its durable bytes end. A file with a Checksum is hashed from its temporary
-// file as its contiguous prefix grows.
+// file as its contiguous prefix grows; so that the prefix keeps up with the
+// download, such a file is fetched in pieces (4 × MinSegmentSize, at least
+// 1 MiB) taken in the file's order while several connections run, instead
+// of halves of the largest part, which would all end together and leave
+// most of the file to hash after the download.
 //
 // Connections to one host, over every job of the Manager, are bounded by
 // Config.MaxConnectionsPerHost: a file's first connection waits for room

@@ -750,7 +750,9 @@ func localError(err error) *JobError {
 	switch {
 	case isDiskFull(err):
 		e.Code = ErrDiskFull
-	case errors.Is(err, fs.ErrPermission):
+	case errors.Is(err, fs.ErrPermission) || isDirectory(err):
+		// A directory in the way of a file is access denied, as Windows
+		// reports it (a rename over it, an open of it for writing).
 		e.Code = ErrAccessDenied
 	case isReadOnlyFS(err):
 		e.Code = ErrWriteProtect

@@ -16,6 +16,10 @@ func isDiskFull(err error) bool {
 // isConnRefused reports a refused connection.
 func isConnRefused(err error) bool { return strings.Contains(err.Error(), "connection refused") }
 
+// isDirectory reports an operation on a file refused because a directory
+// is at that path.
+func isDirectory(err error) bool { return strings.Contains(err.Error(), "is a directory") }
+
 // isReadOnlyFS reports a write to a read-only file system.
 func isReadOnlyFS(err error) bool { return strings.Contains(err.Error(), "read only") }
 

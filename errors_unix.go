@@ -15,6 +15,10 @@ func isDiskFull(err error) bool {
 // isConnRefused reports a refused connection.
 func isConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
+// isDirectory reports an operation on a file refused because a directory
+// is at that path (EISDIR: a rename over it, an open for writing).
+func isDirectory(err error) bool { return errors.Is(err, syscall.EISDIR) }
+
 // isReadOnlyFS reports a write to a read-only file system.
 func isReadOnlyFS(err error) bool { return errors.Is(err, syscall.EROFS) }
 

@@ -7,6 +7,10 @@ import (
 	"syscall"
 )
 
+// isDirectory is false on Windows, which reports a directory in the way of
+// a file as ERROR_ACCESS_DENIED itself.
+func isDirectory(error) bool { return false }
+
 // Windows error numbers (winerror.h) the syscall package does not name.
 const (
 	errorWriteProtect     syscall.Errno = 19    // ERROR_WRITE_PROTECT: the medium is write-protected

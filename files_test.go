@@ -508,8 +508,9 @@ func symlinkOrSkip(t *testing.T, target, link string) {
 }
 
 // TestCompleteOntoADirectory: a directory that appears at a destination
-// after the transfer is left alone: Complete fails with a LOCAL_FILE error
-// naming the destination, the job stays TRANSFERRED with its file kept, and
+// after the transfer is left alone: Complete fails with a LOCAL_FILE
+// E_ACCESSDENIED (what Windows reports, EISDIR elsewhere) naming the
+// destination, the job stays TRANSFERRED with its file kept, and
 // once the directory is gone Complete installs the file without fetching it
 // again.
 func TestCompleteOntoADirectory(t *testing.T) {
@@ -526,7 +527,7 @@ func TestCompleteOntoADirectory(t *testing.T) {
 	var jerr *dojob.JobError
 	require.ErrorAs(t, err, &jerr)
 	assert.Equal(t, dojob.ErrorContextLocalFile, jerr.Context)
-	assert.Equal(t, dojob.ErrFail, jerr.Code)
+	assert.Equal(t, dojob.ErrAccessDenied, jerr.Code, "as on Windows")
 	assert.Contains(t, jerr.Error(), dst)
 	assert.Equal(t, dojob.StateTransferred, j.State())
 	assert.True(t, j.Files()[0].Transferred, "the file is kept for the next Complete")

@@ -42,11 +42,17 @@ func checkOwned(path string, fi fs.FileInfo, _ *os.File) error {
 // own error; rename(2) refuses a directory itself (EISDIR), and Complete
 // renames a thousand small files in a few milliseconds where that look is a
 // third of the system calls.
+// An interrupted call is made again, as os.Rename does.
 func renameFile(from, to string) error {
-	if err := syscall.Rename(from, to); err != nil {
-		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	for {
+		err := syscall.Rename(from, to)
+		switch {
+		case err == nil:
+			return nil
+		case err != syscall.EINTR:
+			return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+		}
 	}
-	return nil
 }
 
 // syncDir fsyncs a directory, making renames and creations in it durable.

@@ -74,7 +74,9 @@ type Config struct {
 	MaxConnectionsPerHost int
 
 	// MinSegmentSize is the smallest half a split of a segment leaves
-	// (Job.SetMaxConnections); 0 means 1 MiB.
+	// (Job.SetMaxConnections); 0 means 1 MiB. A file with a Checksum is
+	// fetched over several connections in pieces of 4 times this size (at
+	// least 1 MiB, at most 64 MiB or this size).
 	MinSegmentSize int64
 
 	// Paused makes the Manager start no transfer until Manager.Start is

@@ -20,7 +20,8 @@ import (
 // response, a validated 206, becomes the first connection; up to n-1 more
 // are opened beside it, each taking a segment of the segment table
 // (segtable.go) — a gap nobody fetches, or the second half of the largest
-// segment still to come. Every byte is written at its offset (WriteAt) into
+// segment still to come; for a file with a Checksum, pieces in the file's
+// order (hashPiece). Every byte is written at its offset (WriteAt) into
 // the one temporary file, which is sized to the whole file first. The file
 // records its written spans (file.spans) at checkpoints and when the
 // connections stop, so a restart resumes every gap. A file with a Checksum
@@ -88,7 +89,7 @@ func (x *worker) segmentableLocked(tf *lazyTemp, f *file, status int, v verdict)
 	}
 	return x.j.maxConnsLocked() > 1 && !x.noSplit && f.Ranges == nil &&
 		status == http.StatusPartialContent && v.remoteSize > 0 &&
-		(f.ETag != "" || f.LastModified != "") && v.remoteSize >= 2*x.j.m.cfg.MinSegmentSize
+		(f.ETag != "" || f.LastModified != "") && v.remoteSize/2 >= x.j.m.cfg.MinSegmentSize
 }
 
 // fetchSegments fetches the rest of f over up to n connections, the first
@@ -115,7 +116,7 @@ func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n
 	split := !x.noSplit && n > 1
 	var piece int64
 	if f.sum != nil && split {
-		piece = hashPieces * minSeg // in order, for the digest (segtable.go)
+		piece = hashPiece(minSeg) // in order, for the digest (segtable.go)
 	}
 	r.tb = newSegTable(r.size, minSeg, piece, spans)
 	if !split {
@@ -197,11 +198,21 @@ func (x *worker) fetchSegments(tf *lazyTemp, f *file, body io.Reader, sp span, n
 	return err
 }
 
-// hashPieces is the size of the pieces of a file with a Checksum fetched
-// in segments, in minimum segments (Config.MinSegmentSize, 1 MiB by
-// default: pieces of 4 MiB). The digest trails the front of the download
-// by at most a piece per connection.
-const hashPieces = 4
+// hashPiece is the size of the pieces of a file with a Checksum fetched in
+// segments: 4 minimum segments (Config.MinSegmentSize, 1 MiB by default:
+// pieces of 4 MiB), at least 1 MiB — a request per piece, and no more —
+// and at most 64 MiB or one minimum segment, whichever is larger. With
+// every connection as fast as the others, the digest trails the front of
+// the download by about a piece per connection; a slow connection holding
+// an early piece holds it back until the connections that run out of
+// pieces split that piece (segTable.take).
+func hashPiece(minSeg int64) int64 {
+	const lo, hi = 1 << 20, 64 << 20
+	if minSeg > hi/4 {
+		return max(minSeg, hi)
+	}
+	return min(max(4*minSeg, lo), hi)
+}
 
 // presize makes the temporary file as long as the whole file, so every
 // segment can be written at its offset.
@@ -225,6 +236,8 @@ func (x *worker) presize(tf *lazyTemp, size int64) error {
 // (hostBudget.contended), giving its segment back.
 func (r *segRun) conn(ctx context.Context, seg *segment, body io.Reader, extra bool) error {
 	x, j, m := r.x, r.x.j, r.x.j.m
+	r.tb.begin()
+	defer r.tb.end()
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	c := &segConn{cancel: cancel}

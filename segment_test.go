@@ -165,6 +165,22 @@ func TestSegmentsChecksumInOrder(t *testing.T) {
 	}
 }
 
+// TestSegmentsChecksumAlone: a file with a Checksum whose extra
+// connections the host's budget refuses is fetched by its one connection
+// in one request, not in pieces.
+func TestSegmentsChecksumAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, dojob.Config{MinSegmentSize: segMin, MaxConnectionsPerHost: 1},
+			dojobtest.WithSize(4*segSize), dojobtest.WithRate(4<<20))
+		j := segJob(t, r, 4, dojob.FileSpec{Checksum: "sha256:" + r.tr.SHA256("/f")})
+		require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
+		assert.Equal(t, []string{"bytes=0-"}, rangesOf(r.tr.RequestsFor("/f")))
+		assert.True(t, j.Files()[0].Verified)
+		require.NoError(t, j.Complete())
+		r.requireFile("/f")
+	})
+}
+
 // rangesOf returns the Range header of each request.
 func rangesOf(reqs []dojobtest.Request) []string {
 	var out []string

@@ -37,15 +37,16 @@ type segTable struct {
 	mu      sync.Mutex
 	size    int64      // the file's size
 	min     int64      // the smallest half a split may leave
+	piece   int64      // > 0: the size of the pieces taken in order (a file with a Checksum)
+	conns   int        // the connections running (begin, end)
 	segs    []*segment // sorted by start; together they tile the file
 	noSplit bool       // fall back: no segment is split any more
 }
 
 // newSegTable makes the table of a file of size bytes whose temporary file
 // already holds the given spans ([start, end) pairs, sorted, disjoint):
-// every gap between them is a segment nobody fetches yet — or, with piece
-// > 0, a run of segments of piece bytes (the last may be shorter), which
-// take hands out in the file's order.
+// every gap between them is a segment nobody fetches yet. With piece > 0
+// the file is fetched in pieces taken in order (take).
 //
 // Pieces are for a file with a Checksum. Its digest can only take the
 // bytes in order, so it follows the contiguous prefix of the file (the
@@ -54,11 +55,11 @@ type segTable struct {
 // the first one's front until the very end, and the rest of the file is
 // hashed after the download, on top of it (a 1 GiB file over 4
 // connections: 0.87 s without a Checksum, 1.68 s with one). Pieces taken
-// in order keep the prefix within n pieces of the front, so the digest is
-// computed while the bytes arrive. Each piece is one request, ranged
-// exactly, on a kept-alive connection.
+// in order keep the prefix near the front, so the digest is computed while
+// the bytes arrive. A piece is asked for exactly, so its connection is
+// kept alive for the next one.
 func newSegTable(size, minSeg, piece int64, have [][2]int64) *segTable {
-	t := &segTable{size: size, min: max(minSeg, 1)}
+	t := &segTable{size: size, min: max(minSeg, 1), piece: piece}
 	pos := int64(0)
 	add := func(from, to int64, written bool) {
 		if from >= to {
@@ -73,37 +74,60 @@ func newSegTable(size, minSeg, piece int64, have [][2]int64) *segTable {
 		}
 		t.segs = append(t.segs, s)
 	}
-	gap := func(from, to int64) {
-		for piece > 0 && to-from > piece {
-			add(from, from+piece, false)
-			from += piece
-		}
-		add(from, to, false)
-	}
 	for _, sp := range have {
 		a, b := max(sp[0], pos), min(sp[1], size)
-		gap(pos, a)
+		add(pos, a, false)
 		add(a, b, true)
 		pos = max(pos, b)
 	}
-	gap(pos, size)
+	add(pos, size, false)
 	return t
 }
+
+// begin and end count a connection of the fetch in or out: with pieces, a
+// connection that runs alone takes whole gaps (one request each), and
+// pieces are cut only while others run beside it.
+func (t *segTable) begin() { t.mu.Lock(); t.conns++; t.mu.Unlock() }
+func (t *segTable) end()   { t.mu.Lock(); t.conns--; t.mu.Unlock() }
 
 // take gives a free connection a segment to fetch: one nobody fetches, else
 // the second half of the largest segment being fetched, if each half is at
 // least min bytes and splitting is allowed. nil means there is nothing to
 // take.
+//
+// With pieces (a file with a Checksum), a free connection beside others
+// takes the first piece of the first gap nobody fetches (the rest of the
+// gap stays free); with no gap free, it cuts the segment being fetched that
+// is earliest in the file a piece after its owner's position and takes the
+// piece that follows (the rest is free again), and only near the end, with
+// less than that left, halves the earliest segment that allows it — the
+// one holding the digest back. Pieces are cut as they are taken, so the
+// table holds the pieces taken so far, not the file's size in pieces.
 func (t *segTable) take() *segment {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, s := range t.segs {
+	for i, s := range t.segs {
 		if !s.owned && s.pos < s.end {
+			if t.piece > 0 && t.conns > 1 && s.end-s.pos > t.piece {
+				return t.cutLocked(i, s.pos)
+			}
 			s.owned = true
 			return s
 		}
 	}
 	if t.noSplit {
+		return nil
+	}
+	if t.piece > 0 {
+		for i, s := range t.segs {
+			if !s.owned || s.end-s.pos < 2*t.min {
+				continue
+			}
+			if s.end-s.pos > 2*t.piece {
+				return t.cutLocked(i, s.pos+t.piece)
+			}
+			return t.halveLocked(i)
+		}
 		return nil
 	}
 	var big *segment
@@ -119,12 +143,41 @@ func (t *segTable) take() *segment {
 	if half < t.min {
 		return nil
 	}
-	mid := big.end - half
+	return t.halveLocked(slices.Index(t.segs, big))
+}
+
+// halveLocked gives the second half of segment i, being fetched, to a new
+// owner.
+func (t *segTable) halveLocked(i int) *segment {
+	big := t.segs[i]
+	mid := big.end - (big.end-big.pos)/2
 	s := &segment{start: mid, pos: mid, end: big.end, owned: true}
 	s.written.Store(mid)
 	big.end = mid
-	t.segs = slices.Insert(t.segs, slices.Index(t.segs, big)+1, s)
+	t.segs = slices.Insert(t.segs, i+1, s)
 	return s
+}
+
+// cutLocked ends segment i at off (a byte it has not claimed) and returns
+// a piece from off, owned by the caller; the bytes after the piece, if
+// any, become a segment nobody fetches. Segment i keeps its owner, if any,
+// and its bytes before off.
+func (t *segTable) cutLocked(i int, off int64) *segment {
+	s := t.segs[i]
+	p := &segment{start: off, pos: off, end: min(off+t.piece, s.end), owned: true}
+	p.written.Store(off)
+	ins := []*segment{p}
+	if p.end < s.end {
+		rest := &segment{start: p.end, pos: p.end, end: s.end}
+		rest.written.Store(p.end)
+		ins = append(ins, rest)
+	}
+	s.end = off
+	t.segs = slices.Insert(t.segs, i+1, ins...)
+	if s.start == s.end { // nothing of it before off: a free gap cut at its start
+		t.segs = slices.Delete(t.segs, i, i+1)
+	}
+	return p
 }
 
 // claim reserves the next n bytes (at most) of s for its owner to write:

@@ -2,6 +2,7 @@ package dojob
 
 import (
 	"cmp"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -72,39 +73,71 @@ func TestSegTableResumes(t *testing.T) {
 	assert.False(t, tb.done())
 }
 
-// TestSegTablePieces: with pieces, every gap is cut into pieces taken in
-// the file's order (the spans held are kept); a split once no piece is
-// left goes right after the segment it splits, so the segments stay sorted
-// and prefixLen finds the contiguous prefix in one walk.
+// TestSegTablePieces: with pieces, a connection alone takes a whole gap;
+// beside others it takes the first piece of the first free gap, and with no
+// gap free it cuts the earliest segment being fetched a piece after its
+// owner's position and takes the next piece (the rest is free again), and
+// near the end halves the earliest segment; the spans held are kept, the
+// segments stay sorted and tile the file, and prefixLen follows them.
 func TestSegTablePieces(t *testing.T) {
-	tb := newSegTable(1000, 50, 200, [][2]int64{{300, 400}})
-	var got [][2]int64
-	for range 5 {
-		s := tb.take()
-		require.NotNil(t, s)
-		got = append(got, [2]int64{s.start, s.end})
+	sorted := func(tb *segTable) {
+		t.Helper()
+		assert.True(t, slices.IsSortedFunc(tb.segs, func(a, b *segment) int { return cmp.Compare(a.start, b.start) }))
+		for i := 1; i < len(tb.segs); i++ {
+			assert.Equal(t, tb.segs[i-1].end, tb.segs[i].start, "the segments tile the file")
+		}
+		assert.Equal(t, tb.size, tb.segs[len(tb.segs)-1].end)
 	}
-	assert.Equal(t, [][2]int64{{0, 200}, {200, 300}, {400, 600}, {600, 800}, {800, 1000}}, got)
-	assert.Equal(t, int64(0), tb.prefixLen())
-
-	write := func(s *segment, n int64) {
+	write := func(tb *segTable, s *segment, n int64) {
 		off, k := tb.claim(s, n)
 		s.written.Store(off + k)
 	}
-	first, second := tb.segs[0], tb.segs[1]
-	write(first, 200)
-	assert.Equal(t, int64(200), tb.prefixLen())
-	write(second, 40)
-	assert.Equal(t, int64(240), tb.prefixLen())
-	split := tb.take() // no piece left: halves the largest remainder (one of 200)
-	require.NotNil(t, split)
-	assert.Equal(t, [2]int64{500, 600}, [2]int64{split.start, split.end})
-	assert.True(t, slices.IsSortedFunc(tb.segs, func(a, b *segment) int { return cmp.Compare(a.start, b.start) }), "sorted after a split")
-	for i := 1; i < len(tb.segs); i++ {
-		assert.Equal(t, tb.segs[i-1].end, tb.segs[i].start, "the segments tile the file")
-	}
-	write(second, 60)
-	assert.Equal(t, int64(400), tb.prefixLen(), "through the span held")
+	bounds := func(s *segment) [2]int64 { return [2]int64{s.start, s.end} }
+
+	t.Run("gaps", func(t *testing.T) {
+		tb := newSegTable(1000, 50, 200, [][2]int64{{300, 400}})
+		first := tb.take() // alone: the whole gap, as asked by the first request
+		assert.Equal(t, [2]int64{0, 300}, bounds(first))
+		tb.begin()
+		tb.begin()
+		var got [][2]int64
+		for range 3 {
+			got = append(got, bounds(tb.take()))
+		}
+		assert.Equal(t, [][2]int64{{400, 600}, {600, 800}, {800, 1000}}, got, "pieces of the free gap, in order")
+		sorted(tb)
+		split := tb.take() // none free: the earliest segment, under two pieces left, is halved
+		require.NotNil(t, split)
+		assert.Equal(t, [2]int64{150, 300}, bounds(split))
+		sorted(tb)
+		write(tb, first, 150)
+		assert.Equal(t, int64(150), tb.prefixLen())
+		write(tb, split, 150)
+		assert.Equal(t, int64(400), tb.prefixLen(), "through the span held")
+	})
+	t.Run("cut", func(t *testing.T) {
+		tb := newSegTable(2000, 50, 200, nil)
+		first := tb.take()
+		assert.Equal(t, [2]int64{0, 2000}, bounds(first))
+		tb.begin()
+		tb.begin()
+		write(tb, first, 30)
+		second := tb.take() // the first is cut a piece after its position
+		assert.Equal(t, [2]int64{230, 430}, bounds(second))
+		assert.Equal(t, int64(230), first.end)
+		third := tb.take() // the rest is free again: its first piece
+		assert.Equal(t, [2]int64{430, 630}, bounds(third))
+		sorted(tb)
+		write(tb, first, 200)
+		write(tb, third, 200)
+		assert.Equal(t, int64(230), tb.prefixLen(), "the second piece is not written yet")
+		write(tb, second, 200)
+		assert.Equal(t, int64(630), tb.prefixLen())
+		tb.end()
+		tb.end()
+		rest := tb.take() // alone again: the whole free rest
+		assert.Equal(t, [2]int64{630, 2000}, bounds(rest))
+	})
 }
 
 // TestSegTableConcurrent: connections claiming, writing, splitting and
@@ -165,4 +198,19 @@ func TestSegTableConcurrent(t *testing.T) {
 	spans, total := tb.spans()
 	assert.Equal(t, [][2]int64{{0, size}}, spans)
 	assert.Equal(t, int64(size), total)
+}
+
+// TestHashPiece: pieces are 4 minimum segments, at least 1 MiB, at most
+// 64 MiB or one minimum segment, and a huge minimum does not overflow.
+func TestHashPiece(t *testing.T) {
+	for minSeg, want := range map[int64]int64{
+		1:             1 << 20,
+		256 << 10:     1 << 20,
+		1 << 20:       4 << 20,
+		16 << 20:      64 << 20,
+		100 << 20:     100 << 20,
+		math.MaxInt64: math.MaxInt64,
+	} {
+		assert.Equal(t, want, hashPiece(minSeg), "MinSegmentSize %d", minSeg)
+	}
 }

@@ -73,11 +73,7 @@ func TestSegmentsFetchOnce(t *testing.T) {
 		t.Run(fmt.Sprintf("checksum=%v", checksum), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, dojob.Config{MinSegmentSize: segMin}, dojobtest.WithSize(segSize), dojobtest.WithRate(1<<20))
-				spec := dojob.FileSpec{}
-				if checksum {
-					spec.Checksum = "sha256:" + r.tr.SHA256("/f")
-				}
-				j := segJob(t, r, 8, spec)
+				j := segJob(t, r, 8, checksumSpec(r, checksum))
 				start := time.Now()
 				require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
 				took := time.Since(start)
@@ -123,11 +119,7 @@ func TestSegmentsChecksumInOrder(t *testing.T) {
 		t.Run(fmt.Sprintf("checksum=%v", checksum), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, dojob.Config{MinSegmentSize: segMin}, dojobtest.WithSize(size), dojobtest.WithRate(1<<20))
-				spec := dojob.FileSpec{}
-				if checksum {
-					spec.Checksum = "sha256:" + r.tr.SHA256("/f")
-				}
-				j := segJob(t, r, 4, spec)
+				j := segJob(t, r, 4, checksumSpec(r, checksum))
 				require.Equal(t, dojob.StateTransferred, resumeWait(t, j))
 				reqs := r.tr.RequestsFor("/f")
 				require.NotEmpty(t, reqs)
@@ -179,6 +171,15 @@ func TestSegmentsChecksumAlone(t *testing.T) {
 		require.NoError(t, j.Complete())
 		r.requireFile("/f")
 	})
+}
+
+// checksumSpec is the FileSpec of r's "/f" for segJob: with its sha256
+// Checksum if checksum is set, else plain.
+func checksumSpec(r *rig, checksum bool) dojob.FileSpec {
+	if !checksum {
+		return dojob.FileSpec{}
+	}
+	return dojob.FileSpec{Checksum: "sha256:" + r.tr.SHA256("/f")}
 }
 
 // rangesOf returns the Range header of each request.
@@ -249,11 +250,7 @@ func TestSegmentAnswers(t *testing.T) {
 					r := newRig(t, dojob.Config{MinSegmentSize: segMin, StallTimeout: 10 * time.Second},
 						dojobtest.WithSize(segSize), dojobtest.WithRate(1<<20),
 						dojobtest.Script(script...))
-					spec := dojob.FileSpec{}
-					if checksum {
-						spec.Checksum = "sha256:" + r.tr.SHA256("/f")
-					}
-					j := segJob(t, r, 4, spec)
+					j := segJob(t, r, 4, checksumSpec(r, checksum))
 					if checksum && tc.restarts > 0 {
 						// The content the Checksum describes is gone: the
 						// new one is fetched whole and refused.

@@ -101,14 +101,15 @@ func (t *segTable) end()   { t.mu.Lock(); t.conns--; t.mu.Unlock() }
 // is earliest in the file a piece after its owner's position and takes the
 // piece that follows (the rest is free again), and only near the end, with
 // less than that left, halves the earliest segment that allows it — the
-// one holding the digest back. Pieces are cut as they are taken, so the
+// one holding the digest back. A cut never leaves a rest under the
+// minimum: the gap is then taken whole, or the segment halved. Pieces are cut as they are taken, so the
 // table holds the pieces taken so far, not the file's size in pieces.
 func (t *segTable) take() *segment {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i, s := range t.segs {
 		if !s.owned && s.pos < s.end {
-			if t.piece > 0 && t.conns > 1 && s.end-s.pos > t.piece {
+			if t.piece > 0 && t.conns > 1 && s.end-s.pos >= t.piece+t.min {
 				return t.cutLocked(i, s.pos)
 			}
 			s.owned = true
@@ -123,7 +124,7 @@ func (t *segTable) take() *segment {
 			if !s.owned || s.end-s.pos < 2*t.min {
 				continue
 			}
-			if s.end-s.pos > 2*t.piece {
+			if s.end-s.pos >= 2*t.piece+t.min {
 				return t.cutLocked(i, s.pos+t.piece)
 			}
 			return t.halveLocked(i)

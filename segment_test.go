@@ -344,40 +344,46 @@ func TestSegmentWrongContentRange(t *testing.T) {
 // TestSegmentsSurviveRestart: a Manager closed in the middle of a
 // segmented download records every segment's durable bytes; the next one
 // resumes each gap with an exact Range and fetches no byte twice but for
-// what was in flight.
+// what was in flight. With a Checksum (pieces, and the digest's state saved
+// with the spans it covers) the file is also verified.
 func TestSegmentsSurviveRestart(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		tr, cfg, j, local := segmentedThenClosed(t)
-		before := j.Progress().BytesTransferred
-		first := len(tr.RequestsFor("/f"))
+	for _, checksum := range []bool{false, true} { // halves, or pieces in order
+		t.Run(fmt.Sprintf("checksum=%v", checksum), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tr, cfg, j, local := segmentedThenClosed(t, checksum)
+				before := j.Progress().BytesTransferred
+				first := len(tr.RequestsFor("/f"))
 
-		m, err := dojob.NewManager(cfg)
-		require.NoError(t, err)
-		defer func() { require.NoError(t, m.Close()) }()
-		j, err = m.Job(j.ID())
-		require.NoError(t, err)
-		kept := j.Files()[0].BytesTransferred
-		assert.Equal(t, before, kept, "every written byte was recorded at Close")
-		st, err := j.Wait(t.Context())
-		require.NoError(t, err)
-		require.Equal(t, dojob.StateTransferred, st)
-		later := tr.RequestsFor("/f")[first:]
-		require.NotEmpty(t, later)
-		var fetched int64
-		for _, r := range later {
-			assert.Regexp(t, `^bytes=\d+-\d+$`, r.Range, "a gap, asked exactly")
-			fetched += r.BodyBytes
-		}
-		assert.LessOrEqual(t, fetched, int64(segSize)-kept+int64(len(later))*(64<<10), "no byte kept was fetched again")
-		require.NoError(t, j.Complete())
-		assert.Equal(t, tr.SHA256("/f"), fileSHA256(t, local))
-	})
+				m, err := dojob.NewManager(cfg)
+				require.NoError(t, err)
+				defer func() { require.NoError(t, m.Close()) }()
+				j, err = m.Job(j.ID())
+				require.NoError(t, err)
+				kept := j.Files()[0].BytesTransferred
+				assert.Equal(t, before, kept, "every written byte was recorded at Close")
+				st, err := j.Wait(t.Context())
+				require.NoError(t, err)
+				require.Equal(t, dojob.StateTransferred, st)
+				later := tr.RequestsFor("/f")[first:]
+				require.NotEmpty(t, later)
+				var fetched int64
+				for _, r := range later {
+					assert.Regexp(t, `^bytes=\d+-\d+$`, r.Range, "a gap, asked exactly")
+					fetched += r.BodyBytes
+				}
+				assert.LessOrEqual(t, fetched, int64(segSize)-kept+int64(len(later))*(64<<10), "no byte kept was fetched again")
+				assert.Equal(t, checksum, j.Files()[0].Verified)
+				require.NoError(t, j.Complete())
+				assert.Equal(t, tr.SHA256("/f"), fileSHA256(t, local))
+			})
+		})
+	}
 }
 
 // segmentedThenClosed starts a persisted job of one 4 MiB file over 4
 // connections of 256 KiB/s each (inside a synctest bubble) and closes its
 // Manager 1.5 s (fake) into the download, with part of it done.
-func segmentedThenClosed(t *testing.T) (*dojobtest.Transport, dojob.Config, *dojob.Job, string) {
+func segmentedThenClosed(t *testing.T, checksum bool) (*dojobtest.Transport, dojob.Config, *dojob.Job, string) {
 	t.Helper()
 	tr := dojobtest.NewTransport(dojobtest.WithSize(segSize), dojobtest.WithRate(256<<10))
 	t.Cleanup(tr.Close)
@@ -387,7 +393,11 @@ func segmentedThenClosed(t *testing.T) (*dojobtest.Transport, dojob.Config, *doj
 	j, err := m.CreateJob("segmented")
 	require.NoError(t, err)
 	local := filepath.Join(t.TempDir(), "f")
-	require.NoError(t, j.AddFile(tr.FileURL("/f"), local))
+	spec := dojob.FileSpec{RemoteURL: tr.FileURL("/f"), LocalPath: local}
+	if checksum {
+		spec.Checksum = "sha256:" + tr.SHA256("/f")
+	}
+	require.NoError(t, j.AddFileSet([]dojob.FileSpec{spec}))
 	require.NoError(t, j.SetMaxConnections(4))
 	require.NoError(t, j.Resume())
 	advance(1500 * time.Millisecond) // fake time: 4 × 256 KiB/s for 1.5 s
@@ -526,7 +536,7 @@ func (b *closeOnce) Close() error {
 // file is finished right.
 func TestSegmentsTempFileShorter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tr, cfg, j, local := segmentedThenClosed(t)
+		tr, cfg, j, local := segmentedThenClosed(t, false)
 		temp := j.Files()[0].TemporaryName
 		require.NoError(t, os.Truncate(temp, segSize/2))
 

@@ -99,10 +99,11 @@ func (t *segTable) end()   { t.mu.Lock(); t.conns--; t.mu.Unlock() }
 // takes the first piece of the first gap nobody fetches (the rest of the
 // gap stays free); with no gap free, it cuts the segment being fetched that
 // is earliest in the file a piece after its owner's position and takes the
-// piece that follows (the rest is free again), and only near the end, with
-// less than that left, halves the earliest segment that allows it — the
-// one holding the digest back. A cut never leaves a rest under the
-// minimum: the gap is then taken whole, or the segment halved. Pieces are cut as they are taken, so the
+// piece that follows (the rest is free again); only near the end, with
+// less than that left anywhere, it halves the largest segment, as without
+// pieces: then what matters is when the last byte comes, and the digest
+// has little left to catch up. A cut never leaves a rest under the
+// minimum: the gap is then taken whole, or a segment halved. Pieces are cut as they are taken, so the
 // table holds the pieces taken so far, not the file's size in pieces.
 func (t *segTable) take() *segment {
 	t.mu.Lock()
@@ -121,15 +122,10 @@ func (t *segTable) take() *segment {
 	}
 	if t.piece > 0 {
 		for i, s := range t.segs {
-			if !s.owned || s.end-s.pos < 2*t.min {
-				continue
-			}
-			if s.end-s.pos >= 2*t.piece+t.min {
+			if s.owned && s.end-s.pos >= 2*t.piece+t.min {
 				return t.cutLocked(i, s.pos+t.piece)
 			}
-			return t.halveLocked(i)
 		}
-		return nil
 	}
 	var big *segment
 	for _, s := range t.segs {

@@ -77,7 +77,7 @@ func TestSegTableResumes(t *testing.T) {
 // beside others it takes the first piece of the first free gap, and with no
 // gap free it cuts the earliest segment being fetched a piece after its
 // owner's position and takes the next piece (the rest is free again), and
-// near the end halves the earliest segment; the spans held are kept, the
+// near the end halves the largest segment; the spans held are kept, the
 // segments stay sorted and tile the file, and prefixLen follows them.
 func TestSegTablePieces(t *testing.T) {
 	sorted := func(tb *segTable) {
@@ -106,7 +106,7 @@ func TestSegTablePieces(t *testing.T) {
 		}
 		assert.Equal(t, [][2]int64{{400, 600}, {600, 800}, {800, 1000}}, got, "pieces of the free gap, in order")
 		sorted(tb)
-		split := tb.take() // none free: the earliest segment, under two pieces left, is halved
+		split := tb.take() // none free, none with two pieces left: the largest is halved
 		require.NotNil(t, split)
 		assert.Equal(t, [2]int64{150, 300}, bounds(split))
 		sorted(tb)

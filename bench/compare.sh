@@ -18,6 +18,10 @@
 #              $BENCH_PARALLEL` and sequential curl (one process, all URLs),
 #              and against `curl -Z` followed by a sync of every file and DIR
 #
+# A big file is also fetched by dojob-sha256: `dojob get --checksum
+# sha256:…`, the file checked as it arrives; its speed ratio is its wall
+# time ÷ plain dojob's (the cost of the checksum, read as 1/ratio).
+#
 # Every workload also runs go-floor (bench/gofloor): the same downloads by
 # a bare Go program on net/http with dojob's copy buffer and --parallel, but
 # nothing else — no temporary file, no checks, no rename, no fsync, no
@@ -136,8 +140,10 @@ go build -o "$bin/gofloor" ./bench/gofloor
 log "creating the source files"
 src=$tmpfs_root/src
 mkdir -p "$src/small"
+declare -A big_sum # bytes → the file's SHA-256, for the dojob-sha256 contender
 for b in "${big_bytes[@]}"; do
   head -c "$b" /dev/urandom > "$src/big-$b"
+  big_sum[$b]=$(sha256sum "$src/big-$b" | cut -d' ' -f1)
 done
 if (( small_count > 0 )); then
   # One random stream cut into small_count files f0000, f0001, ...
@@ -172,6 +178,10 @@ curl_get() {
     curl -sS --fail -o "$1/out/$2" "$base/$2"
   fi
 }
+dojob_get_sha256() { # the same big file, checked against its SHA-256 as it arrives
+  "$bin/dojob" --quiet --state-dir "$1/state" get --no-progress-timeout 1m \
+    --checksum "sha256:${big_sum[${2#big-}]}" -o "$1/out/$2" "$base/$2"
+}
 gofloor_get() { # the floor of a Go downloader on net/http (bench/gofloor)
   if [ "$2" = small ]; then
     "$bin/gofloor" -parallel "$parallel" -d "$1/out" "${small_urls[@]}"
@@ -186,6 +196,7 @@ curl_parallel_sync() { curl_parallel "$@" && sync "$1"/out/* "$1/out"; }
 # contenders WORKLOAD prints "label function" lines for a workload.
 contenders() {
   echo "dojob-get dojob_get"
+  [ "$1" = small ] || echo "dojob-sha256 dojob_get_sha256"
   echo "go-floor gofloor_get"
   $have_curl || return 0
   if [ "$1" = small ]; then

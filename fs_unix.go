@@ -41,8 +41,8 @@ func checkOwned(path string, fi fs.FileInfo, _ *os.File) error {
 // at the destination (an Lstat) only to refuse a directory there with its
 // own error; rename(2) refuses a directory itself (EISDIR), and Complete
 // renames a thousand small files in a few milliseconds where that look is a
-// third of the system calls.
-// An interrupted call is made again, as os.Rename does.
+// third of the system calls. An interrupted call is made again, as
+// os.Rename does.
 func renameFile(from, to string) error {
 	for {
 		err := syscall.Rename(from, to)

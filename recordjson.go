@@ -192,7 +192,7 @@ func appendJSONStrings(b []byte, ss []string) []byte {
 }
 
 // jsonSafe marks the bytes appendJSONString copies as they are: ASCII from
-// the space on, but for ", \\, <, > and &. One load a byte: the paths and
+// the space on, but for ", \, <, > and &. One load a byte: the paths and
 // URLs of a thousand files go through here on every write of a record.
 var jsonSafe = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {

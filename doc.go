@@ -94,9 +94,11 @@
 // the same total and the same validator — the rule every resume follows:
 // bytes that follow bytes are accepted only from an answer that proves it
 // serves the same content, so a file is never spliced from two. Written
-// spans are checkpointed, so a restart resumes every gap.
-// Config.MaxConnectionsPerHost bounds the connections to one host over all
-// jobs.
+// spans are checkpointed, so a restart resumes every gap. A file with a
+// Checksum is fetched in pieces taken in the file's order instead, so its
+// digest keeps up with the download rather than hashing most of the file
+// after it. Config.MaxConnectionsPerHost bounds the connections to one host
+// over all jobs.
 //
 // # Streams
 //

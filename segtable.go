@@ -13,6 +13,8 @@ import (
 // fetches, else splits the largest segment being fetched at its middle when
 // each half is at least the minimum segment — aria2's way — so the
 // connections that finish early help the slow ones until the file is done.
+// A file with a Checksum is fetched in pieces taken in order instead (take,
+// newSegTable).
 //
 // A connection claims the bytes of its segment before it writes them
 // (claim), so a split never gives away a byte that is being written; it

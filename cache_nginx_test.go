@@ -182,17 +182,7 @@ func TestNginxCacheHost(t *testing.T) {
 	conns := 1
 	download := func(url string) dojob.FileInfo {
 		t.Helper()
-		j, err := m.CreateJob("nginx")
-		require.NoError(t, err)
-		require.NoError(t, j.SetMaxConnections(conns))
-		local := filepath.Join(t.TempDir(), "f")
-		require.NoError(t, j.AddFile(url, local))
-		require.NoError(t, j.Resume())
-		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-		defer cancel()
-		st, err := j.Wait(ctx)
-		require.NoError(t, err)
-		require.Equal(t, dojob.StateTransferred, st)
+		j, local := transferredJob(t, m, url, conns)
 		fi := j.Files()[0]
 		require.NoError(t, j.Complete())
 		u := strings.TrimPrefix(strings.TrimPrefix(url, origin.FileURL("")), other.FileURL(""))
@@ -258,6 +248,25 @@ func TestNginxCacheHost(t *testing.T) {
 	assert.Len(t, origin.RequestsFor("/pkg.bin"), 1)
 }
 
+// transferredJob downloads url with m over conns connections, into a new
+// temporary directory, and returns the job once TRANSFERRED (a minute at
+// most) and the file's destination.
+func transferredJob(t *testing.T, m *dojob.Manager, url string, conns int) (*dojob.Job, string) {
+	t.Helper()
+	j, err := m.CreateJob("nginx")
+	require.NoError(t, err)
+	require.NoError(t, j.SetMaxConnections(conns))
+	local := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, j.AddFile(url, local))
+	require.NoError(t, j.Resume())
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	st, err := j.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, dojob.StateTransferred, st)
+	return j, local
+}
+
 // TestNginxCacheHostDown: a cache host that refuses connections (nothing
 // listens) is left for the origin at once, in the same attempt.
 func TestNginxCacheHostDown(t *testing.T) {
@@ -269,16 +278,7 @@ func TestNginxCacheHostDown(t *testing.T) {
 	m, err := dojob.NewManager(dojob.Config{CacheHosts: []string{down}})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
-	j, err := m.CreateJob("down")
-	require.NoError(t, err)
-	local := filepath.Join(t.TempDir(), "f")
-	require.NoError(t, j.AddFile(origin.FileURL("/f"), local))
-	require.NoError(t, j.Resume())
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	st, err := j.Wait(ctx)
-	require.NoError(t, err)
-	require.Equal(t, dojob.StateTransferred, st)
+	j, local := transferredJob(t, m, origin.FileURL("/f"), 1)
 	assert.Zero(t, j.ErrorCount())
 	assert.Empty(t, j.Files()[0].CacheHost)
 	require.NoError(t, j.Complete())

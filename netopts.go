@@ -635,6 +635,18 @@ type bypassEntry struct {
 	port   string // "" for any
 }
 
+// RedactProxyList returns a proxy list (SetProxySettings' proxyList, as
+// ProxySettings returns it) with the user and password of every entry
+// replaced by REDACTED, its entries separated by spaces: a list fit for a
+// log or a display.
+func RedactProxyList(list string) string {
+	entries := splitList(list)
+	for i, e := range entries {
+		entries[i] = redactEntry(e)
+	}
+	return strings.Join(entries, " ")
+}
+
 // redactEntry hides a password in a proxy entry for a message.
 func redactEntry(e string) string {
 	if i := strings.LastIndex(e, "@"); i >= 0 {

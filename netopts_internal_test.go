@@ -63,3 +63,21 @@ func TestProxyChoice(t *testing.T) {
 		assert.Equal(t, c.want, s, c.url)
 	}
 }
+
+// TestRedactProxyList: every entry's user and password are hidden, whatever
+// separates the entries (spaces, semicolons, commas: those SetProxySettings
+// takes) and with a protocol prefix; entries without them are kept.
+func TestRedactProxyList(t *testing.T) {
+	for list, want := range map[string]string{
+		"":                                     "",
+		"proxy.example:8080":                   "proxy.example:8080",
+		"http://alice:s3cret@127.0.0.1:3128":   "http://REDACTED@127.0.0.1:3128",
+		"http://a:pw@h1;socks5://b:pw@h2:1080": "http://REDACTED@h1 socks5://REDACTED@h2:1080",
+		"http=http://a:pw@h1, https=h2":        "http=http://REDACTED@h1 https=h2",
+		"  http://a@h1\th2  ":                  "http://REDACTED@h1 h2",
+	} {
+		got := RedactProxyList(list)
+		assert.Equal(t, want, got, "%q", list)
+		assert.NotContains(t, got, "pw")
+	}
+}

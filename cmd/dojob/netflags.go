@@ -157,7 +157,7 @@ type netSnapshot struct {
 func netSnapshotOf(j netView) *netSnapshot {
 	u, l, b := j.ProxySettings()
 	set, lost := j.HasClientCertificate()
-	s := &netSnapshot{Usage: u, List: redactProxyList(l), Bypass: b, Flags: j.SecurityFlags(),
+	s := &netSnapshot{Usage: u, List: dojob.RedactProxyList(l), Bypass: b, Flags: j.SecurityFlags(),
 		CAs: j.CertificateAuthorities() != nil, Cert: set, Lost: lost}
 	if *s == (netSnapshot{}) {
 		return nil
@@ -198,26 +198,6 @@ func (s jobSnapshot) HasClientCertificate() (set, lost bool) {
 	return s.Net.Cert, s.Net.Lost
 }
 
-// redactProxyList hides the passwords of a proxy list's entries.
-func redactProxyList(list string) string {
-	f := strings.Fields(list)
-	for i, e := range f {
-		proto := ""
-		if k := strings.Index(e, "="); k >= 0 && (!strings.Contains(e, "://") || k < strings.Index(e, "://")) {
-			proto, e = e[:k+1], e[k+1:]
-		}
-		if at := strings.LastIndex(e, "@"); at >= 0 {
-			scheme := ""
-			if s := strings.Index(e, "://"); s >= 0 && s < at {
-				scheme = e[:s+3]
-			}
-			e = scheme + "REDACTED@" + e[at+1:]
-		}
-		f[i] = proto + e
-	}
-	return strings.Join(f, " ")
-}
-
 // netRows are info's rows for a job's network settings: only those that
 // differ from the defaults.
 func netRows(j jobView, row func(k, format string, args ...any)) {
@@ -229,7 +209,7 @@ func netRows(j jobView, row func(k, format string, args ...any)) {
 	switch usage {
 	case dojob.ProxyPreconfig:
 	case dojob.ProxyOverride:
-		row("Proxy", "%s %s", usage, redactProxyList(list))
+		row("Proxy", "%s %s", usage, dojob.RedactProxyList(list))
 		if bypass != "" {
 			row("Proxy bypass", "%s", bypass)
 		}
